@@ -1,0 +1,3 @@
+from recordings_service.cli import main
+import sys
+sys.exit(main())

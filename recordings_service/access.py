@@ -1,0 +1,173 @@
+"""Reading recordings: metadata, search, purpose-bound audio access and playback links.
+
+Every decision, allowed or denied, is in the audit log (committed) before it is acted on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from recordings_service import auditing, policy
+from recordings_service.auditing import Origin
+from recordings_service.auth import Actor, actor_by_name
+from recordings_service.errors import BadRequest, Forbidden, Gone, NotFound, ServiceError
+from recordings_service.services import Services
+from recordings_service.views import rfc3339
+from storage import catalog
+from storage.encrypted_blob import DecryptingReader
+
+
+async def _get(services: Services, recording_id: str) -> catalog.Recording | None:
+    async with services.database.read() as conn:
+        return await catalog.get_recording(conn, recording_id)
+
+
+async def _deny(services: Services, actor: Actor, origin: Origin, action: str,
+                error: ServiceError, recording_id: str | None, purpose: str | None = None,
+                detail: Mapping[str, Any] | None = None) -> ServiceError:
+    await auditing.record(services, auditing.event(
+        actor, origin, action, "denied", recording_id=recording_id, purpose=purpose,
+        reason=error.reason, detail=detail))
+    return error
+
+
+async def view_metadata(services: Services, actor: Actor, origin: Origin,
+                        recording_id: str) -> catalog.Recording:
+    rec = await _get(services, recording_id)
+    if rec is None:
+        raise await _deny(services, actor, origin, "view_metadata", NotFound(), recording_id)
+    await auditing.record(services, auditing.event(
+        actor, origin, "view_metadata", "allowed", recording_id=recording_id))
+    return rec
+
+
+def encode_cursor(rec: catalog.Recording) -> str:
+    raw = json.dumps([rec.created_at.isoformat(), rec.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, rid = json.loads(raw)
+        return datetime.fromisoformat(created), str(rid)
+    except (ValueError, TypeError):
+        raise BadRequest("invalid_cursor", "the cursor is not one this service gave") from None
+
+
+async def search(services: Services, actor: Actor, origin: Origin, flt: catalog.SearchFilter,
+                 cursor: str | None, limit: int) -> tuple[list[catalog.Recording], str | None]:
+    after = decode_cursor(cursor) if cursor else None
+    filters = {k: (rfc3339(v) if isinstance(v, datetime) else v)
+               for k, v in asdict(flt).items() if v is not None}
+    async with services.database.read() as conn:
+        found = await catalog.search(conn, flt, after, limit + 1)
+    page, more = found[:limit], len(found) > limit
+    await auditing.record(services, auditing.event(
+        actor, origin, "search", "allowed", detail={"filter": filters, "count": len(page)}))
+    return page, (encode_cursor(page[-1]) if more else None)
+
+
+async def authorize_audio(services: Services, actor: Actor, origin: Origin, action: str,
+                          recording_id: str, purpose: str | None,
+                          detail: Mapping[str, Any]) -> catalog.Recording:
+    """Checks roles × purpose × active purposes × restriction; audits the outcome."""
+    rec = await _get(services, recording_id)
+    error: ServiceError | None = None
+    if rec is None:
+        error = NotFound()
+    elif rec.state != "active":
+        error = Gone("purged", "the recording has been purged")
+    elif not purpose:
+        error = BadRequest("purpose_required",
+                           "name the access purpose in the Access-Purpose header "
+                           "or the purpose query parameter")
+    else:
+        states = [policy.PurposeState(p.purpose, p.legal_basis, p.expires_at, p.withdrawn_at,
+                                      p.withdrawal_reason) for p in rec.purposes]
+        try:
+            policy.check_access(actor.roles, purpose, states, rec.restricted,
+                                services.config.purposes, services.clock())
+        except ServiceError as exc:
+            error = exc
+    if error is not None:
+        raise await _deny(services, actor, origin, action, error, recording_id, purpose, detail)
+    assert rec is not None
+    await auditing.record(services, auditing.event(
+        actor, origin, action, "allowed", recording_id=recording_id, purpose=purpose,
+        detail=detail))
+    return rec
+
+
+def open_reader(services: Services, rec: catalog.Recording) -> DecryptingReader:
+    assert rec.wrapped_dek is not None and rec.key_version is not None and rec.blob_name
+    dek = services.keyring.unwrap(rec.wrapped_dek, rec.key_version, rec.id)
+    return DecryptingReader(services.blobs, rec.blob_name, dek, rec.id, rec.size_bytes)
+
+
+# --- playback links --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaybackLink:
+    recording_id: str
+    purpose: str
+    actor: str
+    expires_at: datetime
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(secret, b"playback-link\x00" + payload, hashlib.sha256).digest()
+
+
+async def create_link(services: Services, actor: Actor, origin: Origin, recording_id: str,
+                      purpose: str | None) -> tuple[str, datetime]:
+    expires_at = services.clock() + timedelta(seconds=services.config.link_ttl_seconds)
+    await authorize_audio(services, actor, origin, "playback_link", recording_id, purpose,
+                          {"expires_at": rfc3339(expires_at)})
+    payload = json.dumps({"r": recording_id, "p": purpose, "a": actor.name,
+                          "e": int(expires_at.timestamp())}, separators=(",", ":")).encode()
+    token = f"{_b64(payload)}.{_b64(_sign(services.link_secret, payload))}"
+    return token, expires_at
+
+
+async def resolve_link(services: Services, token: str, origin: Origin,
+                       detail: Mapping[str, Any]) -> tuple[catalog.Recording, str]:
+    """The link's caller, re-authorized now: a link dies with a purge, a restriction, an
+    expired or withdrawn purpose, or the caller's revoked token."""
+    try:
+        encoded, signature = token.split(".")
+        payload = _unb64(encoded)
+        valid = hmac.compare_digest(_unb64(signature), _sign(services.link_secret, payload))
+        claims = json.loads(payload) if valid else None
+    except (ValueError, TypeError):
+        claims = None
+    if not isinstance(claims, dict):
+        raise NotFound("no such playback link")
+    link = PlaybackLink(str(claims["r"]), str(claims["p"]), str(claims["a"]),
+                        datetime.fromtimestamp(int(claims["e"]), services.clock().tzinfo))
+    actor = await actor_by_name(services.database, link.actor)
+    if actor is None:
+        raise Forbidden("link_revoked", "the token that made this link has been revoked")
+    if services.clock() >= link.expires_at:
+        raise await _deny(services, actor, origin, "stream",
+                          Forbidden("link_expired", "this playback link has expired"),
+                          link.recording_id, link.purpose, detail)
+    rec = await authorize_audio(services, actor, origin, "stream", link.recording_id,
+                                link.purpose, detail)
+    return rec, link.purpose

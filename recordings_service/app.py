@@ -1,0 +1,162 @@
+"""The app factory: configuration in, a ready aiohttp application out."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+
+from recordings_service import jobs
+from recordings_service.appkeys import ACTOR, CLOCK, CONFIG, OPENAPI, REQUEST_ID, SERVICES
+from recordings_service.auth import authenticate
+from recordings_service.clock import Clock, system_clock
+from recordings_service.config import Config
+from recordings_service.errors import ServiceError, Unauthenticated
+from recordings_service.logs import request_id_var
+from recordings_service.openapi import openapi_document
+from recordings_service.problems import (
+    from_http_exception,
+    from_service_error,
+    from_storage_error,
+    problem,
+)
+from recordings_service.routes import PUBLIC_ROUTES, add_routes
+from recordings_service.services import open_services
+from storage.errors import StorageError
+
+log = logging.getLogger("recordings_service.http")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Request id, problem+json for every error, metrics and one access-log line."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    metrics = request.app[SERVICES].metrics
+    status = 500
+    reason = None
+    try:
+        try:
+            response = await handler(request)
+        except ServiceError as exc:
+            response, reason = from_service_error(exc), exc.reason
+        except StorageError as exc:
+            response = from_storage_error(exc)
+            reason = "storage_error"
+        except web.HTTPException as exc:
+            response = from_http_exception(exc)
+        except (asyncio.CancelledError, ConnectionResetError):
+            status = 499  # client went away
+            raise
+        except Exception:
+            log.exception("unhandled error")
+            response = problem(500, "Internal Server Error", "internal_error",
+                               "an unexpected error occurred")
+            reason = "internal_error"
+        status = response.status
+        if reason is not None:
+            metrics.errors.labels(reason).inc()
+        return response
+    finally:
+        route = _route_name(request)
+        elapsed = time.perf_counter() - started
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        actor = request.get(ACTOR)
+        log.info("request", extra={
+            "method": request.method, "route": route, "status": status,
+            "duration_ms": round(elapsed * 1000, 2), "reason": reason,
+            "actor": actor.name if actor else None,
+        })
+        request_id_var.reset(token)
+
+
+@web.middleware
+async def authentication(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Deny by default: every route needs a valid bearer token unless listed as public."""
+    resource = request.match_info.route.resource
+    if resource is None or (request.method, resource.canonical) in PUBLIC_ROUTES:
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated()
+    actor = await authenticate(request.app[SERVICES].database, token.strip())
+    if actor is None:
+        raise Unauthenticated("the bearer token is unknown or revoked")
+    request[ACTOR] = actor
+    return await handler(request)
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
+
+
+class DataDirLock:
+    """One ``serve`` per filesystem data directory: startup cleans its temporary files."""
+
+    def __init__(self, path: os.PathLike[str]) -> None:
+        self._fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise RuntimeError("another recordings-service serve uses this data directory") \
+                from None
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    async with open_services(config, app[CLOCK]) as services:
+        lock = DataDirLock(config.data_dir / "serve.lock")
+        try:
+            discarded = await services.blobs.discard_incomplete()
+            orphans = await jobs.sweep_orphans(services, grace=timedelta(0))
+            if discarded or orphans:
+                log.warning("cleaned up after an interrupted run",
+                            extra={"partial_uploads": discarded, "orphan_blobs": orphans})
+            await jobs.checkpoint(services)
+            app[SERVICES] = services
+            if config.scheduler_enabled:
+                app[jobs.SCHEDULER_KEY] = jobs.start_scheduler(services)
+            log.info("ready", extra={"data_dir": str(config.data_dir.resolve()),
+                                     "catalog": services.database.dialect})
+            yield
+            if config.scheduler_enabled:
+                app[jobs.SCHEDULER_KEY].shutdown(wait=False)
+            await jobs.checkpoint(services)
+        finally:
+            lock.release()
+
+
+def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
+    app = web.Application(middlewares=[request_context, authentication],
+                          client_max_size=1024 * 1024)
+    app[CONFIG] = config
+    app[CLOCK] = clock
+    app[OPENAPI] = openapi_document()
+    app.cleanup_ctx.append(_services_ctx)
+    app.on_response_prepare.append(_add_request_id)
+    add_routes(app)
+    return app

@@ -1,0 +1,17 @@
+"""Typed keys for app and request state."""
+
+from aiohttp import web
+
+from recordings_service.auth import Actor
+from recordings_service.clock import Clock
+from recordings_service.config import Config
+from recordings_service.services import Services
+
+CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
+SERVICES = web.AppKey("services", Services)
+OPENAPI = web.AppKey("openapi", dict)
+
+# Request-scoped values (aiohttp keeps these in the request mapping).
+ACTOR = "recordings.actor"
+REQUEST_ID = "recordings.request_id"

@@ -1,0 +1,49 @@
+"""Writing audit entries from the service: who, what, from where, with what outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from recordings_service.auth import Actor
+from recordings_service.services import Services
+from storage import audit_log
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from (PCI DSS 10.2.2 "origination of event")."""
+
+    client_ip: str | None
+    request_id: str | None
+
+
+SYSTEM_ORIGIN = Origin(None, None)
+
+
+def event(actor: Actor, origin: Origin, action: str, outcome: str, *,
+          recording_id: str | None = None, purpose: str | None = None,
+          reason: str | None = None, detail: Mapping[str, Any] | None = None,
+          ) -> audit_log.AuditEvent:
+    return audit_log.AuditEvent(
+        actor=actor.name, roles=tuple(sorted(actor.roles)), action=action, outcome=outcome,
+        recording_id=recording_id, purpose=purpose, reason=reason,
+        client_ip=origin.client_ip, request_id=origin.request_id, detail=detail or {},
+    )
+
+
+async def append(services: Services, conn: AsyncConnection,
+                 entry: audit_log.AuditEvent) -> dict[str, Any]:
+    """Appends inside the caller's transaction (the change and its record commit together)."""
+    written = await audit_log.append(conn, entry, services.clock())
+    services.metrics.audit_appends.labels(entry.action, entry.outcome).inc()
+    return written
+
+
+async def record(services: Services, entry: audit_log.AuditEvent) -> dict[str, Any]:
+    """Appends in a transaction of its own and returns once it is committed."""
+    async with services.database.write() as conn:
+        return await append(services, conn, entry)

@@ -1,0 +1,182 @@
+"""Configuration: the shipped TOML, an operator's TOML over it, then environment and flags.
+
+Read and validated once at start; the result is immutable.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from recordings_service.errors import ConfigError
+
+ROLES = frozenset({"ingest", "supervisor", "compliance", "auditor"})
+LEGAL_BASES = frozenset({"contract", "legitimate_interest", "consent", "legal_obligation"})
+
+
+class Secret:
+    """Holds a value whose repr must never reach a log (database URLs carry passwords)."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Purpose:
+    name: str
+    legal_basis: str
+    retention_months: int
+    access_roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    purposes: Mapping[str, Purpose]
+    host: str = "127.0.0.1"
+    port: int = 8080
+    shutdown_timeout: float = 60.0
+    blob_store: str = "filesystem"
+    database_url: Secret = field(default_factory=lambda: Secret(""))
+    max_upload_bytes: int = 2 * 1024**3
+    link_ttl_seconds: int = 600
+    audit_origin: str = "recordings-service/audit"
+    checkpoint_interval_seconds: int = 300
+    checkpoint_file: Path | None = None
+    stale_after_seconds: int = 900
+    rewrap_interval_seconds: int = 300
+    rewrap_batch: int = 500
+    scheduler_enabled: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
+
+    def with_overrides(self, **changes: Any) -> Config:
+        return replace(self, **changes)
+
+
+def shipped_config_path() -> Path:
+    """The defaults: packaged beside this module in a wheel, in ``config/`` in a checkout."""
+    packaged = Path(__file__).with_name("recordings.toml")
+    if packaged.exists():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "config" / "recordings.toml"
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+
+
+def _get(raw: Mapping[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
+    value = raw.get(section, {}).get(key, default)
+    if kind is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"[{section}] {key} must be a {kind.__name__}")
+    return value
+
+
+def _purposes(raw: Mapping[str, Any]) -> dict[str, Purpose]:
+    purposes: dict[str, Purpose] = {}
+    for name, spec in raw.get("purposes", {}).items():
+        where = f"[purposes.{name}]"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        basis = spec.get("legal_basis")
+        months = spec.get("retention_months")
+        roles = spec.get("access_roles", [])
+        if basis not in LEGAL_BASES:
+            raise ConfigError(f"{where} legal_basis must be one of {sorted(LEGAL_BASES)}")
+        if not isinstance(months, int) or isinstance(months, bool) or months < 0:
+            raise ConfigError(f"{where} retention_months must be a non-negative integer")
+        if not isinstance(roles, list) or not set(roles) <= ROLES:
+            raise ConfigError(f"{where} access_roles must be a list of {sorted(ROLES)}")
+        purposes[name] = Purpose(name, basis, months, frozenset(roles))
+    if not purposes:
+        raise ConfigError("at least one purpose must be configured")
+    return purposes
+
+
+def load_config(
+    path: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+    **overrides: Any,
+) -> Config:
+    """Builds the configuration; ``overrides`` are command-line flags (None = not given)."""
+    raw = _read_toml(shipped_config_path())
+    path = path or (Path(environ["RECORDINGS_CONFIG"]) if environ.get("RECORDINGS_CONFIG") else None)
+    if path is not None:
+        raw = _merge(raw, _read_toml(path))
+
+    data_dir = Path(overrides.get("data_dir") or environ.get("RECORDINGS_DATA_DIR")
+                    or _get(raw, "storage", "data_dir", str, "./var"))
+    port_text = overrides.get("port") or environ.get("RECORDINGS_PORT")
+    try:
+        port = int(port_text) if port_text else _get(raw, "server", "port", int, 8080)
+    except ValueError:
+        raise ConfigError("the port must be a number") from None
+    blob_store = _get(raw, "storage", "blob_store", str, "filesystem")
+    if blob_store != "filesystem":
+        raise ConfigError(f"blob store {blob_store!r} is not supported (use 'filesystem')")
+    checkpoint_file = _get(raw, "audit", "checkpoint_file", str, "")
+    level = _get(raw, "logging", "level", str, "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError("[logging] level must be DEBUG, INFO, WARNING or ERROR")
+
+    config = Config(
+        data_dir=data_dir,
+        purposes=_purposes(raw),
+        host=overrides.get("host") or environ.get("RECORDINGS_HOST")
+        or _get(raw, "server", "host", str, "127.0.0.1"),
+        port=port,
+        shutdown_timeout=_get(raw, "server", "shutdown_timeout", float, 60.0),
+        blob_store=blob_store,
+        database_url=Secret(environ.get("RECORDINGS_DATABASE_URL")
+                            or _get(raw, "storage", "database_url", str, "")),
+        max_upload_bytes=_get(raw, "limits", "max_upload_bytes", int, 2 * 1024**3),
+        link_ttl_seconds=_get(raw, "playback", "link_ttl_seconds", int, 600),
+        audit_origin=_get(raw, "audit", "origin", str, "recordings-service/audit"),
+        checkpoint_interval_seconds=_get(raw, "audit", "checkpoint_interval_seconds", int, 300),
+        checkpoint_file=Path(checkpoint_file) if checkpoint_file else None,
+        stale_after_seconds=_get(raw, "audit", "stale_after_seconds", int, 900),
+        rewrap_interval_seconds=_get(raw, "keys", "rewrap_interval_seconds", int, 300),
+        rewrap_batch=_get(raw, "keys", "rewrap_batch", int, 500),
+        scheduler_enabled=_get(raw, "scheduler", "enabled", bool, True),
+        log_level=level,
+    )
+    for name in ("max_upload_bytes", "link_ttl_seconds", "checkpoint_interval_seconds",
+                 "rewrap_interval_seconds", "rewrap_batch", "stale_after_seconds"):
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be positive")
+    return config

@@ -1,0 +1,93 @@
+"""Errors of the service layer; ``problems.py`` maps them (and storage errors) to HTTP.
+
+    ServiceError                      status  (reason)
+    ├── BadRequest                    400     invalid_metadata, invalid_json, purpose_required,
+    │                                         unknown_purpose, invalid_query, ...
+    ├── Unauthenticated               401     unauthenticated
+    ├── Forbidden                     403     missing_role, purpose_not_allowed,
+    │                                         purpose_expired, purpose_withdrawn, restricted
+    ├── NotFound                      404     not_found
+    ├── Conflict                      409     duplicate_call_id
+    ├── Gone                          410     purged
+    ├── PayloadTooLarge               413     too_large
+    ├── UnsupportedMediaType          415     unsupported_media_type
+    ├── RangeNotSatisfiable           416     range_not_satisfiable
+    └── Unprocessable                 422     checksum_mismatch
+    ConfigError                       (startup only, never HTTP)
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class BadRequest(ServiceError):
+    status = 400
+    title = "Bad Request"
+
+
+class Unauthenticated(ServiceError):
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str = "a valid bearer token is required") -> None:
+        super().__init__("unauthenticated", detail)
+
+
+class Forbidden(ServiceError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(ServiceError):
+    status = 404
+    title = "Not Found"
+
+    def __init__(self, detail: str = "no such resource") -> None:
+        super().__init__("not_found", detail)
+
+
+class Conflict(ServiceError):
+    status = 409
+    title = "Conflict"
+
+
+class Gone(ServiceError):
+    status = 410
+    title = "Gone"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    title = "Payload Too Large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    title = "Unsupported Media Type"
+
+
+class RangeNotSatisfiable(ServiceError):
+    status = 416
+    title = "Range Not Satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__("range_not_satisfiable", "the requested range lies outside the audio")
+        self.size = size
+
+
+class Unprocessable(ServiceError):
+    status = 422
+    title = "Unprocessable Content"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; raised at start, printed, never served."""

@@ -1,0 +1,101 @@
+"""Audio: purpose-bound, audited, decrypted on the fly, with single byte ranges."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from recordings_service import access
+from recordings_service.handlers.common import json_body, json_response, origin, require, services
+from recordings_service.ranges import parse_range
+from recordings_service.services import Services
+from recordings_service.views import rfc3339
+from storage.catalog import Recording
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+
+def _detail(request: web.Request, via_link: bool = False) -> dict[str, object]:
+    detail: dict[str, object] = {"method": request.method,
+                                 "range": request.headers.get("Range")}
+    if via_link:
+        detail["via"] = "playback_link"
+    return detail
+
+
+async def _send(request: web.Request, svc: Services, rec: Recording) -> web.StreamResponse:
+    size = rec.size_bytes
+    etag = f'"{rec.sha256}"'
+    range_header = request.headers.get("Range")
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range.strip() != etag:
+        range_header = None  # the client's copy is stale: send it whole
+    byte_range = parse_range(range_header, size)
+    start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
+
+    reader = access.open_reader(svc, rec)
+    await reader.open()
+    response = web.StreamResponse(status=206 if byte_range else 200, headers={
+        "Accept-Ranges": "bytes", "ETag": etag, "Cache-Control": "no-store",
+        "Content-Type": rec.content_type,
+    })
+    if byte_range:
+        response.headers["Content-Range"] = byte_range.content_range(size)
+    response.content_length = end - start + 1
+    if request.method == "HEAD":
+        await response.prepare(request)
+        return response
+
+    chunks = reader.iter_range(start, end)
+    # The first piece is decrypted before the headers go out, so a failure there is a
+    # plain 500; a failure later cuts the connection short of Content-Length.
+    first = await anext(chunks, b"")
+    await response.prepare(request)
+    await response.write(first)
+    sent = len(first)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+            sent += len(chunk)
+    except StorageError as exc:
+        svc.metrics.integrity_failures.inc()
+        log.error("stored audio failed authentication mid-stream; connection cut",
+                  extra={"recording_id": rec.id, "error": type(exc).__name__})
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    finally:
+        svc.metrics.bytes_streamed.inc(sent)
+    await response.write_eof()
+    return response
+
+
+async def get_audio(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, "stream", "supervisor", "compliance")
+    svc = services(request)
+    purpose = request.headers.get("Access-Purpose") or request.query.get("purpose")
+    rec = await access.authorize_audio(svc, actor, origin(request), "stream",
+                                       request.match_info["recording_id"], purpose,
+                                       _detail(request))
+    return await _send(request, svc, rec)
+
+
+async def post_playback_link(request: web.Request) -> web.Response:
+    actor = await require(request, "playback_link", "supervisor", "compliance")
+    svc = services(request)
+    body = await json_body(request)
+    purpose = body.get("purpose")
+    token, expires_at = await access.create_link(
+        svc, actor, origin(request), request.match_info["recording_id"],
+        purpose if isinstance(purpose, str) else None)
+    return json_response({"url": f"/v1/playback/{token}", "expires_at": rfc3339(expires_at)},
+                         status=201)
+
+
+async def get_playback(request: web.Request) -> web.StreamResponse:
+    svc = services(request)
+    rec, _ = await access.resolve_link(svc, request.match_info["token"], origin(request),
+                                       _detail(request, via_link=True))
+    return await _send(request, svc, rec)

@@ -1,0 +1,57 @@
+"""Health, readiness, metrics, the OpenAPI document and the configured purposes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from recordings_service.handlers.common import json_response, require, services
+from recordings_service.appkeys import OPENAPI
+from recordings_service.problems import problem
+from storage.errors import StorageError
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    svc = services(request)
+    checks = {}
+    try:
+        async with svc.database.read() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["catalog"] = "ok"
+    except (SQLAlchemyError, OSError):
+        checks["catalog"] = "unreachable"
+    try:
+        await svc.blobs.ping()
+        checks["blob_store"] = "ok"
+    except (StorageError, OSError):
+        checks["blob_store"] = "unreachable"
+    if all(v == "ok" for v in checks.values()):
+        return json_response({"status": "ready", "checks": checks})
+    return problem(503, "Service Unavailable", "not_ready",
+                   ", ".join(f"{k}: {v}" for k, v in sorted(checks.items())))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = services(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[OPENAPI])
+
+
+async def policies(request: web.Request) -> web.Response:
+    await require(request, "view_policies", "ingest", "supervisor", "compliance", "auditor")
+    purposes = services(request).config.purposes
+    return json_response({"items": [
+        {"purpose": p.name, "legal_basis": p.legal_basis,
+         "retention_months": p.retention_months, "access_roles": sorted(p.access_roles),
+         "withdrawable": p.legal_basis != "legal_obligation"}
+        for p in purposes.values()
+    ]})

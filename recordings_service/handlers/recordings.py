@@ -1,0 +1,127 @@
+"""Upload (multipart POST and raw PUT), metadata and search."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from recordings_service import access, ingest
+from recordings_service.errors import BadRequest, PayloadTooLarge, ServiceError
+from recordings_service.handlers.common import (
+    json_response,
+    origin,
+    page_limit,
+    query_time,
+    require,
+    services,
+)
+from recordings_service.views import recording_json
+from storage.catalog import SearchFilter
+
+CHUNK = 256 * 1024
+MAX_METADATA = 64 * 1024
+
+
+def _check_declared_size(request: web.Request) -> None:
+    limit = services(request).config.max_upload_bytes
+    # Multipart framing adds a little; the audio itself is checked byte by byte.
+    if request.content_length is not None and request.content_length > limit + MAX_METADATA:
+        raise PayloadTooLarge("too_large", f"recordings are limited to {limit} bytes")
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk
+
+
+def _answer(request: web.Request, result: ingest.UploadResult) -> web.Response:
+    svc = services(request)
+    svc.metrics.uploads.labels("created" if result.created else "existing").inc()
+    body = recording_json(result.recording, svc.clock())
+    location = f"/v1/recordings/{result.recording.id}"
+    return json_response(body, status=201 if result.created else 200,
+                         headers={"Location": location})
+
+
+async def _upload(request: web.Request, meta: ingest.UploadMetadata,
+                  body: AsyncIterator[bytes]) -> web.Response:
+    actor = request["recordings.actor"]
+    try:
+        result = await ingest.upload(services(request), actor, origin(request), meta, body)
+    except ServiceError:
+        services(request).metrics.uploads.labels("rejected").inc()
+        raise
+    return _answer(request, result)
+
+
+async def post_recording(request: web.Request) -> web.Response:
+    await require(request, "upload", "ingest")
+    _check_declared_size(request)
+    if not request.content_type.startswith("multipart/"):
+        raise BadRequest("invalid_multipart",
+                         "send multipart/form-data with a metadata part, then an audio part")
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+    except (ValueError, AssertionError, KeyError):
+        raise BadRequest("invalid_multipart", "the multipart body cannot be parsed") from None
+    if not isinstance(part, BodyPartReader) or part.name != "metadata":
+        raise BadRequest("invalid_multipart", "the first part must be named metadata")
+    raw = await part.read_chunk(MAX_METADATA + 1)
+    while len(raw) <= MAX_METADATA and (more := await part.read_chunk(MAX_METADATA)):
+        raw += more
+    if len(raw) > MAX_METADATA:
+        raise BadRequest("invalid_metadata", "the metadata part is too large")
+    try:
+        fields = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("invalid_metadata", "the metadata part is not valid JSON") from None
+    if not isinstance(fields, dict):
+        raise BadRequest("invalid_metadata", "the metadata part must be a JSON object")
+    meta = ingest.parse_metadata(fields, services(request).config.purposes)
+    audio = await reader.next()
+    if not isinstance(audio, BodyPartReader) or audio.name != "audio":
+        raise BadRequest("invalid_multipart", "the second part must be named audio")
+    return await _upload(request, meta, _part_chunks(audio))
+
+
+async def put_recording(request: web.Request) -> web.Response:
+    await require(request, "upload", "ingest")
+    _check_declared_size(request)
+    q = request.query
+    fields: dict[str, object] = {
+        key: q[key] for key in ("started_at", "ended_at", "direction", "agent_id",
+                                "customer_id", "phone_number", "queue", "sha256") if key in q
+    }
+    fields["call_id"] = request.match_info["call_id"]
+    fields["purposes"] = q.getall("purpose", [])
+    meta = ingest.parse_metadata(fields, services(request).config.purposes)
+    return await _upload(request, meta, request.content.iter_chunked(CHUNK))
+
+
+async def get_recording(request: web.Request) -> web.Response:
+    actor = await require(request, "view_metadata", "supervisor", "compliance")
+    svc = services(request)
+    rec = await access.view_metadata(svc, actor, origin(request),
+                                     request.match_info["recording_id"])
+    return json_response(recording_json(rec, svc.clock()))
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    actor = await require(request, "search", "supervisor", "compliance")
+    svc = services(request)
+    q = request.query
+    state = q.get("state")
+    if state is not None and state not in ("active", "purged"):
+        raise BadRequest("invalid_query", "state must be active or purged")
+    flt = SearchFilter(customer_id=q.get("customer_id"), call_id=q.get("call_id"),
+                       agent_id=q.get("agent_id"), started_after=query_time(request,
+                       "started_after"), started_before=query_time(request, "started_before"),
+                       state=state)
+    page, cursor = await access.search(svc, actor, origin(request), flt, q.get("cursor"),
+                                       page_limit(request))
+    now = svc.clock()
+    return json_response({"items": [recording_json(r, now) for r in page],
+                          "next_cursor": cursor})

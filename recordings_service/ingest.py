@@ -1,0 +1,233 @@
+"""Upload: stream in, encrypt as it arrives, check, make durable, then acknowledge.
+
+Order: the blob is written encrypted to a temporary object; only when the size limit,
+the container check and the checksum pass is it committed (fsync + rename); then the
+catalog row, its purposes and the audit entry commit in one transaction. A crash before
+that transaction leaves at most a temporary or orphan blob, both removed at next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from recordings_service import auditing, policy
+from recordings_service.auditing import Origin
+from recordings_service.auth import Actor
+from recordings_service.config import Purpose
+from recordings_service.errors import BadRequest, Conflict, PayloadTooLarge, Unprocessable
+from recordings_service.media import MediaInfo, MediaSniffer
+from recordings_service.services import Services
+from storage import catalog
+from storage.blobstore.base import new_blob_name
+from storage.encrypted_blob import EncryptingWriter
+from storage.errors import DuplicateCallIdError
+from storage.keyring import new_dek
+
+log = logging.getLogger(__name__)
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_TEXT_FIELDS = ("agent_id", "customer_id", "phone_number", "queue")
+_MAX_TEXT = 255
+
+
+@dataclass(frozen=True)
+class UploadMetadata:
+    call_id: str
+    started_at: datetime
+    purposes: tuple[str, ...]
+    ended_at: datetime | None = None
+    direction: str | None = None
+    agent_id: str | None = None
+    customer_id: str | None = None
+    phone_number: str | None = None
+    queue: str | None = None
+    sha256: str | None = None
+
+
+def _invalid(detail: str) -> BadRequest:
+    return BadRequest("invalid_metadata", detail)
+
+
+def parse_time(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise _invalid(f"{name} must be an RFC 3339 time")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _invalid(f"{name} must be an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise _invalid(f"{name} must carry a time zone (e.g. Z)")
+    return parsed
+
+
+def parse_metadata(raw: Mapping[str, Any], configured: Mapping[str, Purpose]) -> UploadMetadata:
+    """Validates upload metadata; error details name the field, never echo its value."""
+    call_id = raw.get("call_id")
+    if not isinstance(call_id, str) or not call_id.strip() or len(call_id) > _MAX_TEXT:
+        raise _invalid("call_id is required (a string of at most 255 characters)")
+    if "started_at" not in raw:
+        raise _invalid("started_at is required")
+    started_at = parse_time(raw["started_at"], "started_at")
+    ended_at = None if raw.get("ended_at") is None else parse_time(raw["ended_at"], "ended_at")
+    if ended_at is not None and ended_at < started_at:
+        raise _invalid("ended_at is before started_at")
+    direction = raw.get("direction")
+    if direction is not None and direction not in ("inbound", "outbound"):
+        raise _invalid("direction must be inbound or outbound")
+    texts: dict[str, str | None] = {}
+    for name in _TEXT_FIELDS:
+        value = raw.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > _MAX_TEXT):
+            raise _invalid(f"{name} must be a string of at most 255 characters")
+        texts[name] = value
+    purposes = raw.get("purposes")
+    if (not isinstance(purposes, list) or not purposes
+            or not all(isinstance(p, str) for p in purposes)):
+        raise _invalid("purposes must be a non-empty list of purpose names")
+    unknown = sorted(set(purposes) - set(configured))
+    if unknown:
+        raise BadRequest("unknown_purpose",
+                         f"not configured purposes: {', '.join(unknown)}; "
+                         f"configured: {', '.join(sorted(configured))}")
+    sha = raw.get("sha256")
+    if sha is not None and (not isinstance(sha, str) or not _HEX64.fullmatch(sha)):
+        raise _invalid("sha256 must be 64 hexadecimal digits")
+    unknown_fields = sorted(set(raw) - {"call_id", "started_at", "ended_at", "direction",
+                                        "purposes", "sha256", *_TEXT_FIELDS})
+    if unknown_fields:
+        raise _invalid(f"unknown metadata fields: {', '.join(unknown_fields)}")
+    return UploadMetadata(
+        call_id=call_id, started_at=started_at, ended_at=ended_at, direction=direction,
+        purposes=tuple(dict.fromkeys(purposes)), sha256=sha.lower() if sha else None,
+        **texts,
+    )
+
+
+def new_recording_id() -> str:
+    return "rec_" + secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    recording: catalog.Recording
+    created: bool
+
+
+class _Measure:
+    """Counts, hashes and sniffs the plaintext as it streams past."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.hash = hashlib.sha256()
+        self.sniffer = MediaSniffer()
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise PayloadTooLarge("too_large",
+                                  f"recordings are limited to {self.limit} bytes")
+        self.hash.update(chunk)
+        self.sniffer.feed(chunk)
+
+    def finish(self, expected_sha256: str | None) -> tuple[str, MediaInfo]:
+        media = self.sniffer.finish()
+        digest = self.hash.hexdigest()
+        if expected_sha256 is not None and digest != expected_sha256:
+            raise Unprocessable("checksum_mismatch",
+                                "the audio's SHA-256 differs from the sha256 given")
+        return digest, media
+
+
+def _same_or_conflict(existing: catalog.Recording, digest: str) -> UploadResult:
+    if existing.sha256 == digest:
+        return UploadResult(existing, created=False)
+    raise Conflict("duplicate_call_id",
+                   "this call_id is stored already with different audio")
+
+
+async def _existing(services: Services, call_id: str) -> catalog.Recording | None:
+    async with services.database.read() as conn:
+        return await catalog.get_by_call_id(conn, call_id)
+
+
+async def upload(
+    services: Services, actor: Actor, origin: Origin, meta: UploadMetadata,
+    body: AsyncIterator[bytes],
+) -> UploadResult:
+    measure = _Measure(services.config.max_upload_bytes)
+    existing = await _existing(services, meta.call_id)
+    if existing is not None:
+        # Idempotent retry: read and hash the body, store nothing.
+        async for chunk in body:
+            measure.feed(chunk)
+        digest, _ = measure.finish(meta.sha256)
+        return _same_or_conflict(existing, digest)
+
+    recording_id = new_recording_id()
+    dek = new_dek()
+    key_version, wrapped = services.keyring.wrap(dek, recording_id)
+    blob_name = new_blob_name()
+    writer = EncryptingWriter(await services.blobs.open_writer(blob_name), dek, recording_id)
+    try:
+        async for chunk in body:
+            measure.feed(chunk)
+            await writer.write(chunk)
+        digest, media = measure.finish(meta.sha256)
+        await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
+
+    now = services.clock()
+    states = [policy.purpose_state(services.config.purposes[p], meta.started_at)
+              for p in meta.purposes]
+    values = {
+        "id": recording_id, "call_id": meta.call_id, "agent_id": meta.agent_id,
+        "customer_id": meta.customer_id, "phone_number": meta.phone_number,
+        "queue": meta.queue, "direction": meta.direction, "started_at": meta.started_at,
+        "ended_at": meta.ended_at, "content_type": media.content_type,
+        "size_bytes": measure.size, "duration_seconds": media.duration_seconds,
+        "sha256": digest, "blob_name": blob_name, "wrapped_dek": wrapped,
+        "key_version": key_version, "purge_at": policy.purge_at(states, now),
+        "state": "active", "created_at": now,
+    }
+    purposes = [catalog.PurposeRow(s.purpose, s.legal_basis, s.expires_at) for s in states]
+    async def commit_row() -> catalog.Recording | None:
+        async with services.database.write() as conn:
+            await catalog.insert_recording(conn, values, purposes)
+            await auditing.append(services, conn, auditing.event(
+                actor, origin, "upload", "allowed", recording_id=recording_id,
+                detail={"size_bytes": measure.size, "content_type": media.content_type,
+                        "purposes": list(meta.purposes)},
+            ))
+            return await catalog.get_recording(conn, recording_id)
+
+    try:
+        # Shielded: a client that goes away mid-commit must not leave us unsure whether
+        # a committed row's blob may be deleted. If we are cancelled here, the blob stays;
+        # should the row not have committed, the orphan sweep removes it at next start.
+        stored = await asyncio.shield(commit_row())
+    except DuplicateCallIdError:
+        # A concurrent upload of the same call won the race; answer as a retry would.
+        await services.blobs.delete(blob_name)
+        existing = await _existing(services, meta.call_id)
+        if existing is None:
+            raise
+        return _same_or_conflict(existing, digest)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        await services.blobs.delete(blob_name)
+        raise
+    assert stored is not None
+    services.metrics.upload_bytes.inc(measure.size)
+    return UploadResult(stored, created=True)

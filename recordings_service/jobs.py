@@ -1,0 +1,97 @@
+"""Scheduled jobs (APScheduler 3, inside ``serve``); each is also a CLI command."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from recordings_service import keys
+from recordings_service.services import Services
+from storage import audit_log, catalog
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_KEY = web.AppKey("scheduler", AsyncIOScheduler)
+
+
+async def checkpoint(services: Services) -> audit_log.Checkpoint:
+    return await audit_log.make_checkpoint(
+        services.database, services.signing_key, services.config.audit_origin,
+        services.config.checkpoint_path, services.clock())
+
+
+async def verify_audit(services: Services) -> audit_log.VerifyReport:
+    return await audit_log.verify(
+        services.database, services.signing_key.public_key(), services.config.audit_origin,
+        services.config.checkpoint_path, services.clock(),
+        timedelta(seconds=services.config.stale_after_seconds))
+
+
+async def sweep_orphans(services: Services, grace: timedelta) -> int:
+    """Deletes blobs no catalog row names (an upload that crashed before its commit).
+
+    ``grace`` spares blobs young enough to belong to an upload still committing.
+    """
+    cutoff = services.clock() - grace
+    candidates: list[str] = []
+    removed = 0
+
+    async def flush() -> int:
+        async with services.database.read() as conn:
+            known = await catalog.existing_blob_names(conn, candidates)
+        orphans = [n for n in candidates if n not in known]
+        for name in orphans:
+            await services.blobs.delete(name)
+        candidates.clear()
+        return len(orphans)
+
+    async for name, mtime in services.blobs.names():
+        if mtime <= cutoff:
+            candidates.append(name)
+        if len(candidates) >= 500:
+            removed += await flush()
+    if candidates:
+        removed += await flush()
+    if removed:
+        log.warning("removed orphan blobs", extra={"count": removed})
+    return removed
+
+
+def _guarded(services: Services, name: str,
+             job: Callable[[Services], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job(services)
+        except Exception:
+            services.metrics.job_runs.labels(name, "error").inc()
+            log.exception("scheduled job failed", extra={"job": name})
+        else:
+            services.metrics.job_runs.labels(name, "ok").inc()
+    return run
+
+
+async def _rewrap(services: Services) -> None:
+    await keys.rewrap(services)
+
+
+async def _sweep(services: Services) -> None:
+    await sweep_orphans(services, grace=timedelta(hours=1))
+
+
+def start_scheduler(services: Services) -> AsyncIOScheduler:
+    cfg = services.config
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(_guarded(services, "checkpoint", checkpoint), "interval",
+                      seconds=cfg.checkpoint_interval_seconds, id="checkpoint",
+                      max_instances=1, coalesce=True)
+    scheduler.add_job(_guarded(services, "rewrap", _rewrap), "interval",
+                      seconds=cfg.rewrap_interval_seconds, id="rewrap",
+                      max_instances=1, coalesce=True)
+    scheduler.add_job(_guarded(services, "orphan_sweep", _sweep), "interval",
+                      hours=1, id="orphan_sweep", max_instances=1, coalesce=True)
+    scheduler.start()
+    return scheduler

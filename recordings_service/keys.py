@@ -1,0 +1,100 @@
+"""Key-encryption key rotation: new version, re-wrap data keys in batches, retire the old.
+
+Audio is never re-encrypted: only the 60-byte wrapped data keys change.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from recordings_service import auditing
+from recordings_service.auditing import SYSTEM_ORIGIN
+from recordings_service.auth import Actor
+from recordings_service.services import Services
+from storage import catalog
+from storage.errors import KeyringError
+
+log = logging.getLogger(__name__)
+
+KEYS_ACTOR = Actor("system:keys", frozenset())
+
+# A version stops being used for new wraps once every process has seen the rotation; it
+# is retired only when it has been superseded this long and wraps no data key.
+RETIRE_GRACE = timedelta(hours=1)
+
+
+async def rotate(services: Services, actor: Actor = KEYS_ACTOR) -> int:
+    version = services.keyring.rotate(services.clock())
+    await auditing.record(services, auditing.event(
+        actor, SYSTEM_ORIGIN, "key_rotation", "allowed", detail={"new_version": version}))
+    log.info("rotated key-encryption key", extra={"key_version": version})
+    return version
+
+
+@dataclass(frozen=True)
+class RewrapResult:
+    rewrapped: int
+    retired: list[int]
+
+
+async def rewrap(services: Services, actor: Actor = KEYS_ACTOR) -> RewrapResult:
+    keyring = services.keyring
+    keyring.refresh()
+    current = keyring.current_version()
+    moved = 0
+    while True:
+        async with services.database.read() as conn:
+            batch = await catalog.wrapped_keys_not_at(conn, current, services.config.rewrap_batch)
+        if not batch:
+            break
+        async with services.database.write() as conn:
+            for recording_id, version, wrapped in batch:
+                dek = keyring.unwrap(wrapped, version, recording_id)
+                new_version, rewrapped = keyring.wrap(dek, recording_id)
+                if new_version != current:
+                    raise KeyringError("the current key version changed during re-wrap")
+                if await catalog.replace_wrapped_key(conn, recording_id, version, current,
+                                                     rewrapped):
+                    moved += 1
+    retired = await _retire_unused(services, current, services.clock())
+    if moved or retired:
+        await auditing.record(services, auditing.event(
+            actor, SYSTEM_ORIGIN, "key_rewrap", "allowed",
+            detail={"rewrapped": moved, "to_version": current, "retired_versions": retired}))
+    return RewrapResult(moved, retired)
+
+
+async def _retire_unused(services: Services, current: int, now: datetime) -> list[int]:
+    async with services.database.read() as conn:
+        counts = await catalog.key_version_counts(conn)
+    versions = services.keyring.versions()
+    superseded_at = {v.version: next((w.created_at for w in versions if w.version > v.version),
+                                     None) for v in versions}
+    retired = []
+    for v in versions:
+        since = superseded_at[v.version]
+        if v.retired or v.version == current or counts.get(v.version, 0) or since is None:
+            continue
+        if now - datetime.fromisoformat(since) < RETIRE_GRACE:
+            continue
+        services.keyring.retire(v.version, now)
+        retired.append(v.version)
+    return retired
+
+
+async def status(services: Services) -> dict[str, Any]:
+    services.keyring.refresh()
+    async with services.database.read() as conn:
+        counts = await catalog.key_version_counts(conn)
+    current = services.keyring.current_version()
+    return {
+        "current_version": current,
+        "versions": [
+            {"version": v.version, "created_at": v.created_at, "retired_at": v.retired_at,
+             "current": v.version == current, "data_keys": counts.get(v.version, 0)}
+            for v in services.keyring.versions()
+        ],
+    }

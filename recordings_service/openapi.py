@@ -1,0 +1,163 @@
+"""The OpenAPI 3.1 document, built from the route table so it cannot drift from it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from recordings_service.routes import ROUTES, Route
+
+_STATUS_TEXT = {200: "OK", 201: "Created", 206: "Partial Content", 400: "Bad Request",
+                401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+                410: "Gone", 413: "Content Too Large", 415: "Unsupported Media Type",
+                416: "Range Not Satisfiable", 422: "Unprocessable Content",
+                503: "Service Unavailable"}
+
+_PROBLEM = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "reason"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                   "status": {"type": "integer"}, "detail": {"type": "string"},
+                   "reason": {"type": "string"}},
+}
+
+_PURPOSE_STATE = {
+    "type": "object",
+    "properties": {"purpose": {"type": "string"}, "legal_basis": {"type": "string"},
+                   "expires_at": {"type": "string", "format": "date-time"},
+                   "active": {"type": "boolean"},
+                   "withdrawn_at": {"type": ["string", "null"], "format": "date-time"},
+                   "withdrawal_reason": {"type": ["string", "null"]}},
+}
+
+_RECORDING = {
+    "type": "object",
+    "required": ["id", "state"],
+    "properties": {
+        "id": {"type": "string"}, "call_id": {"type": "string"},
+        "started_at": {"type": "string", "format": "date-time"},
+        "ended_at": {"type": ["string", "null"], "format": "date-time"},
+        "direction": {"type": ["string", "null"], "enum": ["inbound", "outbound", None]},
+        "agent_id": {"type": ["string", "null"]}, "customer_id": {"type": ["string", "null"]},
+        "phone_number": {"type": ["string", "null"]}, "queue": {"type": ["string", "null"]},
+        "content_type": {"type": "string"}, "size_bytes": {"type": "integer"},
+        "duration_seconds": {"type": ["number", "null"]}, "sha256": {"type": "string"},
+        "key_version": {"type": "integer"},
+        "purposes": {"type": "array", "items": {"$ref": "#/components/schemas/PurposeState"}},
+        "purge_at": {"type": ["string", "null"], "format": "date-time"},
+        "legal_holds": {"type": "array", "items": {"type": "object"}},
+        "restriction": {"type": ["object", "null"]},
+        "state": {"type": "string", "enum": ["active", "purged"]},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+_METADATA = {
+    "type": "object",
+    "required": ["call_id", "started_at", "purposes"],
+    "properties": {
+        "call_id": {"type": "string"}, "started_at": {"type": "string", "format": "date-time"},
+        "ended_at": {"type": "string", "format": "date-time"},
+        "direction": {"type": "string", "enum": ["inbound", "outbound"]},
+        "agent_id": {"type": "string"}, "customer_id": {"type": "string"},
+        "phone_number": {"type": "string"}, "queue": {"type": "string"},
+        "purposes": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+    },
+}
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", route.path)
+    ]
+    if route.operation_id in ("getAudio", "headAudio"):
+        params += [
+            {"name": "Access-Purpose", "in": "header", "schema": {"type": "string"},
+             "description": "The purpose of this access (or the purpose query parameter)"},
+            {"name": "purpose", "in": "query", "schema": {"type": "string"}},
+            {"name": "Range", "in": "header", "schema": {"type": "string"}},
+        ]
+    if route.operation_id == "putRecording":
+        params += [{"name": n, "in": "query", "schema": {"type": "string"},
+                    "required": n == "started_at"}
+                   for n in ("started_at", "ended_at", "direction", "agent_id", "customer_id",
+                             "phone_number", "queue", "sha256")]
+        params.append({"name": "purpose", "in": "query", "required": True,
+                       "schema": {"type": "array", "items": {"type": "string"}},
+                       "style": "form", "explode": True})
+    if route.operation_id == "searchRecordings":
+        params += [{"name": n, "in": "query", "schema": {"type": "string"}}
+                   for n in ("customer_id", "call_id", "agent_id", "started_after",
+                             "started_before", "state", "cursor")]
+        params.append({"name": "limit", "in": "query",
+                       "schema": {"type": "integer", "minimum": 1, "maximum": 500}})
+    if route.operation_id == "listAudit":
+        params += [{"name": n, "in": "query", "schema": {"type": "string"}}
+                   for n in ("recording_id", "actor", "action", "purpose", "outcome", "since",
+                             "until", "cursor")]
+        params.append({"name": "limit", "in": "query",
+                       "schema": {"type": "integer", "minimum": 1, "maximum": 500}})
+    return params
+
+
+def _request_body(route: Route) -> dict[str, Any] | None:
+    if route.body == "multipart":
+        return {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["metadata", "audio"],
+            "properties": {"metadata": {"$ref": "#/components/schemas/UploadMetadata"},
+                           "audio": {"type": "string", "contentMediaType":
+                                     "application/octet-stream"}}}}}}
+    if route.body == "audio":
+        return {"required": True, "content": {"application/octet-stream": {"schema": {
+            "type": "string", "contentMediaType": "application/octet-stream"}}}}
+    if route.body == "json":
+        return {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"purpose": {"type": "string"}}}}}}
+    return None
+
+
+def _responses(route: Route) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status in route.responses:
+        if status >= 400:
+            content = {"application/problem+json": {
+                "schema": {"$ref": "#/components/schemas/Problem"}}}
+            responses[str(status)] = {"description": _STATUS_TEXT[status], "content": content}
+        elif route.operation_id in ("uploadRecording", "putRecording", "getRecording"):
+            responses[str(status)] = {"description": _STATUS_TEXT[status], "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Recording"}}}}
+        else:
+            responses[str(status)] = {"description": _STATUS_TEXT[status]}
+    return responses
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        operation: dict[str, Any] = {
+            "operationId": route.operation_id,
+            "summary": route.summary,
+            "parameters": _parameters(route),
+            "responses": _responses(route),
+        }
+        if route.roles:
+            operation["security"] = [{"bearer": []}]
+            operation["x-roles"] = list(route.roles)
+        else:
+            operation["security"] = []
+        body = _request_body(route)
+        if body is not None:
+            operation["requestBody"] = body
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Recordings service", "version": "1"},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": _PROBLEM, "Recording": _RECORDING,
+                        "PurposeState": _PURPOSE_STATE, "UploadMetadata": _METADATA},
+        },
+    }

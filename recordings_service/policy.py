@@ -1,0 +1,79 @@
+"""Who may hear what, for which purpose, and until when. Pure functions of ``now``."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from recordings_service.config import Purpose
+from recordings_service.errors import BadRequest, Forbidden
+
+# While a recording is restricted, only this purpose may still be used to hear it.
+RESTRICTED_PURPOSE = "legal_protection"
+
+
+@dataclass(frozen=True)
+class PurposeState:
+    purpose: str
+    legal_basis: str
+    expires_at: datetime
+    withdrawn_at: datetime | None = None
+    withdrawal_reason: str | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.withdrawn_at is None and now < self.expires_at
+
+
+def add_months(start: datetime, months: int) -> datetime:
+    """Calendar months; the day is clamped (31 Jan + 1 month = 28/29 Feb)."""
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return start.replace(year=year, month=month, day=day)
+
+
+def purpose_state(purpose: Purpose, started_at: datetime) -> PurposeState:
+    return PurposeState(purpose.name, purpose.legal_basis,
+                        add_months(started_at, purpose.retention_months))
+
+
+def purge_at(states: Iterable[PurposeState], now: datetime) -> datetime:
+    """The latest expiry among purposes not withdrawn; ``now`` when every one is withdrawn.
+
+    A past value means the recording is already due.
+    """
+    expiries = [s.expires_at for s in states if s.withdrawn_at is None]
+    return max(expiries) if expiries else now
+
+
+def check_access(
+    roles: Iterable[str],
+    purpose_name: str,
+    states: Iterable[PurposeState],
+    restricted: bool,
+    configured: Mapping[str, Purpose],
+    now: datetime,
+) -> None:
+    """Raises unless a caller with ``roles`` may hear the audio for ``purpose_name``."""
+    purpose = configured.get(purpose_name)
+    if purpose is None:
+        raise BadRequest("unknown_purpose", "the access purpose is not a configured purpose")
+    if not purpose.access_roles & set(roles):
+        raise Forbidden("purpose_not_allowed",
+                        f"your roles may not access audio for {purpose_name}")
+    state = next((s for s in states if s.purpose == purpose_name), None)
+    if state is None:
+        raise Forbidden("purpose_not_allowed",
+                        f"the recording is not kept for {purpose_name}")
+    if state.withdrawn_at is not None:
+        raise Forbidden("purpose_withdrawn",
+                        f"{purpose_name} was withdrawn for this recording")
+    if not state.active(now):
+        raise Forbidden("purpose_expired",
+                        f"{purpose_name} expired for this recording at "
+                        f"{state.expires_at.isoformat().replace('+00:00', 'Z')}")
+    if restricted and purpose_name != RESTRICTED_PURPOSE:
+        raise Forbidden("restricted",
+                        f"the recording is restricted; only {RESTRICTED_PURPOSE} is allowed")

@@ -1,0 +1,64 @@
+"""The one place errors become HTTP: RFC 9457 problem+json with a stable ``reason``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from recordings_service.errors import RangeNotSatisfiable, ServiceError, Unauthenticated
+from storage.errors import BlobAuthenticationError, BlobNotFoundError, KeyringError, StorageError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, reason: str, detail: str,
+            headers: dict[str, str] | None = None) -> web.Response:
+    body: dict[str, Any] = {
+        "type": f"https://recordings-service.invalid/problems/{reason}",
+        "title": title, "status": status, "detail": detail, "reason": reason,
+    }
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON,
+                        headers=headers)
+
+
+def from_service_error(exc: ServiceError) -> web.Response:
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="recordings"'
+    if isinstance(exc, RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    return problem(exc.status, exc.title, exc.reason, exc.detail, headers)
+
+
+def from_storage_error(exc: StorageError) -> web.Response:
+    # Never the message itself: it may name files or keys.
+    if isinstance(exc, BlobAuthenticationError):
+        log.error("stored audio failed authentication; not served",
+                  extra={"error": type(exc).__name__})
+        return problem(500, "Internal Server Error", "integrity_failure",
+                       "the stored audio failed its integrity check and was not served")
+    if isinstance(exc, KeyringError):
+        log.error("data key could not be unwrapped", extra={"error": type(exc).__name__})
+        return problem(500, "Internal Server Error", "key_unavailable",
+                       "the recording's key is not available")
+    if isinstance(exc, BlobNotFoundError):
+        log.error("stored audio is missing", extra={"error": type(exc).__name__})
+        return problem(500, "Internal Server Error", "blob_missing",
+                       "the stored audio is missing")
+    log.error("storage error", extra={"error": type(exc).__name__})
+    return problem(500, "Internal Server Error", "storage_error", "a storage error occurred")
+
+
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                 400: "bad_request"}
+
+
+def from_http_exception(exc: web.HTTPException) -> web.Response:
+    reason = _HTTP_REASONS.get(exc.status, "http_error")
+    headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+    return problem(exc.status, exc.reason, reason, exc.reason, headers)

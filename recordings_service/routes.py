@@ -1,0 +1,79 @@
+"""Every route in one table: the router and the OpenAPI document are both built from it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from recordings_service.handlers import audio, audit, ops, recordings
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    roles: tuple[str, ...]  # empty: no bearer token needed
+    responses: tuple[int, ...]
+    body: str | None = None  # "json", "multipart", "audio"
+
+
+_READERS = ("supervisor", "compliance")
+_AUDIT = ("auditor", "compliance")
+_ALL = ("ingest", "supervisor", "compliance", "auditor")
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/recordings", recordings.post_recording, "uploadRecording",
+          "Upload a recording (multipart: metadata JSON, then audio)", ("ingest",),
+          (200, 201, 400, 401, 403, 409, 413, 415, 422), "multipart"),
+    Route("PUT", "/v1/calls/{call_id}/recording", recordings.put_recording, "putRecording",
+          "Upload a recording as a raw body; metadata in the query", ("ingest",),
+          (200, 201, 400, 401, 403, 409, 413, 415, 422), "audio"),
+    Route("GET", "/v1/recordings", recordings.list_recordings, "searchRecordings",
+          "Search recordings (keyset paginated)", _READERS, (200, 400, 401, 403)),
+    Route("GET", "/v1/recordings/{recording_id}", recordings.get_recording, "getRecording",
+          "A recording's metadata", _READERS, (200, 401, 403, 404)),
+    Route("GET", "/v1/recordings/{recording_id}/audio", audio.get_audio, "getAudio",
+          "Stream the audio for a named purpose (Range supported)", _READERS,
+          (200, 206, 400, 401, 403, 404, 410, 416)),
+    Route("HEAD", "/v1/recordings/{recording_id}/audio", audio.get_audio, "headAudio",
+          "The audio's headers for a named purpose", _READERS,
+          (200, 206, 400, 401, 403, 404, 410, 416)),
+    Route("POST", "/v1/recordings/{recording_id}/playback-links", audio.post_playback_link,
+          "createPlaybackLink", "A short-lived link that plays the audio without a token",
+          _READERS, (201, 400, 401, 403, 404, 410), "json"),
+    Route("GET", "/v1/playback/{token}", audio.get_playback, "playback",
+          "Play the audio through a playback link (Range supported)", (),
+          (200, 206, 403, 404, 410, 416)),
+    Route("HEAD", "/v1/playback/{token}", audio.get_playback, "playbackHead",
+          "Headers of the audio behind a playback link", (), (200, 206, 403, 404, 410, 416)),
+    Route("GET", "/v1/policies", ops.policies, "listPolicies", "The configured purposes",
+          _ALL, (200, 401)),
+    Route("GET", "/v1/audit", audit.list_audit, "listAudit", "Audit log entries (paginated)",
+          _AUDIT, (200, 400, 401, 403)),
+    Route("GET", "/v1/audit/verify", audit.verify_audit, "verifyAudit",
+          "Verify the hash chain and signed checkpoints", _AUDIT, (200, 401, 403)),
+    Route("GET", "/v1/audit/checkpoints", audit.list_checkpoints, "listCheckpoints",
+          "Signed checkpoints of the audit log", _AUDIT, (200, 401, 403)),
+    Route("GET", "/v1/audit/public-key", audit.public_key, "auditPublicKey",
+          "The Ed25519 public key (PEM) for checkpoints and deletion receipts", _AUDIT,
+          (200, 401, 403)),
+    Route("GET", "/v1/openapi.json", ops.openapi, "openapi", "This document", (), (200,)),
+    Route("GET", "/healthz", ops.healthz, "healthz", "The process is alive", (), (200,)),
+    Route("GET", "/readyz", ops.readyz, "readyz", "Catalog and blob store reachable", (),
+          (200, 503)),
+    Route("GET", "/metrics", ops.metrics, "metrics", "Prometheus metrics", (), (200,)),
+)
+
+PUBLIC_ROUTES = frozenset((r.method, r.path) for r in ROUTES if not r.roles)
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)

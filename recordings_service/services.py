@@ -1,0 +1,79 @@
+"""Everything a request, a job or a CLI command needs, opened and closed in one place."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from recordings_service.clock import Clock
+from recordings_service.config import Config
+from recordings_service.metrics import Metrics
+from storage.blobstore.base import BlobStore
+from storage.blobstore.filesystem import FilesystemBlobStore
+from storage.database import Database, sqlite_url
+from storage.keyring import FileKeyring, Keyring
+from storage.migrate import upgrade
+from storage.signing import load_or_create_signing_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    config: Config
+    clock: Clock
+    database: Database
+    blobs: BlobStore
+    keyring: Keyring
+    signing_key: Ed25519PrivateKey
+    link_secret: bytes
+    metrics: Metrics
+
+
+def _load_or_create_secret(path: os.PathLike[str]) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        secret = os.urandom(32)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, secret)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return secret
+
+
+@asynccontextmanager
+async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]:
+    data_dir = config.data_dir
+    created_dir = not data_dir.exists()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if created_dir:
+        log.info("created data directory", extra={"data_dir": str(data_dir.resolve())})
+    url = config.database_url.reveal() or sqlite_url(data_dir)
+    database = Database(url)
+    try:
+        await upgrade(database)
+        keyring, created = FileKeyring.open_or_create(data_dir / "keyring.json", clock())
+        if created:
+            log.info("created key-encryption keyring",
+                     extra={"keyring": str((data_dir / "keyring.json").resolve())})
+        yield Services(
+            config=config,
+            clock=clock,
+            database=database,
+            blobs=FilesystemBlobStore(data_dir),
+            keyring=keyring,
+            signing_key=load_or_create_signing_key(data_dir / "audit-signing.key"),
+            link_secret=_load_or_create_secret(data_dir / "playback-link.key"),
+            metrics=Metrics(),
+        )
+    finally:
+        await database.dispose()

@@ -1,0 +1,64 @@
+"""JSON renderings of catalog rows, as the HTTP contract spells them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from storage.catalog import Recording
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def recording_json(rec: Recording, now: datetime) -> dict[str, Any]:
+    if rec.state == "purged":
+        return {
+            "id": rec.id,
+            "state": "purged",
+            "purged_at": rfc3339(rec.purged_at),
+            "purge_reason": rec.purge_reason,
+            "duration_seconds": rec.duration_seconds,
+            "content_type": rec.content_type,
+            "purposes": [p.purpose for p in rec.purposes],
+            "deletion_receipt": rec.deletion_receipt,
+        }
+    return {
+        "id": rec.id,
+        "call_id": rec.call_id,
+        "started_at": rfc3339(rec.started_at),
+        "ended_at": rfc3339(rec.ended_at),
+        "direction": rec.direction,
+        "agent_id": rec.agent_id,
+        "customer_id": rec.customer_id,
+        "phone_number": rec.phone_number,
+        "queue": rec.queue,
+        "content_type": rec.content_type,
+        "size_bytes": rec.size_bytes,
+        "duration_seconds": rec.duration_seconds,
+        "sha256": rec.sha256,
+        "key_version": rec.key_version,
+        "purposes": [
+            {
+                "purpose": p.purpose,
+                "legal_basis": p.legal_basis,
+                "expires_at": rfc3339(p.expires_at),
+                "active": p.withdrawn_at is None and now < p.expires_at,
+                "withdrawn_at": rfc3339(p.withdrawn_at),
+                "withdrawal_reason": p.withdrawal_reason,
+            }
+            for p in rec.purposes
+        ],
+        "purge_at": rfc3339(rec.purge_at),
+        # Legal holds arrive with the retention work; until then no recording has one.
+        "legal_holds": [],
+        "restriction": None if rec.restriction_placed_at is None else {
+            "reason": rec.restriction_reason,
+            "placed_at": rfc3339(rec.restriction_placed_at),
+        },
+        "state": rec.state,
+        "created_at": rfc3339(rec.created_at),
+    }

@@ -1,0 +1,313 @@
+"""The append-only, tamper-evident audit log.
+
+Each entry is canonical JSON stored exactly as hashed. ``leaf = SHA-256(0x00 || entry)``,
+``chain = SHA-256(prev_chain || leaf)``; the head row keeps the size, the chain hash and
+the RFC 6962 frontier, so the Merkle root of every size is known. Signed checkpoints
+(C2SP signed notes over size and root) go to the database and to a file outside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage import merkle
+from storage.database import Database
+from storage.errors import AuditChainError
+from storage.schema import audit_checkpoints, audit_entries, audit_head
+from storage.signing import open_note, sign_note
+
+ENTRY_FIELDS = ("actor", "roles", "action", "recording_id", "purpose", "outcome", "reason",
+                "client_ip", "request_id", "detail")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    actor: str
+    action: str
+    outcome: str
+    roles: tuple[str, ...] = ()
+    recording_id: str | None = None
+    purpose: str | None = None
+    reason: str | None = None
+    client_ip: str | None = None
+    request_id: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def canonical_json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+async def append(conn: AsyncConnection, event: AuditEvent, now: datetime) -> dict[str, Any]:
+    """Appends inside the caller's write transaction; returns the entry as served."""
+    head = (
+        await conn.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update())
+    ).one_or_none()
+    if head is None:
+        raise AuditChainError("audit head row is missing")
+    seq = head.size + 1
+    content = {
+        "seq": seq,
+        "at": _rfc3339(now),
+        "actor": event.actor,
+        "roles": sorted(event.roles),
+        "action": event.action,
+        "recording_id": event.recording_id,
+        "purpose": event.purpose,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "client_ip": event.client_ip,
+        "request_id": event.request_id,
+        "detail": dict(event.detail),
+    }
+    entry = canonical_json(content)
+    leaf = merkle.leaf_hash(entry)
+    chain = merkle.chain_hash(head.chain_hash, leaf)
+    frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
+    frontier = merkle.frontier_append(frontier, head.size, leaf)
+    await conn.execute(
+        insert(audit_entries).values(
+            seq=seq, at=now, entry=entry, leaf_hash=leaf, prev_hash=head.chain_hash,
+            chain_hash=chain, recording_id=event.recording_id, actor=event.actor,
+            action=event.action, purpose=event.purpose, outcome=event.outcome,
+        )
+    )
+    await conn.execute(
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(size=seq, chain_hash=chain, frontier=json.dumps([h.hex() for h in frontier]))
+    )
+    return {**content, "prev_hash": head.chain_hash.hex(), "hash": chain.hex()}
+
+
+def render(row: Any) -> dict[str, Any]:
+    content: dict[str, Any] = json.loads(row.entry)
+    return {**content, "prev_hash": row.prev_hash.hex(), "hash": row.chain_hash.hex()}
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    recording_id: str | None = None
+    recording_ids: tuple[str, ...] | None = None
+    actor: str | None = None
+    action: str | None = None
+    purpose: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def list_entries(
+    conn: AsyncConnection, flt: AuditFilter, after_seq: int, limit: int
+) -> list[dict[str, Any]]:
+    c = audit_entries.c
+    query = select(audit_entries).where(c.seq > after_seq).order_by(c.seq).limit(limit)
+    for column, value in ((c.recording_id, flt.recording_id), (c.actor, flt.actor),
+                          (c.action, flt.action), (c.purpose, flt.purpose),
+                          (c.outcome, flt.outcome)):
+        if value is not None:
+            query = query.where(column == value)
+    if flt.recording_ids is not None:
+        query = query.where(c.recording_id.in_(flt.recording_ids))
+    if flt.since is not None:
+        query = query.where(c.at >= flt.since)
+    if flt.until is not None:
+        query = query.where(c.at < flt.until)
+    return [render(row) for row in (await conn.execute(query)).all()]
+
+
+# --- checkpoints -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    size: int
+    root_hash: bytes
+    signed_at: datetime
+    note: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"size": self.size, "root_hash": self.root_hash.hex(),
+                "signed_at": _rfc3339(self.signed_at), "note": self.note}
+
+
+def checkpoint_text(origin: str, size: int, root: bytes, at: datetime) -> str:
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {_rfc3339(at)}\n"
+
+
+def parse_checkpoint_text(text: str) -> tuple[str, int, bytes, datetime]:
+    lines = text.splitlines()
+    if len(lines) < 4 or not lines[3].startswith("time "):
+        raise ValueError("not a checkpoint")
+    at = datetime.fromisoformat(lines[3][5:].replace("Z", "+00:00"))
+    return lines[0], int(lines[1]), base64.b64decode(lines[2]), at
+
+
+async def make_checkpoint(
+    database: Database, key: Ed25519PrivateKey, origin: str, mirror: Path, now: datetime
+) -> Checkpoint:
+    """Signs the current head, even when nothing was appended since the last one."""
+    async with database.write() as conn:
+        head = (await conn.execute(select(audit_head).where(audit_head.c.id == 1))).one()
+        frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
+        root = merkle.frontier_root(frontier)
+        note = sign_note(checkpoint_text(origin, head.size, root, now), origin, key)
+        await conn.execute(
+            insert(audit_checkpoints).values(size=head.size, root_hash=root, signed_at=now,
+                                             note=note)
+        )
+        # Mirrored outside the database before the transaction commits: whoever
+        # deletes the newest entries must also edit this file.
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        with mirror.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"note": note}) + "\n")
+            f.flush()
+    return Checkpoint(head.size, root, now, note)
+
+
+async def list_checkpoints(conn: AsyncConnection, limit: int = 100) -> list[Checkpoint]:
+    rows = (
+        await conn.execute(
+            select(audit_checkpoints).order_by(audit_checkpoints.c.id.desc()).limit(limit)
+        )
+    ).all()
+    return [Checkpoint(r.size, r.root_hash, r.signed_at, r.note) for r in rows]
+
+
+# --- verification ----------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    ok: bool = True
+    entries: int = 0
+    head_hash: str = merkle.GENESIS.hex()
+    checkpoints: int = 0
+    first_bad_seq: int | None = None
+    problems: list[str] = field(default_factory=list)
+    newest_checkpoint_at: datetime | None = None
+    stale: bool = False
+
+    def fail(self, seq: int, problem: str) -> None:
+        self.ok = False
+        self.problems.append(problem)
+        if self.first_bad_seq is None or seq < self.first_bad_seq:
+            self.first_bad_seq = seq
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "entries": self.entries, "head_hash": self.head_hash,
+            "checkpoints": self.checkpoints, "first_bad_seq": self.first_bad_seq,
+            "problems": self.problems, "stale": self.stale,
+            "newest_checkpoint_at": None if self.newest_checkpoint_at is None
+            else _rfc3339(self.newest_checkpoint_at),
+        }
+
+
+def _mirrored_notes(mirror: Path) -> list[str]:
+    if not mirror.exists():
+        return []
+    notes = []
+    for line in mirror.read_text(encoding="utf-8").splitlines():
+        try:
+            notes.append(str(json.loads(line)["note"]))
+        except (ValueError, KeyError, TypeError):
+            notes.append(line)  # reported as unparsable below
+    return notes
+
+
+async def _entries(database: Database, batch: int = 1000) -> AsyncIterator[Any]:
+    last = 0
+    while True:
+        async with database.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(audit_entries).where(audit_entries.c.seq > last)
+                    .order_by(audit_entries.c.seq).limit(batch)
+                )
+            ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield row
+        last = rows[-1].seq
+
+
+async def verify(
+    database: Database, public_key: Ed25519PublicKey, origin: str, mirror: Path,
+    now: datetime, stale_after: timedelta,
+) -> VerifyReport:
+    report = VerifyReport()
+    async with database.read() as conn:
+        db_notes = [c.note for c in await list_checkpoints(conn, limit=1_000_000)]
+        head = (await conn.execute(select(audit_head).where(audit_head.c.id == 1))).one()
+
+    # Checkpoint size -> roots claimed for it (a note from the file and from the
+    # database may both name one size).
+    claimed: dict[int, set[bytes]] = {}
+    for note in dict.fromkeys([*db_notes, *_mirrored_notes(mirror)]):
+        text = open_note(note, origin, public_key)
+        if text is None:
+            report.fail(1, "a checkpoint's signature does not verify")
+            continue
+        _, size, root, at = parse_checkpoint_text(text)
+        claimed.setdefault(size, set()).add(root)
+        report.checkpoints += 1
+        if report.newest_checkpoint_at is None or at > report.newest_checkpoint_at:
+            report.newest_checkpoint_at = at
+
+    expected_seq = 1
+    chain = merkle.GENESIS
+    frontier: list[bytes] = []
+    if 0 in claimed and claimed[0] != {merkle.frontier_root([])}:
+        report.fail(1, "checkpoint of the empty log has the wrong root")
+    async for row in _entries(database):
+        if row.seq != expected_seq:
+            report.fail(expected_seq, f"entry {expected_seq} is missing")
+            expected_seq = row.seq
+        leaf = merkle.leaf_hash(row.entry)
+        try:
+            content_seq = json.loads(row.entry).get("seq")
+        except ValueError:
+            content_seq = None
+        if content_seq != row.seq:
+            report.fail(row.seq, f"entry {row.seq} carries another sequence number")
+        if leaf != row.leaf_hash:
+            report.fail(row.seq, f"entry {row.seq} does not match its leaf hash")
+        if row.prev_hash != chain:
+            report.fail(row.seq, f"entry {row.seq} does not follow its predecessor")
+        chain = merkle.chain_hash(chain, leaf)
+        if chain != row.chain_hash:
+            report.fail(row.seq, f"entry {row.seq} breaks the hash chain")
+        frontier = merkle.frontier_append(frontier, expected_seq - 1, leaf)
+        if expected_seq in claimed and claimed[expected_seq] != {merkle.frontier_root(frontier)}:
+            report.fail(row.seq, f"checkpoint at size {expected_seq} disagrees with the log")
+        expected_seq += 1
+
+    report.entries = expected_seq - 1
+    report.head_hash = chain.hex()
+    if head.size != report.entries or head.chain_hash != chain:
+        report.fail(min(head.size, report.entries) + 1, "the head does not match the entries")
+    beyond = [size for size in claimed if size > report.entries]
+    if beyond:
+        report.fail(report.entries + 1,
+                    f"a checkpoint covers {max(beyond)} entries but the log holds "
+                    f"{report.entries}: its newest entries were deleted")
+    if report.newest_checkpoint_at is None or now - report.newest_checkpoint_at > stale_after:
+        report.stale = True
+        report.problems.append("the newest checkpoint is stale or missing")
+    return report

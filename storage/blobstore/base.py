@@ -1,0 +1,56 @@
+"""The blob store interface: opaque, randomly named, already-encrypted objects."""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+
+def new_blob_name() -> str:
+    # Random, never derived from call ids or customers: a listing reveals nothing.
+    return secrets.token_hex(16)
+
+
+class BlobWriter(ABC):
+    """A blob being written: invisible under its name until ``commit``."""
+
+    @abstractmethod
+    async def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    async def commit(self) -> None:
+        """Makes the blob durable and visible; nothing is acknowledged before this."""
+
+    @abstractmethod
+    async def abort(self) -> None:
+        """Discards everything written; safe to call after a failed write or twice."""
+
+
+class BlobStore(ABC):
+    @abstractmethod
+    async def open_writer(self, name: str) -> BlobWriter: ...
+
+    @abstractmethod
+    async def read(self, name: str, offset: int, length: int) -> bytes:
+        """Reads up to ``length`` bytes at ``offset``; short only at the end of the blob."""
+
+    @abstractmethod
+    async def size(self, name: str) -> int: ...
+
+    @abstractmethod
+    async def delete(self, name: str) -> None:
+        """Deletes the blob; deleting a missing blob is not an error."""
+
+    @abstractmethod
+    def names(self) -> AsyncIterator[tuple[str, datetime]]:
+        """Every committed blob with its modification time (for the orphan sweep)."""
+
+    @abstractmethod
+    async def discard_incomplete(self) -> int:
+        """Removes writes left behind by a crash; returns how many."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raises when the store cannot be reached."""

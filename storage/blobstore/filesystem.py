@@ -1,0 +1,127 @@
+"""Blobs as files under a directory, fanned out by the first two characters of the name.
+
+Writes go to ``tmp/`` and are fsynced, renamed into place and the directory fsynced on
+commit, so a crash leaves either nothing visible or the whole blob.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+from aiofiles.threadpool.binary import AsyncBufferedIOBase
+
+from storage.blobstore.base import BlobStore, BlobWriter
+from storage.errors import BlobNotFoundError
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _FileWriter(BlobWriter):
+    def __init__(self, file: AsyncBufferedIOBase, tmp: Path, final: Path) -> None:
+        self._file = file
+        self._tmp = tmp
+        self._final = final
+        self._closed = False
+
+    async def write(self, data: bytes) -> None:
+        await self._file.write(data)
+
+    async def commit(self) -> None:
+        await self._file.flush()
+        await asyncio.to_thread(os.fsync, self._file.fileno())
+        await self._file.close()
+        self._closed = True
+        await asyncio.to_thread(self._final.parent.mkdir, parents=True, exist_ok=True)
+        await aiofiles.os.replace(self._tmp, self._final)
+        await asyncio.to_thread(_fsync_dir, self._final.parent)
+
+    async def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._file.close()
+        try:
+            await aiofiles.os.remove(self._tmp)
+        except FileNotFoundError:
+            pass
+
+
+class FilesystemBlobStore(BlobStore):
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._blobs = root / "blobs"
+        self._tmp = root / "tmp"
+        self._blobs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, name: str) -> Path:
+        if len(name) < 3 or not name.isalnum():
+            raise BlobNotFoundError("invalid blob name")
+        return self._blobs / name[:2] / name
+
+    async def open_writer(self, name: str) -> BlobWriter:
+        tmp = self._tmp / f"{name}.{secrets.token_hex(4)}.partial"
+        fd = await asyncio.to_thread(os.open, tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        file = await aiofiles.open(fd, "wb", buffering=1024 * 1024)
+        return _FileWriter(file, tmp, self._path(name))
+
+    async def read(self, name: str, offset: int, length: int) -> bytes:
+        try:
+            async with aiofiles.open(self._path(name), "rb", buffering=0) as f:
+                await f.seek(offset)
+                return await f.read(length)
+        except FileNotFoundError:
+            raise BlobNotFoundError("blob is missing") from None
+
+    async def size(self, name: str) -> int:
+        try:
+            return (await aiofiles.os.stat(self._path(name))).st_size
+        except FileNotFoundError:
+            raise BlobNotFoundError("blob is missing") from None
+
+    async def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            await aiofiles.os.remove(path)
+        except FileNotFoundError:
+            return
+        await asyncio.to_thread(_fsync_dir, path.parent)
+
+    async def names(self) -> AsyncIterator[tuple[str, datetime]]:
+        def scan() -> list[tuple[str, datetime]]:
+            found = []
+            for sub in sorted(self._blobs.iterdir()):
+                if sub.is_dir():
+                    for entry in os.scandir(sub):
+                        mtime = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+                        found.append((entry.name, mtime))
+            return found
+
+        for item in await asyncio.to_thread(scan):
+            yield item
+
+    async def discard_incomplete(self) -> int:
+        def sweep() -> int:
+            count = 0
+            for entry in self._tmp.iterdir():
+                entry.unlink(missing_ok=True)
+                count += 1
+            return count
+
+        return await asyncio.to_thread(sweep)
+
+    async def ping(self) -> None:
+        if not await aiofiles.os.path.isdir(self._blobs):
+            raise BlobNotFoundError("blob directory is missing")

@@ -1,0 +1,236 @@
+"""Catalog queries: recordings with their purposes, and API tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.errors import DuplicateCallIdError
+from storage.schema import recording_purposes, recordings, tokens
+
+
+@dataclass(frozen=True)
+class PurposeRow:
+    purpose: str
+    legal_basis: str
+    expires_at: datetime
+    withdrawn_at: datetime | None = None
+    withdrawal_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Recording:
+    id: str
+    call_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    direction: str | None
+    agent_id: str | None
+    customer_id: str | None
+    phone_number: str | None
+    queue: str | None
+    content_type: str
+    size_bytes: int
+    duration_seconds: float | None
+    sha256: str
+    blob_name: str | None
+    wrapped_dek: bytes | None
+    key_version: int | None
+    purge_at: datetime | None
+    state: str
+    created_at: datetime
+    restriction_reason: str | None = None
+    restriction_placed_at: datetime | None = None
+    purged_at: datetime | None = None
+    purge_reason: str | None = None
+    deletion_receipt: str | None = None
+    purposes: tuple[PurposeRow, ...] = field(default=())
+
+    @property
+    def restricted(self) -> bool:
+        return self.restriction_placed_at is not None
+
+
+_RECORDING_FIELDS = [c.name for c in recordings.columns]
+
+
+async def _with_purposes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Recording]:
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    purpose_rows = (
+        await conn.execute(
+            select(recording_purposes)
+            .where(recording_purposes.c.recording_id.in_(ids))
+            .order_by(recording_purposes.c.purpose)
+        )
+    ).all()
+    by_id: dict[str, list[PurposeRow]] = {i: [] for i in ids}
+    for p in purpose_rows:
+        by_id[p.recording_id].append(
+            PurposeRow(p.purpose, p.legal_basis, p.expires_at, p.withdrawn_at,
+                       p.withdrawal_reason)
+        )
+    return [
+        Recording(**{k: getattr(r, k) for k in _RECORDING_FIELDS},
+                  purposes=tuple(by_id[r.id]))
+        for r in rows
+    ]
+
+
+async def insert_recording(
+    conn: AsyncConnection, values: dict[str, Any], purposes: Iterable[PurposeRow]
+) -> None:
+    try:
+        await conn.execute(insert(recordings).values(**values))
+    except IntegrityError as exc:
+        raise DuplicateCallIdError("call id already stored") from exc
+    rows = [
+        {"recording_id": values["id"], "purpose": p.purpose, "legal_basis": p.legal_basis,
+         "expires_at": p.expires_at, "withdrawn_at": p.withdrawn_at,
+         "withdrawal_reason": p.withdrawal_reason}
+        for p in purposes
+    ]
+    await conn.execute(insert(recording_purposes), rows)
+
+
+async def get_recording(conn: AsyncConnection, recording_id: str) -> Recording | None:
+    rows = (await conn.execute(select(recordings).where(recordings.c.id == recording_id))).all()
+    found = await _with_purposes(conn, rows)
+    return found[0] if found else None
+
+
+async def get_by_call_id(conn: AsyncConnection, call_id: str) -> Recording | None:
+    rows = (await conn.execute(select(recordings).where(recordings.c.call_id == call_id))).all()
+    found = await _with_purposes(conn, rows)
+    return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    customer_id: str | None = None
+    call_id: str | None = None
+    agent_id: str | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    state: str | None = None
+
+
+async def search(
+    conn: AsyncConnection, flt: SearchFilter, after: tuple[datetime, str] | None, limit: int
+) -> list[Recording]:
+    """Keyset pagination on (created_at, id): stable under inserts."""
+    c = recordings.c
+    query = select(recordings).order_by(c.created_at, c.id).limit(limit)
+    for column, value in ((c.customer_id, flt.customer_id), (c.call_id, flt.call_id),
+                          (c.agent_id, flt.agent_id), (c.state, flt.state)):
+        if value is not None:
+            query = query.where(column == value)
+    if flt.started_after is not None:
+        query = query.where(c.started_at >= flt.started_after)
+    if flt.started_before is not None:
+        query = query.where(c.started_at < flt.started_before)
+    if after is not None:
+        created, rid = after
+        query = query.where(or_(c.created_at > created, and_(c.created_at == created, c.id > rid)))
+    return await _with_purposes(conn, (await conn.execute(query)).all())
+
+
+async def existing_blob_names(conn: AsyncConnection, names: Sequence[str]) -> set[str]:
+    rows = await conn.execute(select(recordings.c.blob_name).where(recordings.c.blob_name.in_(names)))
+    return {r.blob_name for r in rows}
+
+
+# --- key versions ----------------------------------------------------------------------
+
+
+async def key_version_counts(conn: AsyncConnection) -> dict[int, int]:
+    rows = await conn.execute(
+        select(recordings.c.key_version, func.count())
+        .where(recordings.c.wrapped_dek.is_not(None))
+        .group_by(recordings.c.key_version)
+    )
+    return {int(version): int(count) for version, count in rows}
+
+
+async def wrapped_keys_not_at(
+    conn: AsyncConnection, version: int, limit: int
+) -> list[tuple[str, int, bytes]]:
+    rows = await conn.execute(
+        select(recordings.c.id, recordings.c.key_version, recordings.c.wrapped_dek)
+        .where(recordings.c.wrapped_dek.is_not(None), recordings.c.key_version != version)
+        .order_by(recordings.c.id)
+        .limit(limit)
+    )
+    return [(r.id, r.key_version, r.wrapped_dek) for r in rows]
+
+
+async def replace_wrapped_key(
+    conn: AsyncConnection, recording_id: str, old_version: int, new_version: int, wrapped: bytes
+) -> bool:
+    """Compare-and-set, so a concurrent purge or re-wrap is never overwritten."""
+    result = await conn.execute(
+        update(recordings)
+        .where(recordings.c.id == recording_id, recordings.c.key_version == old_version,
+               recordings.c.wrapped_dek.is_not(None))
+        .values(key_version=new_version, wrapped_dek=wrapped)
+    )
+    return bool(result.rowcount)
+
+
+# --- tokens ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    name: str
+    roles: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _token(row: Any) -> TokenRow:
+    return TokenRow(row.name, tuple(json.loads(row.roles)), row.created_at, row.revoked_at)
+
+
+async def create_token(
+    conn: AsyncConnection, name: str, token_hash: str, roles: Iterable[str], now: datetime
+) -> bool:
+    """False when a token of that name exists already."""
+    exists = (await conn.execute(select(tokens.c.name).where(tokens.c.name == name))).first()
+    if exists is not None:
+        return False
+    await conn.execute(
+        insert(tokens).values(name=name, token_hash=token_hash,
+                              roles=json.dumps(sorted(set(roles))), created_at=now)
+    )
+    return True
+
+
+async def token_by_hash(conn: AsyncConnection, token_hash: str) -> TokenRow | None:
+    row = (await conn.execute(select(tokens).where(tokens.c.token_hash == token_hash))).first()
+    return None if row is None else _token(row)
+
+
+async def token_by_name(conn: AsyncConnection, name: str) -> TokenRow | None:
+    row = (await conn.execute(select(tokens).where(tokens.c.name == name))).first()
+    return None if row is None else _token(row)
+
+
+async def list_tokens(conn: AsyncConnection) -> list[TokenRow]:
+    return [_token(r) for r in await conn.execute(select(tokens).order_by(tokens.c.name))]
+
+
+async def revoke_token(conn: AsyncConnection, name: str, now: datetime) -> bool:
+    result = await conn.execute(
+        update(tokens).where(tokens.c.name == name, tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)

@@ -1,0 +1,91 @@
+"""Encrypting writes and random-access decrypting reads of blobs (format: streaming_aead)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from storage.blobstore.base import BlobStore, BlobWriter
+from storage.errors import BlobAuthenticationError
+from storage.streaming_aead import DEFAULT_PARAMS, SegmentDecrypter, SegmentEncrypter, StreamingParams
+
+# Segments read and decrypted per read: bounds memory per stream to ~256 KiB.
+SEGMENTS_PER_READ = 4
+
+
+def associated_data(recording_id: str) -> bytes:
+    """Binds a blob to its recording: a blob swapped under another id fails to decrypt."""
+    return recording_id.encode()
+
+
+class EncryptingWriter:
+    def __init__(self, writer: BlobWriter, dek: bytes, recording_id: str,
+                 params: StreamingParams = DEFAULT_PARAMS) -> None:
+        self._writer = writer
+        self._encrypter = SegmentEncrypter(dek, associated_data(recording_id), params)
+        self._header_written = False
+
+    async def write(self, plaintext: bytes) -> None:
+        if not self._header_written:
+            await self._writer.write(self._encrypter.header)
+            self._header_written = True
+        sealed = self._encrypter.update(plaintext)
+        if sealed:
+            await self._writer.write(sealed)
+
+    async def commit(self) -> None:
+        if not self._header_written:
+            await self._writer.write(self._encrypter.header)
+            self._header_written = True
+        await self._writer.write(self._encrypter.finish())
+        await self._writer.commit()
+
+    async def abort(self) -> None:
+        await self._writer.abort()
+
+
+class DecryptingReader:
+    """Reads plaintext ranges; every byte handed out has been authenticated."""
+
+    def __init__(self, store: BlobStore, name: str, dek: bytes, recording_id: str,
+                 plaintext_size: int, params: StreamingParams = DEFAULT_PARAMS) -> None:
+        self._store = store
+        self._name = name
+        self._dek = dek
+        self._aad = associated_data(recording_id)
+        self._size = plaintext_size
+        self._params = params
+        self._decrypter: SegmentDecrypter | None = None
+
+    async def _read_exact(self, offset: int, length: int) -> bytes:
+        data = await self._store.read(self._name, offset, length)
+        if len(data) != length:
+            raise BlobAuthenticationError("blob is truncated")
+        return data
+
+    async def open(self) -> None:
+        """Checks the length and proves it with the final segment, at constant cost."""
+        p = self._params
+        if await self._store.size(self._name) != p.ciphertext_size(self._size):
+            raise BlobAuthenticationError("blob has the wrong length")
+        header = await self._read_exact(0, p.header_size)
+        decrypter = SegmentDecrypter(self._dek, self._aad, header, self._size, p)
+        last = decrypter.last_segment
+        offset, length = p.ciphertext_span(last, last, self._size)
+        decrypter.decrypt_segment(last, await self._read_exact(offset, length))
+        self._decrypter = decrypter
+
+    async def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Plaintext bytes ``start..end`` inclusive, in pieces of at most a few segments."""
+        if self._decrypter is None:
+            raise RuntimeError("open() first")
+        if end < start:
+            return
+        p = self._params
+        first, last = p.segment_of(start), p.segment_of(end)
+        for batch_start in range(first, last + 1, SEGMENTS_PER_READ):
+            batch_end = min(batch_start + SEGMENTS_PER_READ - 1, last)
+            offset, length = p.ciphertext_span(batch_start, batch_end, self._size)
+            span = await self._read_exact(offset, length)
+            plain = b"".join(self._decrypter.decrypt_span(batch_start, span))
+            base = p.plaintext_start(batch_start)
+            yield plain[max(start - base, 0) : min(end + 1 - base, len(plain))]

@@ -1,0 +1,139 @@
+"""Catalog tables (SQLAlchemy Core). Alembic migrations in ``storage/migrations`` build them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the catalog")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    # Personal fields are nulled when the recording becomes a tombstone.
+    Column("call_id", String(255), unique=True),
+    Column("agent_id", String(255)),
+    Column("customer_id", String(255), index=True),
+    Column("phone_number", String(64)),
+    Column("queue", String(255)),
+    Column("direction", String(16)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("content_type", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("duration_seconds", Float),
+    Column("sha256", String(64), nullable=False),
+    Column("blob_name", String(64)),
+    # The wrapped data key lives only here: destroying it is the erasure.
+    Column("wrapped_dek", LargeBinary),
+    Column("key_version", Integer, index=True),
+    Column("purge_at", UTCDateTime, index=True),
+    Column("state", String(16), nullable=False),
+    Column("restriction_reason", Text),
+    Column("restriction_placed_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("purged_at", UTCDateTime),
+    Column("purge_reason", Text),
+    Column("deletion_receipt", Text),
+    Index("ix_recordings_created_at_id", "created_at", "id"),
+)
+
+recording_purposes = Table(
+    "recording_purposes",
+    metadata,
+    Column("recording_id", String(32), ForeignKey("recordings.id"), primary_key=True),
+    Column("purpose", String(64), primary_key=True),
+    Column("legal_basis", String(32), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("withdrawn_at", UTCDateTime),
+    Column("withdrawal_reason", Text),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("roles", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    # The canonical JSON exactly as hashed; the columns below are copies for filtering.
+    Column("entry", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    Column("prev_hash", LargeBinary, nullable=False),
+    Column("chain_hash", LargeBinary, nullable=False),
+    Column("recording_id", String(32), index=True),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("purpose", String(64)),
+    Column("outcome", String(16), nullable=False),
+    Index("ix_audit_entries_actor_seq", "actor", "seq"),
+    Index("ix_audit_entries_action_seq", "action", "seq"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+    Column("chain_hash", LargeBinary, nullable=False),
+    # RFC 6962 Merkle frontier: JSON list of hex subtree roots, largest first.
+    Column("frontier", Text, nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("signed_at", UTCDateTime, nullable=False),
+    Column("note", Text, nullable=False),
+)

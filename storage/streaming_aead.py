@@ -1,0 +1,219 @@
+"""Tink-compatible AES-GCM-HKDF streaming AEAD (segmented, random access).
+
+Wire format (Tink "AES-GCM-HKDF streaming"):
+
+    header  = len(header) || salt (derived_key_size) || nonce_prefix (7)
+    key     = HKDF(hash, ikm=DEK, salt=salt, info=associated_data, L=derived_key_size)
+    segment i = AES-GCM(key, nonce_prefix || uint32_be(i) || last_flag, M_i), no GCM AAD
+
+Segment 0 carries ``segment_size - len(header) - 16`` plaintext bytes, later ones
+``segment_size - 16``. Only the final segment is sealed with ``last_flag = 1``, so a
+truncated blob, reordered segments or a swapped blob (other associated data) fail.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from storage.errors import BlobAuthenticationError
+
+NONCE_PREFIX_SIZE = 7
+TAG_SIZE = 16
+
+
+@dataclass(frozen=True)
+class StreamingParams:
+    derived_key_size: int = 32
+    segment_size: int = 64 * 1024
+    hash_name: str = "sha256"
+
+    @property
+    def header_size(self) -> int:
+        return 1 + self.derived_key_size + NONCE_PREFIX_SIZE
+
+    @property
+    def first_plaintext_size(self) -> int:
+        return self.segment_size - self.header_size - TAG_SIZE
+
+    @property
+    def plaintext_segment_size(self) -> int:
+        return self.segment_size - TAG_SIZE
+
+    def segment_count(self, plaintext_size: int) -> int:
+        if plaintext_size <= self.first_plaintext_size:
+            return 1
+        rest = plaintext_size - self.first_plaintext_size
+        return 1 + -(-rest // self.plaintext_segment_size)
+
+    def ciphertext_size(self, plaintext_size: int) -> int:
+        return self.header_size + plaintext_size + self.segment_count(plaintext_size) * TAG_SIZE
+
+    def segment_of(self, plaintext_offset: int) -> int:
+        """Index of the segment holding the plaintext byte at ``plaintext_offset``."""
+        if plaintext_offset < self.first_plaintext_size:
+            return 0
+        return 1 + (plaintext_offset - self.first_plaintext_size) // self.plaintext_segment_size
+
+    def plaintext_start(self, segment: int) -> int:
+        if segment == 0:
+            return 0
+        return self.first_plaintext_size + (segment - 1) * self.plaintext_segment_size
+
+    def ciphertext_start(self, segment: int) -> int:
+        if segment == 0:
+            return self.header_size
+        return self.segment_size * segment
+
+    def ciphertext_span(self, first: int, last: int, plaintext_size: int) -> tuple[int, int]:
+        """(offset, length) of segments ``first..last`` inclusive in the blob."""
+        start = self.ciphertext_start(first)
+        end = min(self.ciphertext_start(last + 1), self.ciphertext_size(plaintext_size))
+        return start, end - start
+
+
+DEFAULT_PARAMS = StreamingParams()
+
+
+def _hash(name: str) -> hashes.HashAlgorithm:
+    return {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha512": hashes.SHA512()}[name]
+
+
+def _derive(params: StreamingParams, dek: bytes, salt: bytes, associated_data: bytes) -> AESGCM:
+    key = HKDF(
+        algorithm=_hash(params.hash_name),
+        length=params.derived_key_size,
+        salt=salt,
+        info=associated_data,
+    ).derive(dek)
+    return AESGCM(key)
+
+
+def _nonce(prefix: bytes, segment: int, last: bool) -> bytes:
+    return prefix + struct.pack(">I", segment) + (b"\x01" if last else b"\x00")
+
+
+class SegmentEncrypter:
+    """Encrypts a stream pushed in arbitrary chunks; holds at most one segment."""
+
+    def __init__(
+        self, dek: bytes, associated_data: bytes, params: StreamingParams = DEFAULT_PARAMS
+    ) -> None:
+        self._params = params
+        salt = os.urandom(params.derived_key_size)
+        self._prefix = os.urandom(NONCE_PREFIX_SIZE)
+        self._aead = _derive(params, dek, salt, associated_data)
+        self.header = bytes([params.header_size]) + salt + self._prefix
+        self._pending = bytearray()
+        self._segment = 0
+        self._finished = False
+
+    def _capacity(self) -> int:
+        p = self._params
+        return p.first_plaintext_size if self._segment == 0 else p.plaintext_segment_size
+
+    def _seal(self, data: bytes, last: bool) -> bytes:
+        sealed = self._aead.encrypt(_nonce(self._prefix, self._segment, last), data, None)
+        self._segment += 1
+        return sealed
+
+    def update(self, data: bytes) -> bytes:
+        """Returns the ciphertext of every segment completed by ``data``.
+
+        A full segment is kept back until more data arrives, because only then is it
+        known not to be the last one.
+        """
+        if self._finished:
+            raise RuntimeError("encrypter already finished")
+        self._pending += data
+        out = bytearray()
+        while len(self._pending) > self._capacity():
+            size = self._capacity()
+            out += self._seal(bytes(self._pending[:size]), last=False)
+            del self._pending[:size]
+        return bytes(out)
+
+    def finish(self) -> bytes:
+        self._finished = True
+        sealed = self._seal(bytes(self._pending), last=True)
+        self._pending.clear()
+        return sealed
+
+
+class SegmentDecrypter:
+    """Random-access decryption of a blob whose plaintext length is known."""
+
+    def __init__(
+        self,
+        dek: bytes,
+        associated_data: bytes,
+        header: bytes,
+        plaintext_size: int,
+        params: StreamingParams = DEFAULT_PARAMS,
+    ) -> None:
+        if len(header) != params.header_size or header[0] != params.header_size:
+            raise BlobAuthenticationError("blob header is malformed")
+        self._params = params
+        self._prefix = header[1 + params.derived_key_size :]
+        self._aead = _derive(params, dek, header[1 : 1 + params.derived_key_size], associated_data)
+        self.plaintext_size = plaintext_size
+        self.last_segment = params.segment_count(plaintext_size) - 1
+
+    def decrypt_segment(self, index: int, ciphertext: bytes) -> bytes:
+        last = index == self.last_segment
+        try:
+            plain = self._aead.decrypt(_nonce(self._prefix, index, last), ciphertext, None)
+        except InvalidTag:
+            raise BlobAuthenticationError(f"segment {index} failed authentication") from None
+        expected = self._expected_length(index)
+        if len(plain) != expected:
+            raise BlobAuthenticationError(f"segment {index} has the wrong length")
+        return plain
+
+    def _expected_length(self, index: int) -> int:
+        p = self._params
+        if index == self.last_segment:
+            return self.plaintext_size - p.plaintext_start(index)
+        return p.first_plaintext_size if index == 0 else p.plaintext_segment_size
+
+    def decrypt_span(self, first: int, span: bytes) -> Iterator[bytes]:
+        """Decrypts consecutive segments starting at ``first`` read as one span."""
+        p = self._params
+        pos = 0
+        index = first
+        while pos < len(span):
+            size = p.segment_size - (p.header_size if index == 0 else 0)
+            chunk = span[pos : pos + size]
+            yield self.decrypt_segment(index, chunk)
+            pos += size
+            index += 1
+
+
+def encrypt(
+    dek: bytes, associated_data: bytes, plaintext: bytes, params: StreamingParams = DEFAULT_PARAMS
+) -> bytes:
+    """Whole-message helper (tests, small payloads)."""
+    enc = SegmentEncrypter(dek, associated_data, params)
+    return enc.header + enc.update(plaintext) + enc.finish()
+
+
+def decrypt(
+    dek: bytes,
+    associated_data: bytes,
+    ciphertext: bytes,
+    plaintext_size: int,
+    params: StreamingParams = DEFAULT_PARAMS,
+) -> bytes:
+    if len(ciphertext) != params.ciphertext_size(plaintext_size):
+        raise BlobAuthenticationError("blob has the wrong length")
+    dec = SegmentDecrypter(
+        dek, associated_data, ciphertext[: params.header_size], plaintext_size, params
+    )
+    return b"".join(dec.decrypt_span(0, ciphertext[params.header_size :]))
