@@ -12,6 +12,6 @@ CLOCK = web.AppKey("clock", Clock)
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict)
 
-# Request-scoped values (aiohttp keeps these in the request mapping).
-ACTOR = "recordings.actor"
-REQUEST_ID = "recordings.request_id"
+# Request-scoped values.
+ACTOR = web.RequestKey("actor", Actor)
+REQUEST_ID = web.RequestKey("request_id", str)

@@ -22,8 +22,8 @@ def problem(status: int, title: str, reason: str, detail: str,
         "type": f"https://recordings-service.invalid/problems/{reason}",
         "title": title, "status": status, "detail": detail, "reason": reason,
     }
-    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON,
-                        headers=headers)
+    return web.Response(status=status, body=json.dumps(body).encode(),
+                        headers={"Content-Type": PROBLEM_JSON, **(headers or {})})
 
 
 def from_service_error(exc: ServiceError) -> web.Response:

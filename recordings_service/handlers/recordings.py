@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import BodyPartReader, web
 
 from recordings_service import access, ingest
+from recordings_service.appkeys import ACTOR
 from recordings_service.errors import BadRequest, PayloadTooLarge, ServiceError
 from recordings_service.handlers.common import (
     json_response,
@@ -47,7 +48,7 @@ def _answer(request: web.Request, result: ingest.UploadResult) -> web.Response:
 
 async def _upload(request: web.Request, meta: ingest.UploadMetadata,
                   body: AsyncIterator[bytes]) -> web.Response:
-    actor = request["recordings.actor"]
+    actor = request[ACTOR]
     try:
         result = await ingest.upload(services(request), actor, origin(request), meta, body)
     except ServiceError:

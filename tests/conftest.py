@@ -1,0 +1,124 @@
+"""Shared fixtures: a real app over real HTTP on a real catalog, with a frozen clock."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from recordings_service.app import create_app
+from recordings_service.appkeys import SERVICES
+from recordings_service.auth import create_token
+from recordings_service.config import Config, load_config
+from recordings_service.services import Services
+
+PG_URL = os.environ.get("RECORDINGS_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
+
+
+class FrozenClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 11, 24, 9, 15, tzinfo=UTC))
+
+
+async def reset_postgres(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
+    database_url = ""
+    if request.param == "postgresql":
+        assert PG_URL is not None
+        await reset_postgres(PG_URL)
+        database_url = PG_URL
+    env = {"RECORDINGS_DATABASE_URL": database_url} if database_url else {}
+    return load_config(environ=env, data_dir=str(tmp_path / "data")).with_overrides(
+        scheduler_enabled=False)
+
+
+@dataclass
+class Api:
+    """The running service and a token per role, as a client would hold them."""
+
+    client: TestClient[web.Request, web.Application]
+    clock: FrozenClock
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def app(self) -> web.Application:
+        return self.client.server.app  # type: ignore[no-any-return]
+
+    @property
+    def services(self) -> Services:
+        return self.app[SERVICES]
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    async def upload(self, audio: bytes, token: str = "ingest", **metadata: Any,
+                     ) -> aiohttp.ClientResponse:
+        meta = {"call_id": "call-1", "started_at": "2026-11-24T09:00:00Z",
+                "purposes": ["training", "legal_protection"], **metadata}
+        form = aiohttp.FormData()
+        form.add_field("metadata", json.dumps(meta), content_type="application/json")
+        form.add_field("audio", audio, filename="call.bin",
+                       content_type="application/octet-stream")
+        return await self.client.post("/v1/recordings", data=form, headers=self.auth(token))
+
+    async def uploaded(self, audio: bytes, **metadata: Any) -> dict[str, Any]:
+        response = await self.upload(audio, **metadata)
+        assert response.status == 201, await response.text()
+        body: dict[str, Any] = await response.json()
+        return body
+
+    async def audio(self, recording_id: str, purpose: str | None, role: str,
+                    headers: dict[str, str] | None = None, method: str = "GET",
+                    ) -> aiohttp.ClientResponse:
+        h = {**self.auth(role), **(headers or {})}
+        if purpose is not None:
+            h["Access-Purpose"] = purpose
+        return await self.client.request(method, f"/v1/recordings/{recording_id}/audio",
+                                         headers=h)
+
+    async def audit(self, **query: str) -> list[dict[str, Any]]:
+        response = await self.client.get("/v1/audit", params={"limit": "500", **query},
+                                         headers=self.auth("auditor"))
+        assert response.status == 200, await response.text()
+        return (await response.json())["items"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any, config: Config, clock: FrozenClock) -> AsyncIterator[Api]:
+    client = await aiohttp_client(create_app(config, clock))
+    api = Api(client, clock)
+    for role in ("ingest", "supervisor", "compliance", "auditor"):
+        api.tokens[role] = await create_token(api.services.database, role, [role], clock())
+    yield api
+

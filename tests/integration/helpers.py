@@ -1,0 +1,45 @@
+"""Looking at what the service left on disk and in the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from recordings_service.services import Services
+from storage.schema import recordings
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def blob_files(services: Services) -> list[Path]:
+    return files_under(services.config.data_dir / "blobs")
+
+
+def partial_files(services: Services) -> list[Path]:
+    return files_under(services.config.data_dir / "tmp")
+
+
+async def recording_count(services: Services) -> int:
+    async with services.database.read() as conn:
+        return int((await conn.execute(select(func.count()).select_from(recordings))).scalar_one())
+
+
+async def blob_path(services: Services, recording_id: str) -> Path:
+    async with services.database.read() as conn:
+        name = (await conn.execute(
+            select(recordings.c.blob_name).where(recordings.c.id == recording_id))).scalar_one()
+    return services.config.data_dir / "blobs" / name[:2] / name
+
+
+def contains_plaintext_run(haystack: bytes, plaintext: bytes, window: int = 32) -> bool:
+    """True when ``haystack`` holds any run of 48+ bytes of ``plaintext``.
+
+    Every such run contains one of the plaintext's ``window``-byte pieces that start at a
+    multiple of ``window // 2``, so those are the only pieces looked for.
+    """
+    step = window // 2
+    pieces = {plaintext[i : i + window] for i in range(0, len(plaintext) - window + 1, step)}
+    return any(haystack[i : i + window] in pieces for i in range(len(haystack) - window + 1))
