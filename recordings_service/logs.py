@@ -36,12 +36,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Loggers that print SQL parameters, raw paths or query strings (customer ids, phone
+# numbers) at their chattier levels: kept at WARNING whatever the service's level.
+_TALKATIVE = ("aiosqlite", "sqlalchemy", "asyncpg", "alembic", "apscheduler")
+
+
+def quiet_third_party_loggers() -> None:
+    # aiohttp's access log prints raw paths and query strings; ours logs route templates.
+    logging.getLogger("aiohttp.access").disabled = True
+    for name in _TALKATIVE:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's access log prints raw paths and query strings (customer ids): ours doesn't.
-    logging.getLogger("aiohttp.access").disabled = True
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    quiet_third_party_loggers()

@@ -271,6 +271,7 @@ async def verify(
             report.newest_checkpoint_at = at
 
     expected_seq = 1
+    leaves = 0
     chain = merkle.GENESIS
     frontier: list[bytes] = []
     if 0 in claimed and claimed[0] != {merkle.frontier_root([])}:
@@ -293,20 +294,22 @@ async def verify(
         chain = merkle.chain_hash(chain, leaf)
         if chain != row.chain_hash:
             report.fail(row.seq, f"entry {row.seq} breaks the hash chain")
-        frontier = merkle.frontier_append(frontier, expected_seq - 1, leaf)
-        if expected_seq in claimed and claimed[expected_seq] != {merkle.frontier_root(frontier)}:
-            report.fail(row.seq, f"checkpoint at size {expected_seq} disagrees with the log")
-        expected_seq += 1
+        frontier = merkle.frontier_append(frontier, leaves, leaf)
+        leaves += 1
+        if row.seq in claimed and claimed[row.seq] != {merkle.frontier_root(frontier)}:
+            report.fail(row.seq, f"checkpoint at size {row.seq} disagrees with the log")
+        expected_seq = row.seq + 1
 
-    report.entries = expected_seq - 1
+    report.entries = leaves
     report.head_hash = chain.hex()
-    if head.size != report.entries or head.chain_hash != chain:
-        report.fail(min(head.size, report.entries) + 1, "the head does not match the entries")
-    beyond = [size for size in claimed if size > report.entries]
+    if head.size != expected_seq - 1 or head.chain_hash != chain:
+        report.fail(min(head.size, expected_seq - 1) + 1, "the head does not match the entries")
+    last_seq = expected_seq - 1
+    beyond = [size for size in claimed if size > last_seq]
     if beyond:
-        report.fail(report.entries + 1,
-                    f"a checkpoint covers {max(beyond)} entries but the log holds "
-                    f"{report.entries}: its newest entries were deleted")
+        report.fail(last_seq + 1,
+                    f"a checkpoint covers {max(beyond)} entries but the log ends at "
+                    f"{last_seq}: its newest entries were deleted")
     if report.newest_checkpoint_at is None or now - report.newest_checkpoint_at > stale_after:
         report.stale = True
         report.problems.append("the newest checkpoint is stale or missing")

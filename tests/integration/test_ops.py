@@ -1,0 +1,137 @@
+"""Operations: health, readiness, metrics, request ids, OpenAPI, logs, deny by default."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from openapi_spec_validator import validate
+
+from recordings_service.logs import JsonFormatter, quiet_third_party_loggers
+from recordings_service.routes import PUBLIC_ROUTES
+from tests.audio import wav_tone
+from tests.conftest import Api
+
+
+async def test_health_and_readiness(api: Api) -> None:
+    assert (await api.client.get("/healthz")).status == 200
+    ready = await api.client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["checks"] == {"catalog": "ok", "blob_store": "ok"}
+
+
+async def test_readiness_fails_when_the_blob_store_is_gone(api: Api) -> None:
+    blobs = api.services.config.data_dir / "blobs"
+    blobs.rename(blobs.with_name("moved"))
+    ready = await api.client.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["reason"] == "not_ready"
+
+
+async def test_metrics_count_requests_uploads_streams_and_audit(api: Api) -> None:
+    audio = wav_tone(0.5)
+    rec = await api.uploaded(audio)
+    await api.audio(rec["id"], "training", "supervisor")
+    await api.audio(rec["id"], "security", "supervisor")
+    text = await (await api.client.get("/metrics")).text()
+
+    def value(pattern: str) -> float:
+        match = re.search(pattern + r" ([0-9.e+]+)", text)
+        assert match, pattern
+        return float(match.group(1))
+
+    assert value(r'recordings_uploads_total\{outcome="created"\}') == 1
+    assert value(r"recordings_audio_bytes_streamed_total") == len(audio)
+    assert value(r"recordings_upload_bytes_total") == len(audio)
+    assert value(r'recordings_audit_appends_total\{action="stream",outcome="denied"\}') == 1
+    assert value(r'recordings_errors_total\{reason="purpose_not_allowed"\}') == 1
+    assert value(r'recordings_http_requests_total\{method="POST",route="/v1/recordings",'
+                 r'status="201"\}') == 1
+
+
+async def test_request_id_is_echoed_or_made(api: Api) -> None:
+    echoed = await api.client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert echoed.headers["X-Request-Id"] == "abc-123"
+    made = await api.client.get("/v1/recordings")  # a 401 carries one too
+    assert made.status == 401 and re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-Id"])
+    hostile = await api.client.get("/healthz", headers={"X-Request-Id": "a\tb" * 100})
+    assert hostile.headers["X-Request-Id"] != "a\tb" * 100
+
+
+async def test_every_route_but_the_public_ones_needs_a_token(api: Api) -> None:
+    for resource in api.app.router.resources():
+        for route in resource:
+            if route.method == "*" or (route.method, resource.canonical) in PUBLIC_ROUTES:
+                continue
+            path = re.sub(r"{\w+}", "x", resource.canonical)
+            response = await api.client.request(route.method, path)
+            assert response.status == 401, (route.method, path)
+            bad = await api.client.request(route.method, path,
+                                           headers={"Authorization": "Bearer rst_wrong"})
+            assert bad.status == 401, (route.method, path)
+
+
+async def test_unknown_paths_and_methods_are_problems(api: Api) -> None:
+    missing = await api.client.get("/v1/nothing-here")
+    assert missing.status == 404
+    assert missing.headers["Content-Type"] == "application/problem+json"
+    wrong = await api.client.delete("/healthz")
+    assert wrong.status == 405
+    assert (await wrong.json())["reason"] == "method_not_allowed"
+
+
+async def test_openapi_document_is_valid_and_matches_the_routes(api: Api) -> None:
+    doc = await (await api.client.get("/v1/openapi.json")).json()
+    validate(doc)
+    assert doc["openapi"].startswith("3.1")
+    documented = {(method.upper(), path) for path, ops in doc["paths"].items()
+                  for method in ops}
+    served = {(route.method, resource.canonical) for resource in api.app.router.resources()
+              for route in resource if route.method != "*"}
+    assert documented == served
+
+
+async def test_policies_list_the_configured_purposes(api: Api) -> None:
+    body = await (await api.client.get("/v1/policies", headers=api.auth("ingest"))).json()
+    by_name = {p["purpose"]: p for p in body["items"]}
+    assert by_name["training"] == {"purpose": "training", "legal_basis": "consent",
+                                   "retention_months": 6, "access_roles": ["supervisor"],
+                                   "withdrawable": True}
+    assert by_name["accounting_record"]["retention_months"] == 120
+    assert by_name["accounting_record"]["withdrawable"] is False
+
+
+async def test_logs_hold_no_personal_data(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    quiet_third_party_loggers()  # as `serve` does at start
+    caplog.set_level(logging.DEBUG)
+    secrets = {"customer": "CUST-SECRET-991", "phone": "+358409998877",
+               "agent": "AGENT-SECRET-5", "call": "CALL-SECRET-77"}
+    rec = await api.uploaded(wav_tone(0.2), customer_id=secrets["customer"],
+                             phone_number=secrets["phone"], agent_id=secrets["agent"],
+                             call_id=secrets["call"])
+    await api.client.get("/v1/recordings", params={"customer_id": secrets["customer"]},
+                         headers=api.auth("compliance"))
+    await api.client.put(f"/v1/calls/{secrets['call']}/recording", data=b"junk",
+                         params={"started_at": "2026-11-24T09:00:00Z", "purpose": "training"},
+                         headers=api.auth("ingest"))
+    await api.audio(rec["id"], "training", "supervisor")
+    formatter = JsonFormatter()
+    logged = "\n".join(formatter.format(r) for r in caplog.records)
+    assert "request" in logged
+    for value in secrets.values():
+        assert value not in logged
+    assert api.tokens["ingest"] not in logged
+
+
+async def test_errors_never_leak_paths_or_traces(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.2))
+    path = api.services.config.data_dir / "blobs"
+    for blob in path.rglob("*"):
+        if blob.is_file():
+            blob.unlink()
+    response = await api.audio(rec["id"], "training", "supervisor")
+    assert response.status == 500
+    text = await response.text()
+    assert "Traceback" not in text and str(api.services.config.data_dir) not in text
+    assert (await response.json())["reason"] == "blob_missing"
