@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from recordings_service.config import load_config
+from recordings_service.errors import ConfigError
+
+
+def test_shipped_defaults_hold_the_purposes_of_the_register() -> None:
+    config = load_config(environ={})
+    assert set(config.purposes) == {"service_verification", "legal_protection", "training",
+                                    "quality_review", "fraud_prevention", "security",
+                                    "accounting_record"}
+    assert config.purposes["accounting_record"].retention_months == 120
+    assert config.purposes["training"].access_roles == {"supervisor"}
+    assert config.port == 8080 and config.host == "127.0.0.1"
+    assert config.max_upload_bytes == 2 * 1024**3
+
+
+def test_operator_file_environment_and_flags_in_that_order(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text('[server]\nport = 9000\n[purposes.training]\nretention_months = 3\n'
+                    'legal_basis = "consent"\naccess_roles = ["supervisor"]\n')
+    config = load_config(file, environ={"RECORDINGS_HOST": "0.0.0.0"})
+    assert config.port == 9000 and config.host == "0.0.0.0"
+    assert config.purposes["training"].retention_months == 3
+    assert config.purposes["legal_protection"].retention_months == 36
+    flagged = load_config(file, environ={"RECORDINGS_PORT": "9100"}, port="9200")
+    assert flagged.port == 9200
+
+
+def test_database_url_is_masked_in_repr() -> None:
+    config = load_config(environ={"RECORDINGS_DATABASE_URL": "postgresql://u:hunter2@db/x"})
+    assert "hunter2" not in repr(config)
+    assert config.database_url.reveal().endswith("@db/x")
+
+
+@pytest.mark.parametrize("text", [
+    "[limits]\nmax_upload_bytes = -1\n",
+    "[limits]\nmax_upload_bytes = \"big\"\n",
+    "[purposes.x]\nlegal_basis = \"whim\"\nretention_months = 1\n",
+    "[purposes.x]\nlegal_basis = \"consent\"\nretention_months = 1\naccess_roles = [\"root\"]\n",
+    "not toml at all [",
+])
+def test_invalid_configuration_is_refused_at_start(tmp_path: Path, text: str) -> None:
+    file = tmp_path / "bad.toml"
+    file.write_text(text)
+    with pytest.raises(ConfigError):
+        load_config(file, environ={})
