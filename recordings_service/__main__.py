@@ -1,3 +1,5 @@
-from recordings_service.cli import main
 import sys
+
+from recordings_service.cli import main
+
 sys.exit(main())

@@ -78,7 +78,7 @@ async def search(services: Services, actor: Actor, origin: Origin, flt: catalog.
 async def authorize_audio(services: Services, actor: Actor, origin: Origin, action: str,
                           recording_id: str, purpose: str | None,
                           detail: Mapping[str, Any]) -> catalog.Recording:
-    """Checks roles × purpose × active purposes × restriction; audits the outcome."""
+    """Checks roles x purpose x active purposes x restriction; audits the outcome."""
     rec = await _get(services, recording_id)
     error: ServiceError | None = None
     if rec is None:

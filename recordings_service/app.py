@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from recordings_service import jobs
 from recordings_service.appkeys import ACTOR, CLOCK, CONFIG, OPENAPI, REQUEST_ID, SERVICES
@@ -43,7 +44,7 @@ def _route_name(request: web.Request) -> str:
 
 
 @web.middleware
-async def request_context(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, problem+json for every error, metrics and one access-log line."""
     given = request.headers.get("X-Request-Id", "")
     request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
@@ -90,7 +91,7 @@ async def request_context(request: web.Request, handler: web.Handler) -> web.Str
 
 
 @web.middleware
-async def authentication(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Deny by default: every route needs a valid bearer token unless listed as public."""
     resource = request.match_info.route.resource
     if resource is None or (request.method, resource.canonical) in PUBLIC_ROUTES:

@@ -8,7 +8,7 @@ from recordings_service.config import Config
 from recordings_service.services import Services
 
 CONFIG = web.AppKey("config", Config)
-CLOCK = web.AppKey("clock", Clock)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict)
 

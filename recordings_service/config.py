@@ -135,7 +135,8 @@ def load_config(
 ) -> Config:
     """Builds the configuration; ``overrides`` are command-line flags (None = not given)."""
     raw = _read_toml(shipped_config_path())
-    path = path or (Path(environ["RECORDINGS_CONFIG"]) if environ.get("RECORDINGS_CONFIG") else None)
+    if path is None and environ.get("RECORDINGS_CONFIG"):
+        path = Path(environ["RECORDINGS_CONFIG"])
     if path is not None:
         raw = _merge(raw, _read_toml(path))
 

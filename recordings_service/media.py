@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import mutagen
 from mutagen.flac import FLAC
@@ -136,11 +138,12 @@ class MediaSniffer:
         if kind is None:
             raise _unsupported()
         parser, content_type = _PARSERS[kind]
+        parse: Callable[[io.RawIOBase], Any] = parser
         tail = bytes(self._tail[-max(0, self._size - len(self._head)) :]) \
             if self._size > len(self._head) else b""
         view = _SparseView(bytes(self._head), tail, self._size)
         try:
-            parsed = parser(view)
+            parsed = parse(view)
         except (mutagen.MutagenError, struct.error, ValueError, EOFError, IndexError,
                 KeyError, OverflowError):
             raise _unsupported() from None

@@ -144,7 +144,8 @@ async def search(
 
 
 async def existing_blob_names(conn: AsyncConnection, names: Sequence[str]) -> set[str]:
-    rows = await conn.execute(select(recordings.c.blob_name).where(recordings.c.blob_name.in_(names)))
+    rows = await conn.execute(
+        select(recordings.c.blob_name).where(recordings.c.blob_name.in_(names)))
     return {r.blob_name for r in rows}
 
 

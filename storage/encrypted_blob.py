@@ -6,7 +6,12 @@ from collections.abc import AsyncIterator
 
 from storage.blobstore.base import BlobStore, BlobWriter
 from storage.errors import BlobAuthenticationError
-from storage.streaming_aead import DEFAULT_PARAMS, SegmentDecrypter, SegmentEncrypter, StreamingParams
+from storage.streaming_aead import (
+    DEFAULT_PARAMS,
+    SegmentDecrypter,
+    SegmentEncrypter,
+    StreamingParams,
+)
 
 # Segments read and decrypted per read: bounds memory per stream to ~256 KiB.
 SEGMENTS_PER_READ = 4

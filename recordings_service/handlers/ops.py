@@ -7,8 +7,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from recordings_service.handlers.common import json_response, require, services
 from recordings_service.appkeys import OPENAPI
+from recordings_service.handlers.common import json_response, require, services
 from recordings_service.problems import problem
 from storage.errors import StorageError
 

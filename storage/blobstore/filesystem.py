@@ -7,11 +7,13 @@ commit, so a crash leaves either nothing visible or the whole blob.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import aiofiles
 import aiofiles.os
@@ -52,10 +54,8 @@ class _FileWriter(BlobWriter):
         if not self._closed:
             self._closed = True
             await self._file.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             await aiofiles.os.remove(self._tmp)
-        except FileNotFoundError:
-            pass
 
 
 class FilesystemBlobStore(BlobStore):
@@ -75,7 +75,7 @@ class FilesystemBlobStore(BlobStore):
         tmp = self._tmp / f"{name}.{secrets.token_hex(4)}.partial"
         fd = await asyncio.to_thread(os.open, tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         file = await aiofiles.open(fd, "wb", buffering=1024 * 1024)
-        return _FileWriter(file, tmp, self._path(name))
+        return _FileWriter(cast(AsyncBufferedIOBase, file), tmp, self._path(name))
 
     async def read(self, name: str, offset: int, length: int) -> bytes:
         try:

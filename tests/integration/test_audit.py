@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -40,7 +41,7 @@ async def test_entries_form_a_gapless_hash_chain(api: Api) -> None:
     entries = await api.audit()
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
     assert entries[0]["prev_hash"] == "00" * 32
-    for previous, entry in zip(entries, entries[1:], strict=False):
+    for previous, entry in itertools.pairwise(entries):
         assert entry["prev_hash"] == previous["hash"]
     fields = {"seq", "at", "actor", "roles", "action", "recording_id", "purpose", "outcome",
               "reason", "client_ip", "request_id", "detail", "prev_hash", "hash"}

@@ -20,7 +20,7 @@ def _wav_header(data_size: int) -> bytes:
             + b"data" + struct.pack("<I", data_size))
 
 
-async def _body(size: int, digest: "hashlib._Hash") -> AsyncIterator[bytes]:
+async def _body(size: int, digest: hashlib._Hash) -> AsyncIterator[bytes]:
     header = _wav_header(size - 44)
     digest.update(header)
     yield header

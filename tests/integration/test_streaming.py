@@ -101,7 +101,7 @@ async def test_if_range_with_a_stale_etag_sends_everything(
 
 
 async def test_head_gives_the_headers_and_no_body(api: Api, big: tuple[str, bytes]) -> None:
-    rid, audio = big
+    rid, _ = big
     response = await api.audio(rid, "training", "supervisor", {"Range": "bytes=10-19"},
                                method="HEAD")
     assert response.status == 206

@@ -218,7 +218,7 @@ async def test_interrupted_upload_leaves_nothing(api: Api) -> None:
             f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; "
             f"filename=\"a.wav\"\r\n\r\n").encode()
     total = len(head) + len(audio) + len(f"\r\n--{boundary}--\r\n")
-    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    _, writer = await asyncio.open_connection(api.client.host, api.client.port)
     writer.write((f"POST /v1/recordings HTTP/1.1\r\nHost: x\r\n"
                   f"Authorization: Bearer {api.tokens['ingest']}\r\n"
                   f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
