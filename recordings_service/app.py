@@ -38,6 +38,31 @@ log = logging.getLogger("recordings_service.http")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
+class InFlight:
+    """Counts requests being handled, so shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        await self._idle.wait()
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+DRAINING = web.AppKey("draining", asyncio.Event)
+
+
 def _route_name(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
@@ -46,6 +71,18 @@ def _route_name(request: web.Request) -> str:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, problem+json for every error, metrics and one access-log line."""
+    if request.app[DRAINING].is_set():
+        return problem(503, "Service Unavailable", "shutting_down",
+                       "the service is shutting down; retry on another instance",
+                       {"Connection": "close", "Retry-After": "5"})
+    request.app[IN_FLIGHT].enter()
+    try:
+        return await _handle(request, handler)
+    finally:
+        request.app[IN_FLIGHT].leave()
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get("X-Request-Id", "")
     request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
@@ -157,6 +194,8 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     app[CONFIG] = config
     app[CLOCK] = clock
     app[OPENAPI] = openapi_document()
+    app[IN_FLIGHT] = InFlight()
+    app[DRAINING] = asyncio.Event()
     app.cleanup_ctx.append(_services_ctx)
     app.on_response_prepare.append(_add_request_id)
     add_routes(app)

@@ -10,15 +10,13 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from recordings_service import auditing, jobs, keys, logs
-from recordings_service.app import create_app
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor, create_token
 from recordings_service.clock import system_clock
 from recordings_service.config import ROLES, Config, load_config
 from recordings_service.errors import ConfigError, ServiceError
+from recordings_service.serve import serve
 from recordings_service.services import Services, open_services
 from storage import catalog
 
@@ -158,9 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(config.log_level)
     if args.command == "serve":
-        web.run_app(create_app(config), host=config.host, port=config.port,
-                    shutdown_timeout=config.shutdown_timeout, access_log=None,
-                    print=lambda msg: print(msg, file=sys.stderr))
+        try:
+            asyncio.run(serve(config))
+        except (RuntimeError, OSError) as exc:
+            # e.g. the port is taken, or another serve holds this data directory
+            print(f"cannot start: {exc}", file=sys.stderr)
+            return 1
         return 0
     try:
         return asyncio.run(_run(config, COMMANDS[(args.command, args.action)], args))

@@ -1,0 +1,113 @@
+"""Graceful shutdown of a real ``serve`` process: an upload in flight either finishes or
+leaves nothing visible and nothing on disk after the next start."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+
+from tests.audio import wav_noise
+
+START = {"started_at": "2026-11-24T09:00:00Z", "purpose": "training"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("RECORDINGS_")}
+
+
+def _cli(data: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "recordings_service", *args, "--data-dir",
+                           str(data)], capture_output=True, text=True, env=_env(),
+                          timeout=60, check=True)
+    return done.stdout
+
+
+async def _serve(data: Path, config: Path, port: int) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
+        "--config", str(config), "--port", str(port), env=_env(),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
+                    if r.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    process.kill()
+    raise AssertionError("serve did not become ready")
+
+
+async def _slow_body(audio: bytes, started: asyncio.Event, pause: float) -> AsyncIterator[bytes]:
+    for i in range(0, len(audio), 100_000):
+        yield audio[i : i + 100_000]
+        started.set()
+        await asyncio.sleep(pause)
+
+
+async def _upload_during_sigterm(tmp_path: Path, shutdown_timeout: float, pause: float,
+                                 ) -> tuple[int | None, Path, Path]:
+    data, config = tmp_path / "data", tmp_path / "c.toml"
+    config.write_text(f"[server]\nshutdown_timeout = {shutdown_timeout}\n"
+                      "[scheduler]\nenabled = false\n")
+    token = _cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest").split()[-1]
+    port = _free_port()
+    process = await _serve(data, config, port)
+    started = asyncio.Event()
+    status: int | None = None
+    async with aiohttp.ClientSession() as session:
+        upload = asyncio.ensure_future(session.put(
+            f"http://127.0.0.1:{port}/v1/calls/in-flight/recording", params=START,
+            data=_slow_body(wav_noise(1_000_000), started, pause),
+            headers={"Authorization": f"Bearer {token}"}))
+        await started.wait()
+        process.send_signal(signal.SIGTERM)
+        try:
+            response = await upload
+            status = response.status
+        except aiohttp.ClientError:
+            status = None
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+    return status, data, config
+
+
+async def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path) -> None:
+    status, data, _ = await _upload_during_sigterm(tmp_path, shutdown_timeout=30, pause=0.05)
+    assert status == 201
+    assert len([p for p in (data / "blobs").rglob("*") if p.is_file()]) == 1
+
+
+async def test_an_upload_cut_by_shutdown_leaves_nothing_after_restart(tmp_path: Path) -> None:
+    status, data, config = await _upload_during_sigterm(tmp_path, shutdown_timeout=0.5,
+                                                        pause=0.3)
+    assert status is None or status >= 500
+    port = _free_port()
+    process = await _serve(data, config, port)  # the next start cleans up
+    try:
+        assert [p for p in (data / "tmp").iterdir()] == []
+        assert [p for p in (data / "blobs").rglob("*") if p.is_file()] == []
+        auditor = _cli(data, "tokens", "create", "--name", "a", "--role", "compliance")
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://127.0.0.1:{port}/v1/recordings", params={"call_id": "in-flight"},
+                headers={"Authorization": f"Bearer {auditor.split()[-1]}"}) as r:
+            assert json.loads(await r.text())["items"] == []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
