@@ -1,0 +1,102 @@
+"""One contract for every BlobStore and Keyring backend (today: filesystem and file).
+
+A new backend (S3, Vault Transit, a KMS) is added to the fixtures' params and must pass
+the same tests unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from storage.blobstore.base import BlobStore, new_blob_name
+from storage.blobstore.filesystem import FilesystemBlobStore
+from storage.errors import BlobNotFoundError, KeyringError
+from storage.keyring import FileKeyring, Keyring, new_dek
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+@pytest.fixture(params=["filesystem"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
+    yield FilesystemBlobStore(tmp_path / "blobs-root")
+
+
+@pytest.fixture(params=["file"])
+def keyring(request: pytest.FixtureRequest, tmp_path: Path) -> Keyring:
+    return FileKeyring.open_or_create(tmp_path / "keyring.json", NOW)[0]
+
+
+async def _names(store: BlobStore) -> set[str]:
+    return {name async for name, _ in store.names()}
+
+
+async def test_a_written_blob_is_invisible_until_committed(store: BlobStore) -> None:
+    name = new_blob_name()
+    writer = await store.open_writer(name)
+    await writer.write(b"abc")
+    await writer.write(b"def")
+    assert name not in await _names(store)
+    with pytest.raises(BlobNotFoundError):
+        await store.size(name)
+    await writer.commit()
+    assert name in await _names(store)
+    assert await store.size(name) == 6
+    assert await store.read(name, 2, 3) == b"cde"
+    assert await store.read(name, 4, 100) == b"ef"
+
+
+async def test_an_aborted_blob_leaves_nothing(store: BlobStore) -> None:
+    name = new_blob_name()
+    writer = await store.open_writer(name)
+    await writer.write(os.urandom(1000))
+    await writer.abort()
+    await writer.abort()  # twice is fine
+    assert await _names(store) == set()
+    assert await store.discard_incomplete() == 0
+
+
+async def test_incomplete_writes_are_discarded(store: BlobStore) -> None:
+    # As a restarted process sees a write its predecessor never finished.
+    writer = await store.open_writer(new_blob_name())
+    await writer.write(b"partial")
+    assert await store.discard_incomplete() == 1
+    assert await _names(store) == set()
+    await writer.abort()  # the crashed writer's own clean-up finds nothing left: no error
+
+
+async def test_delete_is_idempotent_and_reads_of_missing_blobs_fail(store: BlobStore) -> None:
+    name = new_blob_name()
+    writer = await store.open_writer(name)
+    await writer.write(b"x")
+    await writer.commit()
+    await store.delete(name)
+    await store.delete(name)
+    with pytest.raises(BlobNotFoundError):
+        await store.read(name, 0, 1)
+    await store.ping()
+
+
+async def test_names_are_random_and_reveal_nothing(store: BlobStore) -> None:
+    names = {new_blob_name() for _ in range(1000)}
+    assert len(names) == 1000 and all(len(n) == 32 for n in names)
+
+
+def test_keyring_round_trip_rotation_and_binding(keyring: Keyring) -> None:
+    dek = new_dek()
+    v1, wrapped = keyring.wrap(dek, "rec_1")
+    assert keyring.unwrap(wrapped, v1, "rec_1") == dek
+    with pytest.raises(KeyringError):
+        keyring.unwrap(wrapped, v1, "rec_2")
+    v2 = keyring.rotate(NOW)
+    assert v2 == keyring.current_version() != v1
+    assert keyring.wrap(dek, "rec_1")[0] == v2
+    assert keyring.unwrap(wrapped, v1, "rec_1") == dek  # old versions still unwrap
+    keyring.retire(v1, NOW)
+    with pytest.raises(KeyringError):
+        keyring.unwrap(wrapped, v1, "rec_1")
+    assert [v.retired for v in keyring.versions()] == [True, False]
