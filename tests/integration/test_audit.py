@@ -21,6 +21,7 @@ from storage import merkle
 from storage.schema import audit_checkpoints, audit_entries, audit_head
 from tests.audio import wav_tone
 from tests.conftest import Api
+from tests.rfc6962 import reference_root
 
 
 async def _activity(api: Api, n: int = 3) -> None:
@@ -159,18 +160,7 @@ async def test_checkpoints_verify_offline_with_only_the_public_key(api: Api) -> 
             select(audit_entries.c.entry).where(audit_entries.c.seq <= int(size))
             .order_by(audit_entries.c.seq))).all()]
     assert len(entries) >= int(size)
-    assert base64.b64decode(root) == _rfc6962_root([merkle.leaf_hash(e) for e in stored])
-
-
-def _rfc6962_root(leaves: list[bytes]) -> bytes:
-    if not leaves:
-        return hashlib.sha256(b"").digest()
-    if len(leaves) == 1:
-        return leaves[0]
-    k = 1
-    while k * 2 < len(leaves):
-        k *= 2
-    return merkle.node_hash(_rfc6962_root(leaves[:k]), _rfc6962_root(leaves[k:]))
+    assert base64.b64decode(root) == reference_root([merkle.leaf_hash(e) for e in stored])
 
 
 async def test_audit_is_for_auditors_and_compliance_and_reads_are_audited(api: Api) -> None:
