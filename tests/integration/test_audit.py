@@ -218,3 +218,16 @@ def test_cli_audit_verify_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert json.loads(bad.stdout)["first_bad_seq"] == 1
     assert "seq 1" in bad.stderr
+
+
+def test_cli_tokens_list_and_revoke(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    token = _cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest",
+                 "--role", "supervisor").stdout.strip().splitlines()[-1]
+    listed = json.loads(_cli(data, "tokens", "list").stdout)
+    assert listed[0]["name"] == "pbx" and listed[0]["roles"] == ["ingest", "supervisor"]
+    assert token not in _cli(data, "tokens", "list").stdout
+    assert _cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest").returncode == 2
+    assert _cli(data, "tokens", "revoke", "--name", "pbx").returncode == 0
+    assert _cli(data, "tokens", "revoke", "--name", "pbx").returncode == 1
+    assert json.loads(_cli(data, "tokens", "list").stdout)[0]["revoked_at"] is not None

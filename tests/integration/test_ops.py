@@ -135,3 +135,14 @@ async def test_errors_never_leak_paths_or_traces(api: Api) -> None:
     text = await response.text()
     assert "Traceback" not in text and str(api.services.config.data_dir) not in text
     assert (await response.json())["reason"] == "blob_missing"
+
+
+async def test_a_revoked_token_is_refused_at_once(api: Api) -> None:
+    from storage import catalog
+
+    assert (await api.client.get("/v1/policies", headers=api.auth("auditor"))).status == 200
+    async with api.services.database.write() as conn:
+        assert await catalog.revoke_token(conn, "auditor", api.clock())
+    refused = await api.client.get("/v1/policies", headers=api.auth("auditor"))
+    assert refused.status == 401
+    assert (await refused.json())["reason"] == "unauthenticated"

@@ -361,3 +361,15 @@ async def test_streams_run_concurrently(api: Api, big: tuple[str, bytes]) -> Non
                                        for _ in range(8)))
     bodies = await asyncio.gather(*(r.read() for r in responses))
     assert all(b == audio for b in bodies)
+
+
+async def test_reordered_segments_fail(api: Api) -> None:
+    rec = await api.uploaded(wav_noise(300_000))
+    path = await blob_path(api.services, rec["id"])
+    data = path.read_bytes()
+    seg = SEG.segment_size
+    path.write_bytes(data[:seg] + data[2 * seg : 3 * seg] + data[seg : 2 * seg] + data[3 * seg :])
+    response = await api.audio(rec["id"], "training", "supervisor",
+                               {"Range": f"bytes={FIRST}-{FIRST + 10}"})
+    assert response.status == 500
+    assert (await response.json())["reason"] == "integrity_failure"
