@@ -48,8 +48,9 @@ async def view_metadata(services: Services, actor: Actor, origin: Origin,
     return rec
 
 
-def encode_cursor(rec: catalog.Recording) -> str:
-    raw = json.dumps([rec.created_at.isoformat(), rec.id]).encode()
+def encode_cursor(at: datetime, key: str) -> str:
+    """An opaque keyset cursor: the (time, id) of the last item served."""
+    raw = json.dumps([at.isoformat(), key]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -72,7 +73,7 @@ async def search(services: Services, actor: Actor, origin: Origin, flt: catalog.
     page, more = found[:limit], len(found) > limit
     await auditing.record(services, auditing.event(
         actor, origin, "search", "allowed", detail={"filter": filters, "count": len(page)}))
-    return page, (encode_cursor(page[-1]) if more else None)
+    return page, (encode_cursor(page[-1].created_at, page[-1].id) if more else None)
 
 
 async def authorize_audio(services: Services, actor: Actor, origin: Origin, action: str,

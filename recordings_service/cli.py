@@ -10,7 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from recordings_service import auditing, jobs, keys, logs
+from recordings_service import auditing, jobs, keys, logs, retention
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor, create_token
 from recordings_service.clock import system_clock
@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     key_cmds.add_parser("rewrap", parents=[common], help="re-wrap data keys to the current "
                                                          "version now")
     key_cmds.add_parser("status", parents=[common], help="versions and their data-key counts")
+
+    purge = sub.add_parser("purge", parents=[common],
+                           help="one retention run now, printing what it did")
+    purge.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action",
                                                                          required=True)
@@ -125,9 +129,16 @@ async def _audit_checkpoint(services: Services, args: argparse.Namespace) -> int
     return 0
 
 
+async def _purge(services: Services, args: argparse.Namespace) -> int:
+    await retention.apply_configured_retention(services)
+    _print(await retention.run_purge(services, retention.RETENTION_ACTOR, SYSTEM_ORIGIN,
+                                     dry_run=args.dry_run))
+    return 0
+
+
 Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
 
-COMMANDS: dict[tuple[str, str], Command] = {
+COMMANDS: dict[tuple[str, str | None], Command] = {
     ("tokens", "create"): _tokens_create,
     ("tokens", "list"): _tokens_list,
     ("tokens", "revoke"): _tokens_revoke,
@@ -136,6 +147,7 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("keys", "status"): _keys_status,
     ("audit", "verify"): _audit_verify,
     ("audit", "checkpoint"): _audit_checkpoint,
+    ("purge", None): _purge,
 }
 
 
@@ -164,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     try:
-        return asyncio.run(_run(config, COMMANDS[(args.command, args.action)], args))
+        command = COMMANDS[(args.command, getattr(args, "action", None))]
+        return asyncio.run(_run(config, command, args))
     except ServiceError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 2

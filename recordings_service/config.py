@@ -59,6 +59,8 @@ class Config:
     stale_after_seconds: int = 900
     rewrap_interval_seconds: int = 300
     rewrap_batch: int = 500
+    purge_interval_seconds: int = 3600
+    purge_batch: int = 500
     scheduler_enabled: bool = True
     log_level: str = "INFO"
 
@@ -173,11 +175,14 @@ def load_config(
         stale_after_seconds=_get(raw, "audit", "stale_after_seconds", int, 900),
         rewrap_interval_seconds=_get(raw, "keys", "rewrap_interval_seconds", int, 300),
         rewrap_batch=_get(raw, "keys", "rewrap_batch", int, 500),
+        purge_interval_seconds=_get(raw, "purge", "interval_seconds", int, 3600),
+        purge_batch=_get(raw, "purge", "batch", int, 500),
         scheduler_enabled=_get(raw, "scheduler", "enabled", bool, True),
         log_level=level,
     )
     for name in ("max_upload_bytes", "link_ttl_seconds", "checkpoint_interval_seconds",
-                 "rewrap_interval_seconds", "rewrap_batch", "stale_after_seconds"):
+                 "rewrap_interval_seconds", "rewrap_batch", "stale_after_seconds",
+                 "purge_interval_seconds", "purge_batch"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive")
     return config

@@ -25,7 +25,7 @@ from recordings_service.config import Purpose
 from recordings_service.errors import BadRequest, Conflict, PayloadTooLarge, Unprocessable
 from recordings_service.media import MediaInfo, MediaSniffer
 from recordings_service.services import Services
-from storage import catalog
+from storage import catalog, retention_store
 from storage.blobstore.base import new_blob_name
 from storage.encrypted_blob import EncryptingWriter
 from storage.errors import DuplicateCallIdError
@@ -204,6 +204,11 @@ async def upload(
     async def commit_row() -> catalog.Recording | None:
         async with services.database.write() as conn:
             await catalog.insert_recording(conn, values, purposes)
+            if meta.customer_id is not None:
+                # A hold on the data subject covers recordings uploaded while it stands.
+                for hold_id in await retention_store.active_customer_holds(
+                        conn, meta.customer_id):
+                    await retention_store.link_hold(conn, hold_id, [recording_id])
             await auditing.append(services, conn, auditing.event(
                 actor, origin, "upload", "allowed", recording_id=recording_id,
                 detail={"size_bytes": measure.size, "content_type": media.content_type,

@@ -9,7 +9,8 @@ from datetime import timedelta
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from recordings_service import keys
+from recordings_service import keys, retention
+from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.services import Services
 from storage import audit_log, catalog
 
@@ -74,6 +75,11 @@ def _guarded(services: Services, name: str,
     return run
 
 
+async def _purge(services: Services) -> None:
+    await retention.run_purge(services, retention.RETENTION_ACTOR, SYSTEM_ORIGIN,
+                              dry_run=False)
+
+
 async def _rewrap(services: Services) -> None:
     await keys.rewrap(services)
 
@@ -87,6 +93,9 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(_guarded(services, "checkpoint", checkpoint), "interval",
                       seconds=cfg.checkpoint_interval_seconds, id="checkpoint",
+                      max_instances=1, coalesce=True)
+    scheduler.add_job(_guarded(services, "purge", _purge), "interval",
+                      seconds=cfg.purge_interval_seconds, id="purge",
                       max_instances=1, coalesce=True)
     scheduler.add_job(_guarded(services, "rewrap", _rewrap), "interval",
                       seconds=cfg.rewrap_interval_seconds, id="rewrap",

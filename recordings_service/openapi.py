@@ -67,6 +67,21 @@ _METADATA = {
 }
 
 
+_REASON = {"type": "string", "minLength": 1, "maxLength": 2000}
+_JSON_BODIES: dict[str, dict[str, Any]] = {
+    "json": {"type": "object", "required": ["purpose"],
+             "properties": {"purpose": {"type": "string"}}},
+    "reason": {"type": "object", "required": ["reason"],
+               "properties": {"reason": _REASON, "purpose": {"type": "string"},
+                              "request_reference": {"type": "string"}}},
+    "hold": {"type": "object", "required": ["case_reference", "reason"],
+             "properties": {"case_reference": {"type": "string"}, "reason": _REASON,
+                            "recording_ids": {"type": "array", "items": {"type": "string"}},
+                            "customer_id": {"type": "string"}}},
+    "purge": {"type": "object", "properties": {"dry_run": {"type": "boolean"}}},
+}
+
+
 def _parameters(route: Route) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -112,9 +127,9 @@ def _request_body(route: Route) -> dict[str, Any] | None:
     if route.body == "audio":
         return {"required": True, "content": {"application/octet-stream": {"schema": {
             "type": "string", "contentMediaType": "application/octet-stream"}}}}
-    if route.body == "json":
-        return {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "properties": {"purpose": {"type": "string"}}}}}}
+    schema = _JSON_BODIES.get(route.body or "")
+    if schema is not None:
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
     return None
 
 

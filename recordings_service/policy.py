@@ -77,3 +77,39 @@ def check_access(
     if restricted and purpose_name != RESTRICTED_PURPOSE:
         raise Forbidden("restricted",
                         f"the recording is restricted; only {RESTRICTED_PURPOSE} is allowed")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str  # legal_hold | restricted | legal_obligation
+    detail: str
+    until: datetime | None = None
+
+
+def _z(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def purge_blocker(holds: Iterable[str], restricted: bool) -> Refusal | None:
+    """Why a due recording may not be purged yet: a legal hold, or a restriction."""
+    cases = list(holds)
+    if cases:
+        return Refusal("legal_hold", f"under legal hold: {', '.join(cases)}")
+    if restricted:
+        return Refusal("restricted", "processing is restricted while a dispute is settled")
+    return None
+
+
+def erasure_refusal(holds: Iterable[str], restricted: bool, states: Iterable[PurposeState],
+                    now: datetime) -> Refusal | None:
+    """Why a data subject's erasure request must be refused now, and until when."""
+    blocker = purge_blocker(holds, restricted)
+    if blocker is not None:
+        return blocker
+    kept = [s.expires_at for s in states
+            if s.legal_basis == "legal_obligation" and s.active(now)]
+    if kept:
+        until = max(kept)
+        return Refusal("legal_obligation",
+                       f"the law obliges keeping this recording until {_z(until)}", until)
+    return None

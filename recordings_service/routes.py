@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from recordings_service.handlers import audio, audit, ops, recordings
+from recordings_service.handlers import audio, audit, holds, ops, recordings, retention
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -21,11 +21,12 @@ class Route:
     summary: str
     roles: tuple[str, ...]  # empty: no bearer token needed
     responses: tuple[int, ...]
-    body: str | None = None  # "json", "multipart", "audio"
+    body: str | None = None  # request body kind, see openapi._request_body
 
 
 _READERS = ("supervisor", "compliance")
 _AUDIT = ("auditor", "compliance")
+_COMPLIANCE = ("compliance",)
 _ALL = ("ingest", "supervisor", "compliance", "auditor")
 
 ROUTES: tuple[Route, ...] = (
@@ -53,6 +54,36 @@ ROUTES: tuple[Route, ...] = (
           (200, 206, 403, 404, 410, 416)),
     Route("HEAD", "/v1/playback/{token}", audio.get_playback, "playbackHead",
           "Headers of the audio behind a playback link", (), (200, 206, 403, 404, 410, 416)),
+    Route("POST", "/v1/recordings/{recording_id}/purposes", retention.add_purpose,
+          "addPurpose", "Keep the recording for one more purpose (with a reason)",
+          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "reason"),
+    Route("DELETE", "/v1/recordings/{recording_id}/purposes/{purpose}",
+          retention.withdraw_purpose, "withdrawPurpose",
+          "Withdraw a purpose (consent withdrawn, objection); purge_at is recomputed",
+          _COMPLIANCE, (200, 400, 401, 403, 404, 409, 410), "reason"),
+    Route("PUT", "/v1/recordings/{recording_id}/restriction", retention.place_restriction,
+          "placeRestriction", "Restrict processing while a dispute is settled", _COMPLIANCE,
+          (200, 400, 401, 403, 404, 410), "reason"),
+    Route("DELETE", "/v1/recordings/{recording_id}/restriction", retention.lift_restriction,
+          "liftRestriction", "Lift the restriction", _COMPLIANCE,
+          (200, 400, 401, 403, 404, 410), "reason"),
+    Route("DELETE", "/v1/recordings/{recording_id}", retention.erase, "eraseRecording",
+          "Erase now (crypto-shred), or 409 saying why not and until when", _COMPLIANCE,
+          (200, 400, 401, 403, 404, 409), "reason"),
+    Route("POST", "/v1/legal-holds", holds.post_hold, "placeLegalHold",
+          "Place a legal hold on recordings or on every recording of a data subject",
+          _COMPLIANCE, (201, 400, 401, 403, 409), "hold"),
+    Route("GET", "/v1/legal-holds", holds.list_holds, "listLegalHolds", "Legal holds",
+          _COMPLIANCE, (200, 400, 401, 403)),
+    Route("GET", "/v1/legal-holds/{hold_id}", holds.get_hold, "getLegalHold", "A legal hold",
+          _COMPLIANCE, (200, 401, 403, 404)),
+    Route("POST", "/v1/legal-holds/{hold_id}/release", holds.release_hold, "releaseLegalHold",
+          "Release a legal hold (others on the same recordings stand)", _COMPLIANCE,
+          (200, 400, 401, 403, 404, 409), "reason"),
+    Route("POST", "/v1/purge-runs", retention.post_purge_run, "runPurge",
+          "One retention run now (or a dry run)", _COMPLIANCE, (201, 400, 401, 403), "purge"),
+    Route("GET", "/v1/purge-runs", retention.list_purge_runs, "listPurgeRuns", "Past runs",
+          _COMPLIANCE, (200, 401, 403)),
     Route("GET", "/v1/policies", ops.policies, "listPolicies", "The configured purposes",
           _ALL, (200, 401)),
     Route("GET", "/v1/audit", audit.list_audit, "listAudit", "Audit log entries (paginated)",

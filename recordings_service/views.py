@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,8 @@ def recording_json(rec: Recording, now: datetime) -> dict[str, Any]:
             "duration_seconds": rec.duration_seconds,
             "content_type": rec.content_type,
             "purposes": [p.purpose for p in rec.purposes],
-            "deletion_receipt": rec.deletion_receipt,
+            "deletion_receipt": (json.loads(rec.deletion_receipt)
+                                 if rec.deletion_receipt else None),
         }
     return {
         "id": rec.id,
@@ -53,8 +55,8 @@ def recording_json(rec: Recording, now: datetime) -> dict[str, Any]:
             for p in rec.purposes
         ],
         "purge_at": rfc3339(rec.purge_at),
-        # Legal holds arrive with the retention work; until then no recording has one.
-        "legal_holds": [],
+        "legal_holds": [{"id": hold_id, "case_reference": case}
+                        for hold_id, case in rec.legal_holds],
         "restriction": None if rec.restriction_placed_at is None else {
             "reason": rec.restriction_reason,
             "placed_at": rfc3339(rec.restriction_placed_at),

@@ -13,7 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import DuplicateCallIdError
-from storage.schema import recording_purposes, recordings, tokens
+from storage.schema import (
+    legal_hold_recordings,
+    legal_holds,
+    recording_purposes,
+    recordings,
+    tokens,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class Recording:
     purge_reason: str | None = None
     deletion_receipt: str | None = None
     purposes: tuple[PurposeRow, ...] = field(default=())
+    # Active legal holds on the recording: (hold id, case reference).
+    legal_holds: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def restricted(self) -> bool:
@@ -78,9 +86,22 @@ async def _with_purposes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Rec
             PurposeRow(p.purpose, p.legal_basis, p.expires_at, p.withdrawn_at,
                        p.withdrawal_reason)
         )
+    hold_rows = (
+        await conn.execute(
+            select(legal_hold_recordings.c.recording_id, legal_holds.c.id,
+                   legal_holds.c.case_reference)
+            .join(legal_holds, legal_holds.c.id == legal_hold_recordings.c.hold_id)
+            .where(legal_hold_recordings.c.recording_id.in_(ids),
+                   legal_holds.c.released_at.is_(None))
+            .order_by(legal_holds.c.placed_at, legal_holds.c.id)
+        )
+    ).all()
+    holds: dict[str, list[tuple[str, str]]] = {i: [] for i in ids}
+    for h in hold_rows:
+        holds[h.recording_id].append((h.id, h.case_reference))
     return [
         Recording(**{k: getattr(r, k) for k in _RECORDING_FIELDS},
-                  purposes=tuple(by_id[r.id]))
+                  purposes=tuple(by_id[r.id]), legal_holds=tuple(holds[r.id]))
         for r in rows
     ]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -136,4 +137,66 @@ audit_checkpoints = Table(
     Column("root_hash", LargeBinary, nullable=False),
     Column("signed_at", UTCDateTime, nullable=False),
     Column("note", Text, nullable=False),
+)
+
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("case_reference", String(255), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("placed_by", String(128), nullable=False),
+    # A hold by data subject also covers recordings uploaded while it stands.
+    Column("customer_id", String(255), index=True),
+    Column("released_at", UTCDateTime),
+    Column("released_by", String(128)),
+    Column("release_reason", Text),
+    Index("ix_legal_holds_placed_at_id", "placed_at", "id"),
+)
+
+legal_hold_recordings = Table(
+    "legal_hold_recordings",
+    metadata,
+    Column("hold_id", String(32), ForeignKey("legal_holds.id"), primary_key=True),
+    Column("recording_id", String(32), ForeignKey("recordings.id"), primary_key=True,
+           index=True),
+)
+
+purge_runs = Table(
+    "purge_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("dry_run", Boolean, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    # JSON: purged ids, skipped [{id, reason}], retention changes reported by this run.
+    Column("purged", Text, nullable=False),
+    Column("skipped", Text, nullable=False),
+    Column("retention_changes", Text, nullable=False),
+    Index("ix_purge_runs_started_at_id", "started_at", "id"),
+)
+
+# The retention each purpose was last applied with, so a changed period in the
+# configuration is noticed at start and applied to recordings already stored.
+purpose_policies = Table(
+    "purpose_policies",
+    metadata,
+    Column("purpose", String(64), primary_key=True),
+    Column("legal_basis", String(32), nullable=False),
+    Column("retention_months", Integer, nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+retention_changes = Table(
+    "retention_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("purpose", String(64), nullable=False),
+    Column("from_months", Integer),
+    Column("to_months", Integer, nullable=False),
+    Column("recordings", Integer, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("reported_in_run", String(32)),
 )

@@ -1,0 +1,91 @@
+"""Purposes, restriction, erasure and purge runs (role compliance; every change audited)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from recordings_service import retention
+from recordings_service.errors import BadRequest
+from recordings_service.handlers.common import (
+    json_body,
+    json_response,
+    origin,
+    page_limit,
+    require,
+    services,
+)
+from recordings_service.views import recording_json
+from storage import retention_store
+from storage.catalog import Recording
+
+COMPLIANCE = ("compliance",)
+
+
+def _recording(request: web.Request, rec: Recording) -> web.Response:
+    return json_response(recording_json(rec, services(request).clock()))
+
+
+async def add_purpose(request: web.Request) -> web.Response:
+    actor = await require(request, "add_purpose", *COMPLIANCE)
+    body = await json_body(request)
+    reason = retention.require_reason(body)
+    purpose = body.get("purpose")
+    if not isinstance(purpose, str):
+        raise BadRequest("unknown_purpose", "purpose must name a configured purpose")
+    rec = await retention.add_purpose(services(request), actor, origin(request),
+                                      request.match_info["recording_id"], purpose, reason)
+    return _recording(request, rec)
+
+
+async def withdraw_purpose(request: web.Request) -> web.Response:
+    actor = await require(request, "withdraw_purpose", *COMPLIANCE)
+    reason = retention.require_reason(await json_body(request))
+    rec = await retention.withdraw_purpose(services(request), actor, origin(request),
+                                           request.match_info["recording_id"],
+                                           request.match_info["purpose"], reason)
+    return _recording(request, rec)
+
+
+async def place_restriction(request: web.Request) -> web.Response:
+    actor = await require(request, "restriction_placed", *COMPLIANCE)
+    reason = retention.require_reason(await json_body(request))
+    rec = await retention.restrict(services(request), actor, origin(request),
+                                   request.match_info["recording_id"], reason, placed=True)
+    return _recording(request, rec)
+
+
+async def lift_restriction(request: web.Request) -> web.Response:
+    actor = await require(request, "restriction_lifted", *COMPLIANCE)
+    reason = retention.require_reason(await json_body(request))
+    rec = await retention.restrict(services(request), actor, origin(request),
+                                   request.match_info["recording_id"], reason, placed=False)
+    return _recording(request, rec)
+
+
+async def erase(request: web.Request) -> web.Response:
+    actor = await require(request, "erasure", *COMPLIANCE)
+    body = await json_body(request)
+    reason = retention.require_reason(body)
+    reference = body.get("request_reference")
+    rec = await retention.erase(services(request), actor, origin(request),
+                                request.match_info["recording_id"], reason,
+                                reference if isinstance(reference, str) else None)
+    return _recording(request, rec)
+
+
+async def post_purge_run(request: web.Request) -> web.Response:
+    actor = await require(request, "purge_run", *COMPLIANCE)
+    body = await json_body(request)
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise BadRequest("invalid_json", "dry_run must be true or false")
+    run = await retention.run_purge(services(request), actor, origin(request), dry_run)
+    return json_response(run, status=201)
+
+
+async def list_purge_runs(request: web.Request) -> web.Response:
+    await require(request, "purge_run", *COMPLIANCE)
+    async with services(request).database.read() as conn:
+        runs = await retention_store.list_runs(conn, page_limit(request))
+    return json_response({"items": [retention.run_json(r) for r in runs],
+                          "next_cursor": None})

@@ -1,0 +1,95 @@
+"""Legal holds: named matters that stop purge and erasure of the recordings they cover."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from recordings_service import auditing
+from recordings_service.auditing import Origin
+from recordings_service.auth import Actor
+from recordings_service.errors import BadRequest, Conflict, NotFound
+from recordings_service.retention import lock_recording
+from recordings_service.services import Services
+from recordings_service.views import rfc3339
+from storage import retention_store
+from storage.retention_store import Hold
+
+MAX_IDS = 10_000
+
+
+def hold_json(hold: Hold) -> dict[str, Any]:
+    return {
+        "id": hold.id, "case_reference": hold.case_reference, "reason": hold.reason,
+        "placed_at": rfc3339(hold.placed_at), "placed_by": hold.placed_by,
+        "recording_ids": list(hold.recording_ids), "customer_id": hold.customer_id,
+        "released_at": rfc3339(hold.released_at), "released_by": hold.released_by,
+        "release_reason": hold.release_reason,
+    }
+
+
+def _text(body: dict[str, Any], name: str, limit: int) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise BadRequest(f"{name}_required",
+                         f"{name} is required (a string of at most {limit} characters)")
+    return value.strip()
+
+
+async def place(services: Services, actor: Actor, origin: Origin,
+                body: dict[str, Any]) -> Hold:
+    case_reference = _text(body, "case_reference", 255)
+    reason = _text(body, "reason", 2000)
+    ids, customer_id = body.get("recording_ids"), body.get("customer_id")
+    if (ids is None) == (customer_id is None):
+        raise BadRequest("invalid_hold", "give either recording_ids or customer_id")
+    if ids is not None and (not isinstance(ids, list) or not ids or len(ids) > MAX_IDS
+                            or not all(isinstance(i, str) for i in ids)):
+        raise BadRequest("invalid_hold", "recording_ids must be a non-empty list of ids")
+    if customer_id is not None and (not isinstance(customer_id, str) or not customer_id):
+        raise BadRequest("invalid_hold", "customer_id must be a non-empty string")
+    hold_id = "hold_" + secrets.token_urlsafe(12)
+    async with services.database.write() as conn:
+        if customer_id is not None:
+            covered = await retention_store.recording_ids_of_customer(conn, customer_id)
+        else:
+            covered = list(dict.fromkeys(ids or []))
+        for recording_id in covered:
+            rec = await lock_recording(conn, recording_id)
+            if rec is None:
+                raise BadRequest("unknown_recording", "a recording id does not exist")
+            if rec.state == "purged":
+                raise Conflict("purged", "a recording in the list has been purged already")
+        await retention_store.insert_hold(conn, hold_id, case_reference, reason,
+                                          services.clock(), actor.name, customer_id, covered)
+        for recording_id in covered:
+            await auditing.append(services, conn, auditing.event(
+                actor, origin, "legal_hold_placed", "allowed", recording_id=recording_id,
+                reason=reason, detail={"hold_id": hold_id, "case_reference": case_reference}))
+        if not covered:
+            await auditing.append(services, conn, auditing.event(
+                actor, origin, "legal_hold_placed", "allowed", reason=reason,
+                detail={"hold_id": hold_id, "case_reference": case_reference,
+                        "by_customer": True}))
+        hold = await retention_store.get_hold(conn, hold_id)
+    assert hold is not None
+    return hold
+
+
+async def release(services: Services, actor: Actor, origin: Origin, hold_id: str,
+                  reason: str) -> Hold:
+    async with services.database.write() as conn:
+        hold = await retention_store.get_hold(conn, hold_id)
+        if hold is None:
+            raise NotFound("no such legal hold")
+        if not await retention_store.release_hold(conn, hold_id, services.clock(), actor.name,
+                                                  reason):
+            raise Conflict("already_released", "this legal hold was released already")
+        for recording_id in hold.recording_ids or (None,):
+            await auditing.append(services, conn, auditing.event(
+                actor, origin, "legal_hold_released", "allowed", recording_id=recording_id,
+                reason=reason, detail={"hold_id": hold_id,
+                                       "case_reference": hold.case_reference}))
+        released = await retention_store.get_hold(conn, hold_id)
+    assert released is not None
+    return released

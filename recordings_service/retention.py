@@ -1,0 +1,335 @@
+"""Retention: purposes added and withdrawn, restriction, erasure, and the purge itself.
+
+Purge order, each step committed before the next, so a crash anywhere is finished by the
+next run: mark ``purging`` → destroy the wrapped data key → delete the blob → tombstone
+(personal fields dropped) + audit entry + signed deletion receipt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from recordings_service import auditing, policy
+from recordings_service.auditing import SYSTEM_ORIGIN, Origin
+from recordings_service.auth import Actor
+from recordings_service.errors import BadRequest, Conflict, Gone, NotFound
+from recordings_service.receipts import sign_receipt
+from recordings_service.services import Services
+from recordings_service.views import rfc3339
+from storage import catalog, retention_store
+from storage.schema import recordings
+
+log = logging.getLogger(__name__)
+
+RETENTION_ACTOR = Actor("system:retention", frozenset())
+MAX_REASON = 2000
+
+
+def require_reason(body: dict[str, Any]) -> str:
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        raise BadRequest("reason_required",
+                         "give a reason (a non-empty string of at most 2000 characters)")
+    return reason.strip()
+
+
+def states_of(rec: catalog.Recording) -> list[policy.PurposeState]:
+    return [policy.PurposeState(p.purpose, p.legal_basis, p.expires_at, p.withdrawn_at,
+                                p.withdrawal_reason) for p in rec.purposes]
+
+
+async def lock_recording(conn: AsyncConnection, recording_id: str) -> catalog.Recording | None:
+    """Reads the recording holding its row lock (PostgreSQL) for the rest of the transaction;
+    on SQLite the write transaction is already exclusive."""
+    await conn.execute(select(recordings.c.id).where(recordings.c.id == recording_id)
+                       .with_for_update())
+    return await catalog.get_recording(conn, recording_id)
+
+
+def _active_or_raise(rec: catalog.Recording | None) -> catalog.Recording:
+    if rec is None:
+        raise NotFound()
+    if rec.state != "active":
+        raise Gone("purged", "the recording has been purged")
+    return rec
+
+
+async def _recompute_purge_at(services: Services, conn: AsyncConnection,
+                              recording_id: str) -> catalog.Recording:
+    rec = await catalog.get_recording(conn, recording_id)
+    assert rec is not None
+    await retention_store.set_purge_at(conn, recording_id,
+                                       policy.purge_at(states_of(rec), services.clock()))
+    updated = await catalog.get_recording(conn, recording_id)
+    assert updated is not None
+    return updated
+
+
+async def add_purpose(services: Services, actor: Actor, origin: Origin, recording_id: str,
+                      purpose_name: str, reason: str) -> catalog.Recording:
+    purpose = services.config.purposes.get(purpose_name)
+    if purpose is None:
+        raise BadRequest("unknown_purpose", "the purpose is not a configured purpose")
+    async with services.database.write() as conn:
+        rec = _active_or_raise(await lock_recording(conn, recording_id))
+        state = policy.purpose_state(purpose, rec.started_at)
+        await retention_store.upsert_purpose(conn, rec.id, purpose.name, purpose.legal_basis,
+                                             state.expires_at)
+        updated = await _recompute_purge_at(services, conn, rec.id)
+        await auditing.append(services, conn, auditing.event(
+            actor, origin, "add_purpose", "allowed", recording_id=rec.id,
+            purpose=purpose.name, reason=reason,
+            detail={"expires_at": rfc3339(state.expires_at),
+                    "purge_at": rfc3339(updated.purge_at)}))
+    return updated
+
+
+async def withdraw_purpose(services: Services, actor: Actor, origin: Origin, recording_id: str,
+                           purpose_name: str, reason: str) -> catalog.Recording:
+    async with services.database.write() as conn:
+        rec = _active_or_raise(await lock_recording(conn, recording_id))
+        row = next((p for p in rec.purposes if p.purpose == purpose_name), None)
+        if row is None:
+            raise NotFound("the recording is not kept for that purpose")
+        if row.legal_basis == "legal_obligation":
+            raise Conflict("legal_obligation",
+                           f"{purpose_name} is a legal obligation and cannot be withdrawn; "
+                           f"it ends {rfc3339(row.expires_at)}")
+        await retention_store.withdraw_purpose(conn, rec.id, purpose_name, services.clock(),
+                                               reason)
+        updated = await _recompute_purge_at(services, conn, rec.id)
+        await auditing.append(services, conn, auditing.event(
+            actor, origin, "withdraw_purpose", "allowed", recording_id=rec.id,
+            purpose=purpose_name, reason=reason,
+            detail={"purge_at": rfc3339(updated.purge_at)}))
+    return updated
+
+
+async def restrict(services: Services, actor: Actor, origin: Origin, recording_id: str,
+                   reason: str, placed: bool) -> catalog.Recording:
+    async with services.database.write() as conn:
+        rec = _active_or_raise(await lock_recording(conn, recording_id))
+        if placed and not rec.restricted:
+            await retention_store.set_restriction(conn, rec.id, reason, services.clock())
+        elif not placed and rec.restricted:
+            await retention_store.set_restriction(conn, rec.id, None, None)
+        await auditing.append(services, conn, auditing.event(
+            actor, origin, "restriction_placed" if placed else "restriction_lifted",
+            "allowed", recording_id=rec.id, reason=reason,
+            detail={"changed": placed != rec.restricted}))
+        updated = await catalog.get_recording(conn, rec.id)
+    assert updated is not None
+    return updated
+
+
+# --- purge -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurgeRequest:
+    """Who purges, why, and how the audit entry names it."""
+
+    actor: Actor
+    origin: Origin
+    action: str  # "purge" (retention) or "erasure" (a data subject's request)
+    reason: str
+    detail: dict[str, Any]
+
+
+async def _mark(services: Services, recording_id: str, request: PurgeRequest,
+                check_erasure: bool) -> catalog.Recording | policy.Refusal | None:
+    """Marks the recording ``purging`` unless something blocks it, in one transaction."""
+    async with services.database.write() as conn:
+        rec = await lock_recording(conn, recording_id)
+        if rec is None or rec.state == "purged":
+            return None
+        if rec.state == "purging":
+            return rec  # a purge a crash interrupted: finish it
+        holds = [case for _, case in rec.legal_holds]
+        refusal = (policy.erasure_refusal(holds, rec.restricted, states_of(rec),
+                                          services.clock())
+                   if check_erasure else policy.purge_blocker(holds, rec.restricted))
+        if refusal is not None:
+            return refusal
+        await retention_store.mark_purging(conn, rec.id, request.reason)
+    return rec
+
+
+async def _destroy_key(services: Services, recording_id: str) -> None:
+    async with services.database.write() as conn:
+        await retention_store.destroy_wrapped_key(conn, recording_id)
+
+
+async def _delete_blob(services: Services, rec: catalog.Recording) -> None:
+    if rec.blob_name:
+        await services.blobs.delete(rec.blob_name)
+
+
+async def _tombstone(services: Services, rec: catalog.Recording,
+                     request: PurgeRequest) -> bool:
+    now = services.clock()
+    reason = rec.purge_reason or request.reason
+    receipt = sign_receipt(services.signing_key, services.config.audit_origin, rec.id,
+                           rec.sha256, now, reason)
+    async with services.database.write() as conn:
+        if not await retention_store.tombstone(conn, rec.id, now, json.dumps(receipt)):
+            return False  # another run finished it
+        await auditing.append(services, conn, auditing.event(
+            request.actor, request.origin, request.action, "allowed", recording_id=rec.id,
+            reason=reason, detail={**request.detail, "data_key_destroyed": True,
+                                   "blob_deleted": True}))
+    return True
+
+
+async def purge_recording(services: Services, recording_id: str, request: PurgeRequest,
+                          check_erasure: bool = False) -> catalog.Recording | policy.Refusal:
+    """Purges one recording (or finishes an interrupted purge). Idempotent."""
+    marked = await _mark(services, recording_id, request, check_erasure)
+    if isinstance(marked, policy.Refusal):
+        return marked
+    if marked is not None:
+        await _destroy_key(services, recording_id)
+        await _delete_blob(services, marked)
+        async with services.database.read() as conn:
+            current = await catalog.get_recording(conn, recording_id)
+        if current is not None and current.state == "purging":
+            await _tombstone(services, current, request)
+    async with services.database.read() as conn:
+        final = await catalog.get_recording(conn, recording_id)
+    if final is None:
+        raise NotFound()
+    return final
+
+
+async def erase(services: Services, actor: Actor, origin: Origin, recording_id: str,
+                reason: str, request_reference: str | None) -> catalog.Recording:
+    """Erasure on request: now, or a 409 saying exactly why not and until when."""
+    async with services.database.read() as conn:
+        rec = await catalog.get_recording(conn, recording_id)
+    if rec is None:
+        raise NotFound()
+    if rec.state == "purged":
+        return rec  # already erased: the tombstone is the answer
+    request = PurgeRequest(actor, origin, "erasure", f"erasure request: {reason}",
+                           {"request_reference": request_reference})
+    result = await purge_recording(services, recording_id, request, check_erasure=True)
+    if isinstance(result, policy.Refusal):
+        await auditing.record(services, auditing.event(
+            actor, origin, "erasure", "denied", recording_id=recording_id,
+            reason=result.reason, detail={"request_reference": request_reference,
+                                          "until": rfc3339(result.until)}))
+        raise Conflict(result.reason, result.detail)
+    await _compact(services)
+    return result
+
+
+async def _compact(services: Services) -> None:
+    """Makes SQLite drop old page images (the destroyed keys) from its write-ahead log."""
+    if services.database.dialect == "sqlite":
+        async with services.database.writer.connect() as conn:
+            await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+
+
+async def run_purge(services: Services, actor: Actor, origin: Origin,
+                    dry_run: bool) -> dict[str, Any]:
+    started = services.clock()
+    run_id = "run_" + secrets.token_urlsafe(12)
+    purged: list[str] = []
+    skipped: list[dict[str, Any]] = []
+    request = PurgeRequest(actor, origin, "purge", "retention expired", {"run_id": run_id})
+    async with services.database.read() as conn:
+        interrupted = await retention_store.purging_ids(conn)
+    after: tuple[datetime, str] | None = None
+    pages: list[list[str]] = [interrupted] if interrupted else []
+    while True:
+        if not pages:
+            async with services.database.read() as conn:
+                batch = await retention_store.due(conn, started, after,
+                                                  services.config.purge_batch)
+            if not batch:
+                break
+            after = batch[-1]
+            pages.append([recording_id for _, recording_id in batch])
+        for recording_id in pages.pop():
+            async with services.database.read() as conn:
+                rec = await catalog.get_recording(conn, recording_id)
+            if rec is None or rec.state == "purged":
+                continue
+            blocker = policy.purge_blocker([c for _, c in rec.legal_holds], rec.restricted)
+            if blocker is not None and rec.state == "active":
+                skipped.append({"id": rec.id, "reason": blocker.reason})
+                continue
+            if dry_run:
+                purged.append(rec.id)
+                continue
+            result = await purge_recording(services, rec.id, request)
+            if isinstance(result, policy.Refusal):
+                skipped.append({"id": rec.id, "reason": result.reason})
+            elif result.state == "purged":
+                purged.append(rec.id)
+    async with services.database.write() as conn:
+        changes = (await retention_store.peek_unreported_changes(conn) if dry_run
+                   else await retention_store.take_unreported_changes(conn, run_id))
+        run = {"run_id": run_id, "dry_run": dry_run, "actor": actor.name,
+               "started_at": started, "finished_at": services.clock(), "purged": purged,
+               "skipped": skipped, "retention_changes": [
+                   {**c, "changed_at": rfc3339(c["changed_at"])} for c in changes]}
+        await retention_store.insert_run(conn, run)
+        await auditing.append(services, conn, auditing.event(
+            actor, origin, "purge_run", "allowed",
+            detail={"run_id": run_id, "dry_run": dry_run, "purged": len(purged),
+                    "skipped": len(skipped)}))
+    if purged and not dry_run:
+        await _compact(services)
+        log.info("purge run", extra={"run_id": run_id, "purged": len(purged),
+                                     "skipped": len(skipped)})
+    return run_json(run)
+
+
+def run_json(run: dict[str, Any]) -> dict[str, Any]:
+    return {**run, "started_at": rfc3339(run["started_at"]),
+            "finished_at": rfc3339(run["finished_at"])}
+
+
+# --- retention periods from configuration ----------------------------------------------
+
+
+async def apply_configured_retention(services: Services) -> list[dict[str, Any]]:
+    """Recomputes expiries of stored recordings whose purpose's retention or legal basis
+    changed in the configuration; the next purge run reports what moved."""
+    now = services.clock()
+    changes = []
+    async with services.database.write() as conn:
+        applied = await retention_store.applied_policies(conn)
+        for purpose in services.config.purposes.values():
+            previous = applied.get(purpose.name)
+            if previous == (purpose.legal_basis, purpose.retention_months):
+                continue
+            rows = await retention_store.purpose_rows_of(conn, purpose.name)
+            for recording_id, started_at in rows:
+                await retention_store.set_expiry(
+                    conn, recording_id, purpose.name,
+                    policy.add_months(started_at, purpose.retention_months),
+                    purpose.legal_basis)
+                await _recompute_purge_at(services, conn, recording_id)
+            if previous is not None:
+                await retention_store.record_change(conn, purpose.name, previous[1],
+                                                    purpose.retention_months, len(rows), now)
+                changes.append({"purpose": purpose.name, "from_months": previous[1],
+                                "to_months": purpose.retention_months,
+                                "recordings": len(rows)})
+            await retention_store.record_policy(conn, purpose.name, purpose.legal_basis,
+                                                purpose.retention_months, now)
+        if changes:
+            await auditing.append(services, conn, auditing.event(
+                RETENTION_ACTOR, SYSTEM_ORIGIN, "retention_recomputed", "allowed",
+                detail={"changes": changes}))
+    return changes

@@ -1,0 +1,276 @@
+"""Catalog queries of retention: purposes, restriction, legal holds, purge state and runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.schema import (
+    legal_hold_recordings,
+    legal_holds,
+    purge_runs,
+    purpose_policies,
+    recording_purposes,
+    recordings,
+    retention_changes,
+)
+
+# Personal fields a tombstone no longer holds.
+PERSONAL_FIELDS = ("call_id", "agent_id", "customer_id", "phone_number", "queue")
+
+
+# --- purposes and restriction ----------------------------------------------------------
+
+
+async def upsert_purpose(conn: AsyncConnection, recording_id: str, purpose: str,
+                         legal_basis: str, expires_at: datetime) -> None:
+    """Adds a purpose, or reinstates a withdrawn one (new consent, new basis)."""
+    c = recording_purposes.c
+    exists = (await conn.execute(select(c.purpose).where(
+        c.recording_id == recording_id, c.purpose == purpose))).first()
+    if exists is None:
+        await conn.execute(insert(recording_purposes).values(
+            recording_id=recording_id, purpose=purpose, legal_basis=legal_basis,
+            expires_at=expires_at))
+    else:
+        await conn.execute(update(recording_purposes).where(
+            c.recording_id == recording_id, c.purpose == purpose).values(
+            legal_basis=legal_basis, expires_at=expires_at, withdrawn_at=None,
+            withdrawal_reason=None))
+
+
+async def withdraw_purpose(conn: AsyncConnection, recording_id: str, purpose: str,
+                           now: datetime, reason: str) -> None:
+    c = recording_purposes.c
+    await conn.execute(update(recording_purposes).where(
+        c.recording_id == recording_id, c.purpose == purpose, c.withdrawn_at.is_(None))
+        .values(withdrawn_at=now, withdrawal_reason=reason))
+
+
+async def set_purge_at(conn: AsyncConnection, recording_id: str, purge_at: datetime) -> None:
+    await conn.execute(update(recordings).where(recordings.c.id == recording_id)
+                       .values(purge_at=purge_at))
+
+
+async def set_restriction(conn: AsyncConnection, recording_id: str,
+                          reason: str | None, now: datetime | None) -> None:
+    await conn.execute(update(recordings).where(recordings.c.id == recording_id).values(
+        restriction_reason=reason, restriction_placed_at=now))
+
+
+# --- legal holds -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    case_reference: str
+    reason: str
+    placed_at: datetime
+    placed_by: str
+    customer_id: str | None
+    released_at: datetime | None
+    released_by: str | None
+    release_reason: str | None
+    recording_ids: tuple[str, ...]
+
+
+async def _holds(conn: AsyncConnection, rows: Iterable[Any]) -> list[Hold]:
+    rows = list(rows)
+    if not rows:
+        return []
+    links = (await conn.execute(
+        select(legal_hold_recordings).where(
+            legal_hold_recordings.c.hold_id.in_([r.id for r in rows]))
+        .order_by(legal_hold_recordings.c.recording_id))).all()
+    by_hold: dict[str, list[str]] = {r.id: [] for r in rows}
+    for link in links:
+        by_hold[link.hold_id].append(link.recording_id)
+    return [Hold(r.id, r.case_reference, r.reason, r.placed_at, r.placed_by, r.customer_id,
+                 r.released_at, r.released_by, r.release_reason, tuple(by_hold[r.id]))
+            for r in rows]
+
+
+async def insert_hold(conn: AsyncConnection, hold_id: str, case_reference: str, reason: str,
+                      now: datetime, actor: str, customer_id: str | None,
+                      recording_ids: Iterable[str]) -> None:
+    await conn.execute(insert(legal_holds).values(
+        id=hold_id, case_reference=case_reference, reason=reason, placed_at=now,
+        placed_by=actor, customer_id=customer_id))
+    await link_hold(conn, hold_id, recording_ids)
+
+
+async def link_hold(conn: AsyncConnection, hold_id: str, recording_ids: Iterable[str]) -> None:
+    rows = [{"hold_id": hold_id, "recording_id": rid} for rid in dict.fromkeys(recording_ids)]
+    if rows:
+        await conn.execute(insert(legal_hold_recordings), rows)
+
+
+async def active_customer_holds(conn: AsyncConnection, customer_id: str) -> list[str]:
+    rows = await conn.execute(select(legal_holds.c.id).where(
+        legal_holds.c.customer_id == customer_id, legal_holds.c.released_at.is_(None)))
+    return [r.id for r in rows]
+
+
+async def get_hold(conn: AsyncConnection, hold_id: str) -> Hold | None:
+    found = await _holds(conn, (await conn.execute(
+        select(legal_holds).where(legal_holds.c.id == hold_id))).all())
+    return found[0] if found else None
+
+
+async def list_holds(conn: AsyncConnection, after: tuple[datetime, str] | None,
+                     limit: int) -> list[Hold]:
+    c = legal_holds.c
+    query = select(legal_holds).order_by(c.placed_at, c.id).limit(limit)
+    if after is not None:
+        query = query.where(or_(c.placed_at > after[0],
+                                and_(c.placed_at == after[0], c.id > after[1])))
+    return await _holds(conn, (await conn.execute(query)).all())
+
+
+async def release_hold(conn: AsyncConnection, hold_id: str, now: datetime, actor: str,
+                       reason: str) -> bool:
+    result = await conn.execute(update(legal_holds).where(
+        legal_holds.c.id == hold_id, legal_holds.c.released_at.is_(None)).values(
+        released_at=now, released_by=actor, release_reason=reason))
+    return bool(result.rowcount)
+
+
+async def recording_ids_of_customer(conn: AsyncConnection, customer_id: str) -> list[str]:
+    rows = await conn.execute(select(recordings.c.id).where(
+        recordings.c.customer_id == customer_id, recordings.c.state != "purged"))
+    return [r.id for r in rows]
+
+
+# --- purge -----------------------------------------------------------------------------
+
+
+async def purging_ids(conn: AsyncConnection) -> list[str]:
+    """Purges a crash interrupted."""
+    rows = await conn.execute(select(recordings.c.id).where(recordings.c.state == "purging"))
+    return [r.id for r in rows]
+
+
+async def due(conn: AsyncConnection, now: datetime, after: tuple[datetime, str] | None,
+              limit: int) -> list[tuple[datetime, str]]:
+    """Active recordings whose purge_at has passed, keyset-paged on (purge_at, id).
+
+    Served by the index on purge_at: its cost follows the number due, not the catalog.
+    """
+    c = recordings.c
+    query = (select(c.purge_at, c.id).where(c.purge_at <= now, c.state == "active")
+             .order_by(c.purge_at, c.id).limit(limit))
+    if after is not None:
+        query = query.where(or_(c.purge_at > after[0],
+                                and_(c.purge_at == after[0], c.id > after[1])))
+    return [(r.purge_at, r.id) for r in await conn.execute(query)]
+
+
+async def mark_purging(conn: AsyncConnection, recording_id: str, reason: str) -> bool:
+    """Compare-and-set: of two replicas, only one marks a recording."""
+    result = await conn.execute(update(recordings).where(
+        recordings.c.id == recording_id, recordings.c.state == "active").values(
+        state="purging", purge_reason=reason))
+    return bool(result.rowcount)
+
+
+async def destroy_wrapped_key(conn: AsyncConnection, recording_id: str) -> None:
+    await conn.execute(update(recordings).where(
+        recordings.c.id == recording_id, recordings.c.state == "purging").values(
+        wrapped_dek=None, key_version=None))
+
+
+async def tombstone(conn: AsyncConnection, recording_id: str, now: datetime,
+                    receipt: str) -> bool:
+    result = await conn.execute(update(recordings).where(
+        recordings.c.id == recording_id, recordings.c.state == "purging",
+        recordings.c.wrapped_dek.is_(None)).values(
+        state="purged", purged_at=now, deletion_receipt=receipt, blob_name=None,
+        purge_at=None, restriction_reason=None, restriction_placed_at=None,
+        **{f: None for f in PERSONAL_FIELDS}))
+    if result.rowcount:
+        # Withdrawal reasons are free text a compliance officer wrote: may name the person.
+        await conn.execute(update(recording_purposes).where(
+            recording_purposes.c.recording_id == recording_id).values(withdrawal_reason=None))
+    return bool(result.rowcount)
+
+
+async def insert_run(conn: AsyncConnection, run: dict[str, Any]) -> None:
+    await conn.execute(insert(purge_runs).values(
+        id=run["run_id"], dry_run=run["dry_run"], actor=run["actor"],
+        started_at=run["started_at"], finished_at=run["finished_at"],
+        purged=json.dumps(run["purged"]), skipped=json.dumps(run["skipped"]),
+        retention_changes=json.dumps(run["retention_changes"])))
+
+
+async def list_runs(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(purge_runs).order_by(
+        purge_runs.c.started_at.desc(), purge_runs.c.id.desc()).limit(limit))
+    return [{"run_id": r.id, "dry_run": r.dry_run, "actor": r.actor,
+             "started_at": r.started_at, "finished_at": r.finished_at,
+             "purged": json.loads(r.purged), "skipped": json.loads(r.skipped),
+             "retention_changes": json.loads(r.retention_changes)} for r in rows]
+
+
+# --- retention periods from configuration ----------------------------------------------
+
+
+async def applied_policies(conn: AsyncConnection) -> dict[str, tuple[str, int]]:
+    rows = await conn.execute(select(purpose_policies))
+    return {r.purpose: (r.legal_basis, r.retention_months) for r in rows}
+
+
+async def record_policy(conn: AsyncConnection, purpose: str, legal_basis: str, months: int,
+                        now: datetime) -> None:
+    await conn.execute(delete(purpose_policies).where(purpose_policies.c.purpose == purpose))
+    await conn.execute(insert(purpose_policies).values(
+        purpose=purpose, legal_basis=legal_basis, retention_months=months, applied_at=now))
+
+
+async def purpose_rows_of(conn: AsyncConnection, purpose: str) -> list[tuple[str, datetime]]:
+    """(recording id, started_at) of every stored recording kept for ``purpose``."""
+    rows = await conn.execute(
+        select(recordings.c.id, recordings.c.started_at)
+        .join(recording_purposes, recording_purposes.c.recording_id == recordings.c.id)
+        .where(recording_purposes.c.purpose == purpose, recordings.c.state == "active"))
+    return [(r.id, r.started_at) for r in rows]
+
+
+async def set_expiry(conn: AsyncConnection, recording_id: str, purpose: str,
+                     expires_at: datetime, legal_basis: str) -> None:
+    c = recording_purposes.c
+    await conn.execute(update(recording_purposes).where(
+        c.recording_id == recording_id, c.purpose == purpose).values(
+        expires_at=expires_at, legal_basis=legal_basis))
+
+
+async def record_change(conn: AsyncConnection, purpose: str, from_months: int | None,
+                        to_months: int, count: int, now: datetime) -> None:
+    await conn.execute(insert(retention_changes).values(
+        purpose=purpose, from_months=from_months, to_months=to_months, recordings=count,
+        changed_at=now))
+
+
+async def peek_unreported_changes(conn: AsyncConnection) -> list[dict[str, Any]]:
+    c = retention_changes.c
+    rows = await conn.execute(select(retention_changes).where(c.reported_in_run.is_(None))
+                              .order_by(c.id))
+    return [{"purpose": r.purpose, "from_months": r.from_months, "to_months": r.to_months,
+             "recordings": r.recordings, "changed_at": r.changed_at} for r in rows]
+
+
+async def take_unreported_changes(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]:
+    c = retention_changes.c
+    rows = (await conn.execute(select(retention_changes).where(
+        c.reported_in_run.is_(None)).order_by(c.id))).all()
+    if rows:
+        await conn.execute(update(retention_changes).where(
+            c.id.in_([r.id for r in rows])).values(reported_in_run=run_id))
+    return [{"purpose": r.purpose, "from_months": r.from_months, "to_months": r.to_months,
+             "recordings": r.recordings, "changed_at": r.changed_at} for r in rows]
