@@ -58,7 +58,7 @@ async def place(services: Services, actor: Actor, origin: Origin,
             rec = await lock_recording(conn, recording_id)
             if rec is None:
                 raise BadRequest("unknown_recording", "a recording id does not exist")
-            if rec.state == "purged":
+            if rec.state != "active":
                 raise Conflict("purged", "a recording in the list has been purged already")
         await retention_store.insert_hold(conn, hold_id, case_reference, reason,
                                           services.clock(), actor.name, customer_id, covered)

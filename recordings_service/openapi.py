@@ -47,7 +47,7 @@ _RECORDING = {
         "purge_at": {"type": ["string", "null"], "format": "date-time"},
         "legal_holds": {"type": "array", "items": {"type": "object"}},
         "restriction": {"type": ["object", "null"]},
-        "state": {"type": "string", "enum": ["active", "purged"]},
+        "state": {"type": "string", "enum": ["active", "purging", "purged"]},
         "created_at": {"type": "string", "format": "date-time"},
     },
 }

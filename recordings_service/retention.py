@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recordings_service import auditing, policy
@@ -233,9 +233,7 @@ async def erase(services: Services, actor: Actor, origin: Origin, recording_id: 
 
 async def _compact(services: Services) -> None:
     """Makes SQLite drop old page images (the destroyed keys) from its write-ahead log."""
-    if services.database.dialect == "sqlite":
-        async with services.database.writer.connect() as conn:
-            await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    await services.database.truncate_wal()
 
 
 async def run_purge(services: Services, actor: Actor, origin: Origin,
@@ -244,7 +242,9 @@ async def run_purge(services: Services, actor: Actor, origin: Origin,
     run_id = "run_" + secrets.token_urlsafe(12)
     purged: list[str] = []
     skipped: list[dict[str, Any]] = []
-    request = PurgeRequest(actor, origin, "purge", "retention expired", {"run_id": run_id})
+    # Purges are the retention system's acts, whoever started the run.
+    request = PurgeRequest(RETENTION_ACTOR, origin, "purge", "retention expired",
+                           {"run_id": run_id, "triggered_by": actor.name})
     async with services.database.read() as conn:
         interrupted = await retention_store.purging_ids(conn)
     after: tuple[datetime, str] | None = None

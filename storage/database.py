@@ -76,6 +76,18 @@ class Database:
         async with self.reader.begin() as conn:
             yield conn
 
+    async def truncate_wal(self) -> None:
+        """SQLite: copy the write-ahead log into the database and empty it, so page images
+        of deleted rows (destroyed data keys) do not survive in the log file."""
+        if self.dialect != "sqlite":
+            return
+        async with self.writer.connect() as conn:
+            raw = await conn.get_raw_connection()
+            # Outside any transaction: the checkpoint cannot run inside one.
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def dispose(self) -> None:
         await self.writer.dispose()
         if self.reader is not self.writer:

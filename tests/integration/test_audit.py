@@ -231,3 +231,14 @@ def test_cli_tokens_list_and_revoke(tmp_path: Path) -> None:
     assert _cli(data, "tokens", "revoke", "--name", "pbx").returncode == 0
     assert _cli(data, "tokens", "revoke", "--name", "pbx").returncode == 1
     assert json.loads(_cli(data, "tokens", "list").stdout)[0]["revoked_at"] is not None
+
+
+def test_cli_purge_dry_run_and_real(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _cli(data, "tokens", "create", "--name", "x", "--role", "compliance").returncode == 0
+    dry = _cli(data, "purge", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["dry_run"] is True
+    real = json.loads(_cli(data, "purge").stdout)
+    assert real["dry_run"] is False and real["purged"] == [] and real["actor"] == \
+        "system:retention"

@@ -80,3 +80,34 @@ def test_unknown_purpose_is_a_bad_request() -> None:
     with pytest.raises(BadRequest) as info:
         check_access({"supervisor"}, "marketing", [], False, PURPOSES, NOW)
     assert info.value.reason == "unknown_purpose"
+
+
+# --- purge and erasure refusals ----------------------------------------------------------
+
+from recordings_service.policy import erasure_refusal, purge_blocker  # noqa: E402
+
+BOOKS = PurposeState("accounting_record", "legal_obligation", NOW + timedelta(days=3000))
+
+
+@pytest.mark.parametrize(("holds", "restricted", "states", "reason"), [
+    ([], False, [state("training", 5)], None),
+    (["CASE-1"], False, [state("training", 5)], "legal_hold"),
+    (["CASE-1"], True, [BOOKS], "legal_hold"),          # the hold is named first
+    ([], True, [state("training", 5)], "restricted"),
+    ([], False, [state("training", 5), BOOKS], "legal_obligation"),
+    ([], False, [PurposeState("accounting_record", "legal_obligation",
+                              NOW - timedelta(days=1))], None),  # the obligation has ended
+])
+def test_erasure_refusal(holds: list[str], restricted: bool, states: list[PurposeState],
+                         reason: str | None) -> None:
+    refusal = erasure_refusal(holds, restricted, states, NOW)
+    assert (refusal.reason if refusal else None) == reason
+    if reason == "legal_obligation":
+        assert refusal is not None and refusal.until == BOOKS.expires_at
+        assert "2035-02-10" in refusal.detail
+
+
+def test_purge_is_blocked_only_by_holds_and_restriction() -> None:
+    assert purge_blocker([], False) is None
+    assert purge_blocker(["A", "B"], False).reason == "legal_hold"  # type: ignore[union-attr]
+    assert purge_blocker([], True).reason == "restricted"  # type: ignore[union-attr]
