@@ -209,9 +209,15 @@ async def insert_run(conn: AsyncConnection, run: dict[str, Any]) -> None:
         retention_changes=json.dumps(run["retention_changes"])))
 
 
-async def list_runs(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
-    rows = await conn.execute(select(purge_runs).order_by(
-        purge_runs.c.started_at.desc(), purge_runs.c.id.desc()).limit(limit))
+async def list_runs(conn: AsyncConnection, before: tuple[datetime, str] | None,
+                    limit: int) -> list[dict[str, Any]]:
+    """Newest first, keyset-paged on (started_at, id)."""
+    c = purge_runs.c
+    query = select(purge_runs).order_by(c.started_at.desc(), c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(or_(c.started_at < before[0],
+                                and_(c.started_at == before[0], c.id < before[1])))
+    rows = await conn.execute(query)
     return [{"run_id": r.id, "dry_run": r.dry_run, "actor": r.actor,
              "started_at": r.started_at, "finished_at": r.finished_at,
              "purged": json.loads(r.purged), "skipped": json.loads(r.skipped),

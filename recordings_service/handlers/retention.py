@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from recordings_service import retention
+from recordings_service.access import decode_cursor, encode_cursor
 from recordings_service.errors import BadRequest
 from recordings_service.handlers.common import (
     json_body,
@@ -85,7 +86,13 @@ async def post_purge_run(request: web.Request) -> web.Response:
 
 async def list_purge_runs(request: web.Request) -> web.Response:
     await require(request, "purge_run", *COMPLIANCE)
+    cursor = request.query.get("cursor")
+    limit = page_limit(request)
     async with services(request).database.read() as conn:
-        runs = await retention_store.list_runs(conn, page_limit(request))
-    return json_response({"items": [retention.run_json(r) for r in runs],
-                          "next_cursor": None})
+        runs = await retention_store.list_runs(conn, decode_cursor(cursor) if cursor else None,
+                                               limit + 1)
+    page = runs[:limit]
+    return json_response({
+        "items": [retention.run_json(r) for r in page],
+        "next_cursor": encode_cursor(page[-1]["started_at"], page[-1]["run_id"])
+        if len(runs) > limit else None})

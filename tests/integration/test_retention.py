@@ -352,3 +352,48 @@ async def test_changed_retention_applies_to_stored_recordings_and_is_reported(
     assert run["retention_changes"][0]["purpose"] == "training"
     assert (await _purge(api))["retention_changes"] == []
     assert await retention.apply_configured_retention(svc) == []
+
+
+async def test_purge_runs_are_paginated_newest_first(api: Api) -> None:
+    ids = []
+    for _ in range(3):
+        ids.append((await _purge(api, dry_run=True))["run_id"])
+        api.clock.advance(seconds=1)
+    _, first = await _call(api, "GET", "/v1/purge-runs?limit=2")
+    _, second = await _call(api, "GET", f"/v1/purge-runs?limit=2&cursor={first['next_cursor']}")
+    assert [r["run_id"] for r in first["items"] + second["items"]] == ids[::-1]
+    assert second["next_cursor"] is None
+
+
+async def test_erasing_twice_answers_the_same_tombstone(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.1))
+    _, first = await _call(api, "DELETE", f"/v1/recordings/{rec['id']}", {"reason": "asked"})
+    status, second = await _call(api, "DELETE", f"/v1/recordings/{rec['id']}",
+                                 {"reason": "asked again"})
+    assert status == 200 and second == first
+    missing, problem = await _call(api, "DELETE", "/v1/recordings/rec_none", {"reason": "x"})
+    assert missing == 404 and problem["reason"] == "not_found"
+    assert len(await api.audit(action="erasure", outcome="allowed")) == 1
+
+
+async def test_the_purge_query_reads_the_purge_at_index(api: Api) -> None:
+    if api.services.database.dialect != "sqlite":
+        pytest.skip("query plan checked on SQLite")
+    from sqlalchemy.dialects import sqlite
+
+    from storage import retention_store
+
+    captured: list[str] = []
+
+    class Spy:
+        async def execute(self, query: Any) -> list[Any]:
+            captured.append(str(query.compile(dialect=sqlite.dialect(),
+                                              compile_kwargs={"literal_binds": True})))
+            return []
+
+    await retention_store.due(Spy(), api.clock(), None, 500)  # type: ignore[arg-type]
+    async with api.services.database.read() as conn:
+        from sqlalchemy import text
+
+        plan = (await conn.execute(text("EXPLAIN QUERY PLAN " + captured[0]))).all()
+    assert any("ix_recordings_purge_at" in str(row) for row in plan), plan
