@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class ServiceError(Exception):
     status = 500
@@ -58,6 +60,14 @@ class NotFound(ServiceError):
 class Conflict(ServiceError):
     status = 409
     title = "Conflict"
+
+
+class Refused(Conflict):
+    """A lawful refusal (legal hold, restriction, legal obligation) and when it may end."""
+
+    def __init__(self, reason: str, detail: str, until: datetime | None) -> None:
+        super().__init__(reason, detail)
+        self.until = until
 
 
 class Gone(ServiceError):

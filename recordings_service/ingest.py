@@ -199,6 +199,7 @@ async def upload(
         "sha256": digest, "blob_name": blob_name, "wrapped_dek": wrapped,
         "key_version": key_version, "purge_at": policy.purge_at(states, now),
         "state": "active", "created_at": now,
+        "subject_ref": services.subject_ref(meta.customer_id) if meta.customer_id else None,
     }
     purposes = [catalog.PurposeRow(s.purpose, s.legal_basis, s.expires_at) for s in states]
     async def commit_row() -> catalog.Recording | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -34,6 +34,11 @@ class Metrics:
         self.job_runs = Counter(
             "recordings_job_runs", "Scheduled job runs by job and outcome",
             ["job", "outcome"], registry=self.registry)
+
+        self.subject_requests_overdue = Gauge(
+            "recordings_subject_requests_overdue",
+            "Data-subject requests open past their one-month deadline (GDPR Art. 12(3))",
+            registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -79,6 +79,17 @@ _JSON_BODIES: dict[str, dict[str, Any]] = {
                             "recording_ids": {"type": "array", "items": {"type": "string"}},
                             "customer_id": {"type": "string"}}},
     "purge": {"type": "object", "properties": {"dry_run": {"type": "boolean"}}},
+    "subject": {"type": "object", "properties": {"request_reference": {"type": "string"}}},
+    "rectify": {"type": "object", "required": ["reason"], "properties": {
+        "reason": _REASON, "request_reference": {"type": "string"},
+        **{f: {"type": ["string", "null"]} for f in ("agent_id", "customer_id",
+                                                      "phone_number", "queue", "direction",
+                                                      "ended_at")}}},
+    "subject_request": {"type": "object", "required": ["type", "customer_id"], "properties": {
+        "type": {"type": "string", "enum": ["access", "erasure", "restriction", "objection",
+                                            "rectification"]},
+        "customer_id": {"type": "string"}, "request_reference": {"type": "string"},
+        "received_at": {"type": "string", "format": "date-time"}}},
 }
 
 
@@ -108,6 +119,12 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
                              "started_before", "state", "cursor")]
         params.append({"name": "limit", "in": "query",
                        "schema": {"type": "integer", "minimum": 1, "maximum": 500}})
+    if route.operation_id in ("listLegalHolds", "listPurgeRuns", "listSubjectRequests"):
+        params += [{"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                   {"name": "limit", "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500}}]
+    if route.operation_id == "listSubjectRequests":
+        params.append({"name": "open", "in": "query", "schema": {"type": "boolean"}})
     if route.operation_id == "listAudit":
         params += [{"name": n, "in": "query", "schema": {"type": "string"}}
                    for n in ("recording_id", "actor", "action", "purpose", "outcome", "since",

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from recordings_service import auditing, policy
 from recordings_service.auditing import SYSTEM_ORIGIN, Origin
 from recordings_service.auth import Actor
-from recordings_service.errors import BadRequest, Conflict, Gone, NotFound
+from recordings_service.errors import BadRequest, Conflict, Gone, NotFound, Refused
 from recordings_service.receipts import sign_receipt
 from recordings_service.services import Services
 from recordings_service.views import rfc3339
@@ -94,22 +94,32 @@ async def add_purpose(services: Services, actor: Actor, origin: Origin, recordin
 
 async def withdraw_purpose(services: Services, actor: Actor, origin: Origin, recording_id: str,
                            purpose_name: str, reason: str) -> catalog.Recording:
+    return await withdraw_purposes(services, actor, origin, recording_id, [purpose_name],
+                                   reason, {})
+
+
+async def withdraw_purposes(services: Services, actor: Actor, origin: Origin,
+                            recording_id: str, purpose_names: list[str], reason: str,
+                            detail: dict[str, Any]) -> catalog.Recording:
+    """Withdraws several purposes of one recording atomically."""
     async with services.database.write() as conn:
         rec = _active_or_raise(await lock_recording(conn, recording_id))
-        row = next((p for p in rec.purposes if p.purpose == purpose_name), None)
-        if row is None:
-            raise NotFound("the recording is not kept for that purpose")
-        if row.legal_basis == "legal_obligation":
-            raise Conflict("legal_obligation",
-                           f"{purpose_name} is a legal obligation and cannot be withdrawn; "
-                           f"it ends {rfc3339(row.expires_at)}")
-        await retention_store.withdraw_purpose(conn, rec.id, purpose_name, services.clock(),
-                                               reason)
+        for purpose_name in purpose_names:
+            row = next((p for p in rec.purposes if p.purpose == purpose_name), None)
+            if row is None:
+                raise NotFound("the recording is not kept for that purpose")
+            if row.legal_basis == "legal_obligation":
+                raise Conflict("legal_obligation",
+                               f"{purpose_name} is a legal obligation and cannot be "
+                               f"withdrawn; it ends {rfc3339(row.expires_at)}")
+            await retention_store.withdraw_purpose(conn, rec.id, purpose_name,
+                                                   services.clock(), reason)
         updated = await _recompute_purge_at(services, conn, rec.id)
-        await auditing.append(services, conn, auditing.event(
-            actor, origin, "withdraw_purpose", "allowed", recording_id=rec.id,
-            purpose=purpose_name, reason=reason,
-            detail={"purge_at": rfc3339(updated.purge_at)}))
+        for purpose_name in purpose_names:
+            await auditing.append(services, conn, auditing.event(
+                actor, origin, "withdraw_purpose", "allowed", recording_id=rec.id,
+                purpose=purpose_name, reason=reason,
+                detail={**detail, "purge_at": rfc3339(updated.purge_at)}))
     return updated
 
 
@@ -226,7 +236,7 @@ async def erase(services: Services, actor: Actor, origin: Origin, recording_id: 
             actor, origin, "erasure", "denied", recording_id=recording_id,
             reason=result.reason, detail={"request_reference": request_reference,
                                           "until": rfc3339(result.until)}))
-        raise Conflict(result.reason, result.detail)
+        raise Refused(result.reason, result.detail, result.until)
     await _compact(services)
     return result
 

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from recordings_service.handlers import audio, audit, holds, ops, recordings, retention
+from recordings_service.handlers import (
+    audio,
+    audit,
+    holds,
+    ops,
+    recordings,
+    retention,
+    subjects,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,6 +92,30 @@ ROUTES: tuple[Route, ...] = (
           "One retention run now (or a dry run)", _COMPLIANCE, (201, 400, 401, 403), "purge"),
     Route("GET", "/v1/purge-runs", retention.list_purge_runs, "listPurgeRuns", "Past runs",
           _COMPLIANCE, (200, 401, 403)),
+    Route("PATCH", "/v1/recordings/{recording_id}", subjects.patch_recording,
+          "rectifyRecording", "Rectify metadata (audited with the field names and reason)",
+          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "rectify"),
+    Route("POST", "/v1/subjects/{customer_id}/export", subjects.post_export, "exportSubject",
+          "Right of access: a streamed zip of everything kept about the subject",
+          _COMPLIANCE, (200, 400, 401, 403), "subject"),
+    Route("POST", "/v1/subjects/{customer_id}/erasure", subjects.post_erasure, "eraseSubject",
+          "Erase every recording of the subject, answering per recording", _COMPLIANCE,
+          (200, 400, 401, 403), "reason"),
+    Route("POST", "/v1/subjects/{customer_id}/restriction", subjects.post_restriction,
+          "restrictSubject", "Restrict every recording of the subject", _COMPLIANCE,
+          (200, 400, 401, 403), "reason"),
+    Route("POST", "/v1/subjects/{customer_id}/objection", subjects.post_objection,
+          "objectSubject",
+          "Objection: withdraw the legitimate-interest and consent purposes everywhere",
+          _COMPLIANCE, (200, 400, 401, 403), "reason"),
+    Route("POST", "/v1/subject-requests", subjects.post_subject_request,
+          "registerSubjectRequest", "Register a data-subject request as it arrives",
+          _COMPLIANCE, (201, 400, 401, 403), "subject_request"),
+    Route("GET", "/v1/subject-requests", subjects.list_subject_requests,
+          "listSubjectRequests", "The register of data-subject requests (?open=true)",
+          _COMPLIANCE, (200, 400, 401, 403)),
+    Route("GET", "/v1/subject-requests/{request_id}", subjects.get_subject_request,
+          "getSubjectRequest", "One data-subject request", _COMPLIANCE, (200, 401, 403, 404)),
     Route("GET", "/v1/policies", ops.policies, "listPolicies", "The configured purposes",
           _ALL, (200, 401)),
     Route("GET", "/v1/audit", audit.list_audit, "listAudit", "Audit log entries (paginated)",

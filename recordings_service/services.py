@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -33,6 +35,11 @@ class Services:
     signing_key: Ed25519PrivateKey
     link_secret: bytes
     metrics: Metrics
+
+    def subject_ref(self, customer_id: str) -> str:
+        """A keyed pseudonym of a customer id: finds a subject's tombstones after purge."""
+        key = hmac.new(self.link_secret, b"subject-ref/v1", hashlib.sha256).digest()
+        return hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()
 
 
 def _load_or_create_secret(path: os.PathLike[str]) -> bytes:

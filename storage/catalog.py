@@ -57,6 +57,7 @@ class Recording:
     purged_at: datetime | None = None
     purge_reason: str | None = None
     deletion_receipt: str | None = None
+    subject_ref: str | None = None
     purposes: tuple[PurposeRow, ...] = field(default=())
     # Active legal holds on the recording: (hold id, case reference).
     legal_holds: tuple[tuple[str, str], ...] = field(default=())
@@ -142,6 +143,7 @@ class SearchFilter:
     started_after: datetime | None = None
     started_before: datetime | None = None
     state: str | None = None
+    subject_ref: str | None = None
 
 
 async def search(
@@ -151,7 +153,8 @@ async def search(
     c = recordings.c
     query = select(recordings).order_by(c.created_at, c.id).limit(limit)
     for column, value in ((c.customer_id, flt.customer_id), (c.call_id, flt.call_id),
-                          (c.agent_id, flt.agent_id), (c.state, flt.state)):
+                          (c.agent_id, flt.agent_id), (c.state, flt.state),
+                          (c.subject_ref, flt.subject_ref)):
         if value is not None:
             query = query.where(column == value)
     if flt.started_after is not None:

@@ -280,3 +280,9 @@ async def take_unreported_changes(conn: AsyncConnection, run_id: str) -> list[di
             c.id.in_([r.id for r in rows])).values(reported_in_run=run_id))
     return [{"purpose": r.purpose, "from_months": r.from_months, "to_months": r.to_months,
              "recordings": r.recordings, "changed_at": r.changed_at} for r in rows]
+
+
+async def update_metadata(conn: AsyncConnection, recording_id: str,
+                          values: dict[str, Any]) -> None:
+    await conn.execute(update(recordings).where(recordings.c.id == recording_id)
+                       .values(**values))

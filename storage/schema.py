@@ -76,6 +76,9 @@ recordings = Table(
     Column("purged_at", UTCDateTime),
     Column("purge_reason", Text),
     Column("deletion_receipt", Text),
+    # Keyed pseudonym of customer_id (HMAC under a server key); kept in the tombstone so a
+    # data subject's later request still finds what was purged, without the id itself.
+    Column("subject_ref", String(64), index=True),
     Index("ix_recordings_created_at_id", "created_at", "id"),
 )
 
@@ -199,4 +202,21 @@ retention_changes = Table(
     Column("recordings", Integer, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
     Column("reported_in_run", String(32)),
+)
+
+# The register of data-subject requests (GDPR Art. 12(3): answer within one month).
+subject_requests = Table(
+    "subject_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("customer_id", String(255), nullable=False),
+    Column("request_reference", String(255)),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+    Column("outcome", Text),
+    Column("registered_by", String(128), nullable=False),
+    Index("ix_subject_requests_received_at_id", "received_at", "id"),
+    Index("ix_subject_requests_open_due", "completed_at", "due_at"),
 )

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from recordings_service.appkeys import OPENAPI
 from recordings_service.handlers.common import json_response, require, services
 from recordings_service.problems import problem
+from storage import subject_store
 from storage.errors import StorageError
 
 
@@ -38,7 +39,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = services(request).metrics.render()
+    svc = services(request)
+    async with svc.database.read() as conn:
+        svc.metrics.subject_requests_overdue.set(
+            await subject_store.count_overdue(conn, svc.clock()))
+    body = svc.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -78,6 +78,10 @@ async def _upload_during_sigterm(tmp_path: Path, shutdown_timeout: float, pause:
             data=_slow_body(wav_noise(1_000_000), started, pause),
             headers={"Authorization": f"Bearer {token}"}))
         await started.wait()
+        for _ in range(200):  # until the server is receiving the body
+            if any((data / "tmp").iterdir()):
+                break
+            await asyncio.sleep(0.02)
         process.send_signal(signal.SIGTERM)
         try:
             response = await upload

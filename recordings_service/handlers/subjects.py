@@ -1,0 +1,153 @@
+"""Data-subject requests (role compliance): export, erasure, restriction, objection,
+rectification, and the register of requests."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from recordings_service import auditing, export, retention, subjects
+from recordings_service.access import decode_cursor, encode_cursor
+from recordings_service.appkeys import ACTOR
+from recordings_service.errors import BadRequest, NotFound
+from recordings_service.handlers.common import (
+    json_body,
+    json_response,
+    origin,
+    page_limit,
+    require,
+    services,
+)
+from recordings_service.views import recording_json
+from storage import subject_store
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+COMPLIANCE = ("compliance",)
+
+
+def _reference(body: dict[str, Any]) -> str | None:
+    reference = body.get("request_reference")
+    if reference is not None and (not isinstance(reference, str) or len(reference) > 255):
+        raise BadRequest("invalid_json", "request_reference must be a string")
+    return reference
+
+
+async def post_export(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, "export", *COMPLIANCE)
+    svc = services(request)
+    customer_id = request.match_info["customer_id"]
+    reference = _reference(await json_body(request))
+    where = origin(request)
+
+    async def audit_page(ids: list[str]) -> None:
+        async with svc.database.write() as conn:
+            for recording_id in ids:
+                await auditing.append(svc, conn, auditing.event(
+                    actor, where, "export", "allowed", recording_id=recording_id,
+                    detail={"request_reference": reference}))
+
+    now = svc.clock()
+    response = web.StreamResponse(headers={
+        "Content-Type": "application/zip", "Cache-Control": "no-store",
+        "Content-Disposition": f'attachment; filename="{export.export_filename(now)}"'})
+    await response.prepare(request)
+    try:
+        counts = await export.stream_zip(svc, customer_id, response.write, audit_page)
+    except StorageError as exc:
+        svc.metrics.integrity_failures.inc()
+        log.error("export cut short: stored audio failed authentication",
+                  extra={"error": type(exc).__name__})
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    await subjects.complete(svc, actor, where, "access", customer_id, reference, counts)
+    return response
+
+
+async def _subject_action(request: web.Request, type_: str) -> web.Response:
+    actor = await require(request, type_, *COMPLIANCE)
+    svc = services(request)
+    body = await json_body(request)
+    reason = retention.require_reason(body)
+    reference = _reference(body)
+    customer_id = request.match_info["customer_id"]
+    where = origin(request)
+    if type_ == "erasure":
+        results = await subjects.erase(svc, actor, where, customer_id, reason, reference)
+    elif type_ == "restriction":
+        results = await subjects.restrict(svc, actor, where, customer_id, reason)
+    else:
+        results = await subjects.object_to_processing(svc, actor, where, customer_id, reason)
+    outcomes: dict[str, int] = {}
+    for result in results:
+        outcomes[result["outcome"]] = outcomes.get(result["outcome"], 0) + 1
+    done = await subjects.complete(svc, actor, where, type_, customer_id, reference,
+                                   {"recordings": len(results), "outcomes": outcomes})
+    return json_response({"results": results,
+                          "subject_request": subjects.request_json(done, svc.clock())})
+
+
+async def post_erasure(request: web.Request) -> web.Response:
+    return await _subject_action(request, "erasure")
+
+
+async def post_restriction(request: web.Request) -> web.Response:
+    return await _subject_action(request, "restriction")
+
+
+async def post_objection(request: web.Request) -> web.Response:
+    return await _subject_action(request, "objection")
+
+
+async def patch_recording(request: web.Request) -> web.Response:
+    actor = await require(request, "rectify", *COMPLIANCE)
+    svc = services(request)
+    body = await json_body(request)
+    rec = await subjects.rectify(svc, actor, origin(request),
+                                 request.match_info["recording_id"], body)
+    reference = _reference(body)
+    if reference and rec.customer_id:
+        await subjects.complete(svc, request[ACTOR], origin(request), "rectification",
+                                rec.customer_id, reference, {"recording_id": rec.id})
+    return json_response(recording_json(rec, svc.clock()))
+
+
+async def post_subject_request(request: web.Request) -> web.Response:
+    actor = await require(request, "subject_request_registered", *COMPLIANCE)
+    svc = services(request)
+    registered = await subjects.register(svc, actor, origin(request), await json_body(request))
+    return json_response(subjects.request_json(registered, svc.clock()), status=201,
+                         headers={"Location": f"/v1/subject-requests/{registered.id}"})
+
+
+async def list_subject_requests(request: web.Request) -> web.Response:
+    await require(request, "subject_request_read", *COMPLIANCE)
+    svc = services(request)
+    open_only = request.query.get("open", "false").lower()
+    if open_only not in ("true", "false"):
+        raise BadRequest("invalid_query", "open must be true or false")
+    cursor = request.query.get("cursor")
+    limit = page_limit(request)
+    async with svc.database.read() as conn:
+        found = await subject_store.list_requests(
+            conn, open_only == "true", decode_cursor(cursor) if cursor else None, limit + 1)
+    page = found[:limit]
+    now = svc.clock()
+    return json_response({
+        "items": [subjects.request_json(r, now) for r in page],
+        "next_cursor": encode_cursor(page[-1].received_at, page[-1].id)
+        if len(found) > limit else None})
+
+
+async def get_subject_request(request: web.Request) -> web.Response:
+    await require(request, "subject_request_read", *COMPLIANCE)
+    svc = services(request)
+    async with svc.database.read() as conn:
+        found = await subject_store.get_request(conn, request.match_info["request_id"])
+    if found is None:
+        raise NotFound("no such subject request")
+    return json_response(subjects.request_json(found, svc.clock()))

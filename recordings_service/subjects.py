@@ -1,0 +1,237 @@
+"""Data-subject rights: the subject-wide actions, rectification and the request register.
+
+Each recording is changed in its own transaction (atomic per recording) and every action
+is safe to repeat: a second erasure finds tombstones, a second objection finds nothing left
+to withdraw.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from recordings_service import auditing, policy, retention
+from recordings_service.auditing import Origin
+from recordings_service.auth import Actor
+from recordings_service.errors import BadRequest, Gone, NotFound, Refused
+from recordings_service.ingest import parse_time
+from recordings_service.services import Services
+from recordings_service.views import rfc3339
+from storage import catalog, retention_store, subject_store
+from storage.subject_store import SubjectRequest
+
+REQUEST_TYPES = ("access", "erasure", "restriction", "objection", "rectification")
+# Objection (GDPR Art. 21) ends processing based on legitimate interest; withdrawing
+# consent (Art. 7(3)) ends consent-based processing. Contract and legal obligation stay.
+OBJECTION_BASES = frozenset({"legitimate_interest", "consent"})
+PAGE = 200
+
+
+async def recordings_of(services: Services, customer_id: str) -> AsyncIterator[catalog.Recording]:
+    """Every recording of the subject, tombstones included, a page at a time."""
+    flt = catalog.SearchFilter(subject_ref=services.subject_ref(customer_id))
+    after: tuple[datetime, str] | None = None
+    while True:
+        async with services.database.read() as conn:
+            page = await catalog.search(conn, flt, after, PAGE)
+        for rec in page:
+            yield rec
+        if len(page) < PAGE:
+            return
+        after = (page[-1].created_at, page[-1].id)
+
+
+# --- the register ----------------------------------------------------------------------
+
+
+def request_json(req: SubjectRequest, now: datetime) -> dict[str, Any]:
+    return {
+        "id": req.id, "type": req.type, "customer_id": req.customer_id,
+        "request_reference": req.request_reference, "received_at": rfc3339(req.received_at),
+        "due_at": rfc3339(req.due_at), "completed_at": rfc3339(req.completed_at),
+        "outcome": req.outcome, "registered_by": req.registered_by,
+        "overdue": req.completed_at is None and now > req.due_at,
+    }
+
+
+async def register(services: Services, actor: Actor, origin: Origin,
+                   body: dict[str, Any]) -> SubjectRequest:
+    """Records a request when it arrives (letter, e-mail), before it is answered."""
+    type_ = body.get("type")
+    if type_ not in REQUEST_TYPES:
+        raise BadRequest("invalid_request", f"type must be one of {', '.join(REQUEST_TYPES)}")
+    customer_id = body.get("customer_id")
+    if not isinstance(customer_id, str) or not customer_id or len(customer_id) > 255:
+        raise BadRequest("invalid_request", "customer_id is required")
+    reference = body.get("request_reference")
+    if reference is not None and (not isinstance(reference, str) or len(reference) > 255):
+        raise BadRequest("invalid_request", "request_reference must be a string")
+    now = services.clock()
+    received = parse_time(body["received_at"], "received_at") if body.get("received_at") \
+        else now
+    if received > now:
+        raise BadRequest("invalid_request", "received_at lies in the future")
+    return await _insert(services, actor, origin, type_, customer_id, reference, received)
+
+
+async def _insert(services: Services, actor: Actor, origin: Origin, type_: str,
+                  customer_id: str, reference: str | None,
+                  received: datetime) -> SubjectRequest:
+    request = SubjectRequest(
+        id="dsr_" + secrets.token_urlsafe(12), type=type_, customer_id=customer_id,
+        request_reference=reference, received_at=received,
+        due_at=policy.add_months(received, 1), completed_at=None, outcome=None,
+        registered_by=actor.name)
+    async with services.database.write() as conn:
+        await subject_store.insert_request(conn, request)
+        await auditing.append(services, conn, auditing.event(
+            actor, origin, "subject_request_registered", "allowed",
+            detail={"request_id": request.id, "type": type_, "request_reference": reference}))
+    return request
+
+
+async def complete(services: Services, actor: Actor, origin: Origin, type_: str,
+                   customer_id: str, reference: str | None,
+                   outcome: dict[str, Any]) -> SubjectRequest:
+    """Closes the open registered request with this reference, or registers and closes one."""
+    request = None
+    if reference:
+        async with services.database.read() as conn:
+            request = await subject_store.open_request(conn, type_, customer_id, reference)
+    if request is None:
+        request = await _insert(services, actor, origin, type_, customer_id, reference,
+                                services.clock())
+    async with services.database.write() as conn:
+        await subject_store.complete_request(conn, request.id, services.clock(), outcome)
+        done = await subject_store.get_request(conn, request.id)
+    assert done is not None
+    return done
+
+
+# --- subject-wide actions ----------------------------------------------------------------
+
+
+async def erase(services: Services, actor: Actor, origin: Origin, customer_id: str,
+                reason: str, reference: str | None) -> list[dict[str, Any]]:
+    results = []
+    async for rec in recordings_of(services, customer_id):
+        if rec.state == "purged":
+            results.append({"id": rec.id, "outcome": "purged", "reason": None, "until": None})
+            continue
+        try:
+            await retention.erase(services, actor, origin, rec.id, reason, reference)
+        except Refused as refused:
+            results.append({"id": rec.id, "outcome": "refused", "reason": refused.reason,
+                            "until": rfc3339(refused.until)})
+        else:
+            results.append({"id": rec.id, "outcome": "purged", "reason": None, "until": None})
+    return results
+
+
+async def restrict(services: Services, actor: Actor, origin: Origin, customer_id: str,
+                   reason: str) -> list[dict[str, Any]]:
+    results = []
+    async for rec in recordings_of(services, customer_id):
+        if rec.state != "active":
+            results.append({"id": rec.id, "outcome": "purged"})
+            continue
+        await retention.restrict(services, actor, origin, rec.id, reason, placed=True)
+        results.append({"id": rec.id, "outcome": "restricted"})
+    return results
+
+
+async def object_to_processing(services: Services, actor: Actor, origin: Origin,
+                               customer_id: str, reason: str) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    now = services.clock()
+    async for rec in recordings_of(services, customer_id):
+        if rec.state != "active":
+            results.append({"id": rec.id, "outcome": "purged", "withdrawn": []})
+            continue
+        names = [p.purpose for p in rec.purposes
+                 if p.legal_basis in OBJECTION_BASES and p.withdrawn_at is None]
+        if names:
+            rec = await retention.withdraw_purposes(services, actor, origin, rec.id, names,
+                                                    reason, {"objection": True})
+        kept = [p.purpose for p in rec.purposes if p.withdrawn_at is None and now < p.expires_at]
+        results.append({"id": rec.id, "outcome": "withdrawn" if names else "unchanged",
+                        "withdrawn": names, "still_kept_for": kept,
+                        "purge_at": rfc3339(rec.purge_at)})
+    return results
+
+
+# --- rectification -----------------------------------------------------------------------
+
+RECTIFIABLE = ("agent_id", "customer_id", "phone_number", "queue", "direction", "ended_at")
+
+
+def parse_rectification(body: dict[str, Any], started_at: datetime) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    unknown = sorted(set(body) - set(RECTIFIABLE) - {"reason", "request_reference"})
+    if unknown:
+        raise BadRequest("invalid_metadata", f"not rectifiable: {', '.join(unknown)}")
+    for name in RECTIFIABLE:
+        if name not in body:
+            continue
+        value = body[name]
+        if name == "ended_at":
+            value = None if value is None else parse_time(value, "ended_at")
+            if value is not None and value < started_at:
+                raise BadRequest("invalid_metadata", "ended_at is before started_at")
+        elif name == "direction":
+            if value not in (None, "inbound", "outbound"):
+                raise BadRequest("invalid_metadata", "direction must be inbound or outbound")
+        elif value is not None and (not isinstance(value, str) or len(value) > 255):
+            raise BadRequest("invalid_metadata", f"{name} must be a string of at most 255 "
+                                                 f"characters or null")
+        changes[name] = value
+    if not changes:
+        raise BadRequest("invalid_metadata", f"give at least one of {', '.join(RECTIFIABLE)}")
+    return changes
+
+
+async def rectify(services: Services, actor: Actor, origin: Origin, recording_id: str,
+                  body: dict[str, Any]) -> catalog.Recording:
+    reason = retention.require_reason(body)
+    async with services.database.write() as conn:
+        rec = await retention.lock_recording(conn, recording_id)
+        if rec is None:
+            raise NotFound()
+        if rec.state != "active":
+            raise Gone("purged", "the recording has been purged")
+        changes = parse_rectification(body, rec.started_at)
+        changed = sorted(k for k, v in changes.items() if getattr(rec, k) != v)
+        if changed:
+            values = {k: changes[k] for k in changed}
+            if "customer_id" in values:
+                new_id = values["customer_id"]
+                values["subject_ref"] = services.subject_ref(new_id) if new_id else None
+            await retention_store.update_metadata(conn, rec.id, values)
+            if changes.get("customer_id"):
+                for hold_id in await retention_store.active_customer_holds(
+                        conn, changes["customer_id"]):
+                    if hold_id not in {h for h, _ in rec.legal_holds}:
+                        await retention_store.link_hold(conn, hold_id, [rec.id])
+        # Field names only: the wrong values and the right ones stay out of the log.
+        await auditing.append(services, conn, auditing.event(
+            actor, origin, "rectify", "allowed", recording_id=rec.id, reason=reason,
+            detail={"fields": changed, "request_reference": body.get("request_reference")}))
+        updated = await catalog.get_recording(conn, rec.id)
+    assert updated is not None
+    return updated
+
+
+async def backfill_subject_refs(services: Services) -> int:
+    """Recordings stored before subject references existed get theirs."""
+    done = 0
+    while True:
+        async with services.database.write() as conn:
+            rows = await subject_store.rows_missing_subject_ref(conn, 500)
+            for recording_id, customer_id in rows:
+                await subject_store.set_subject_ref(conn, recording_id,
+                                                    services.subject_ref(customer_id))
+        done += len(rows)
+        if len(rows) < 500:
+            return done
