@@ -244,4 +244,4 @@ async def test_the_register_tracks_the_one_month_deadline(api: Api) -> None:
 ])
 async def test_bad_register_entries_are_refused(api: Api, body: dict[str, Any]) -> None:
     status, problem = await _call(api, "POST", "/v1/subject-requests", body)
-    assert status == 400
+    assert status == 400 and problem["reason"] == "invalid_request"
