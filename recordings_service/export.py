@@ -89,8 +89,9 @@ def _summary_lines(rec: catalog.Recording, now: datetime,
             status = f"until {_day(p.expires_at)}"
         lines.append(f"    - {p.purpose.replace('_', ' ')} (legal basis: "
                      f"{p.legal_basis.replace('_', ' ')}), {status}")
-    lines.append(f"  It will be deleted on {_day(rec.purge_at)} at the latest, unless a "
-                 f"legal hold or a restriction is in place." if rec.purge_at else "")
+    if rec.purge_at:
+        lines.append(f"  It will be deleted on {_day(rec.purge_at)}, when its last purpose "
+                     f"ends (later only while a legal hold or a restriction applies).")
     if rec.legal_holds:
         lines.append(f"  It is under legal hold ({len(rec.legal_holds)} matter(s)) and "
                      f"will not be deleted while the hold stands.")
