@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recordings_service import auditing, policy
@@ -25,6 +26,7 @@ from recordings_service.receipts import sign_receipt
 from recordings_service.services import Services
 from recordings_service.views import rfc3339
 from storage import catalog, retention_store
+from storage.errors import StorageError
 from storage.schema import recordings
 
 log = logging.getLogger(__name__)
@@ -280,7 +282,14 @@ async def run_purge(services: Services, actor: Actor, origin: Origin,
             if dry_run:
                 purged.append(rec.id)
                 continue
-            result = await purge_recording(services, rec.id, request)
+            try:
+                result = await purge_recording(services, rec.id, request)
+            except (StorageError, SQLAlchemyError, OSError) as exc:
+                # One recording's trouble must not stop the others; the next run retries it.
+                log.error("purge of one recording failed",
+                          extra={"recording_id": rec.id, "error": type(exc).__name__})
+                skipped.append({"id": rec.id, "reason": "error"})
+                continue
             if isinstance(result, policy.Refusal):
                 skipped.append({"id": rec.id, "reason": result.reason})
             elif result.state == "purged":

@@ -397,3 +397,26 @@ async def test_the_purge_query_reads_the_purge_at_index(api: Api) -> None:
 
         plan = (await conn.execute(text("EXPLAIN QUERY PLAN " + captured[0]))).all()
     assert any("ix_recordings_purge_at" in str(row) for row in plan), plan
+
+
+async def test_one_failing_recording_does_not_stop_the_run(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = await api.uploaded(wav_tone(0.1), call_id="f", started_at=OLD, purposes=["training"])
+    second = await api.uploaded(wav_tone(0.1, frequency=500), call_id="s", started_at=OLD,
+                                purposes=["training"])
+    real_delete = api.services.blobs.delete
+    failing_blob = None
+
+    async def flaky_delete(name: str) -> None:
+        nonlocal failing_blob
+        if failing_blob is None:
+            failing_blob = name
+        if name == failing_blob:
+            raise OSError("disk trouble")
+        await real_delete(name)
+
+    monkeypatch.setattr(api.services.blobs, "delete", flaky_delete)
+    run = await _purge(api)
+    assert len(run["purged"]) == 1 and run["skipped"][0]["reason"] == "error"
+    monkeypatch.undo()
+    assert set((await _purge(api))["purged"]) | set(run["purged"]) == {first["id"], second["id"]}
