@@ -47,20 +47,21 @@ async def withdraw_purpose(request: web.Request) -> web.Response:
     return _recording(request, rec)
 
 
-async def place_restriction(request: web.Request) -> web.Response:
-    actor = await require(request, "restriction_placed", *COMPLIANCE)
+async def _restriction(request: web.Request, placed: bool) -> web.Response:
+    action = "restriction_placed" if placed else "restriction_lifted"
+    actor = await require(request, action, *COMPLIANCE)
     reason = retention.require_reason(await json_body(request))
     rec = await retention.restrict(services(request), actor, origin(request),
-                                   request.match_info["recording_id"], reason, placed=True)
+                                   request.match_info["recording_id"], reason, placed=placed)
     return _recording(request, rec)
+
+
+async def place_restriction(request: web.Request) -> web.Response:
+    return await _restriction(request, placed=True)
 
 
 async def lift_restriction(request: web.Request) -> web.Response:
-    actor = await require(request, "restriction_lifted", *COMPLIANCE)
-    reason = retention.require_reason(await json_body(request))
-    rec = await retention.restrict(services(request), actor, origin(request),
-                                   request.match_info["recording_id"], reason, placed=False)
-    return _recording(request, rec)
+    return await _restriction(request, placed=False)
 
 
 async def erase(request: web.Request) -> web.Response:
