@@ -44,6 +44,7 @@ async def append(services: Services, conn: AsyncConnection,
 
 
 async def record(services: Services, entry: audit_log.AuditEvent) -> dict[str, Any]:
-    """Appends in a transaction of its own and returns once it is committed."""
-    async with services.database.write() as conn:
-        return await append(services, conn, entry)
+    """Appends on its own (group-committed with concurrent ones); returns once committed."""
+    written = await services.audit.append(entry, services.clock())
+    services.metrics.audit_appends.labels(entry.action, entry.outcome).inc()
+    return written

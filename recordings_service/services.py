@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from recordings_service.clock import Clock
 from recordings_service.config import Config
 from recordings_service.metrics import Metrics
+from storage.audit_batch import GroupCommitAppender
 from storage.blobstore.base import BlobStore
 from storage.blobstore.filesystem import FilesystemBlobStore
 from storage.database import Database, sqlite_url
@@ -35,6 +36,7 @@ class Services:
     signing_key: Ed25519PrivateKey
     link_secret: bytes
     metrics: Metrics
+    audit: GroupCommitAppender
 
     def subject_ref(self, customer_id: str) -> str:
         """A keyed pseudonym of a customer id: finds a subject's tombstones after purge."""
@@ -66,6 +68,7 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
         log.info("created data directory", extra={"data_dir": str(data_dir.resolve())})
     url = config.database_url.reveal() or sqlite_url(data_dir)
     database = Database(url)
+    appender = GroupCommitAppender(database)
     try:
         await upgrade(database)
         keyring, created = FileKeyring.open_or_create(data_dir / "keyring.json", clock())
@@ -81,6 +84,8 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
             signing_key=load_or_create_signing_key(data_dir / "audit-signing.key"),
             link_secret=_load_or_create_secret(data_dir / "playback-link.key"),
             metrics=Metrics(),
+            audit=appender,
         )
     finally:
+        await appender.close()
         await database.dispose()

@@ -54,12 +54,40 @@ def _rfc3339(at: datetime) -> str:
 
 async def append(conn: AsyncConnection, event: AuditEvent, now: datetime) -> dict[str, Any]:
     """Appends inside the caller's write transaction; returns the entry as served."""
+    return (await append_many(conn, [(event, now)]))[0]
+
+
+async def append_many(conn: AsyncConnection,
+                      events: list[tuple[AuditEvent, datetime]]) -> list[dict[str, Any]]:
+    """Appends several entries with one read and one update of the head (group commit)."""
     head = (
         await conn.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update())
     ).one_or_none()
     if head is None:
         raise AuditChainError("audit head row is missing")
-    seq = head.size + 1
+    size, chain = head.size, head.chain_hash
+    frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
+    rows, served = [], []
+    for event, now in events:
+        content, entry, leaf = _entry(size + 1, event, now)
+        new_chain = merkle.chain_hash(chain, leaf)
+        frontier = merkle.frontier_append(frontier, size, leaf)
+        rows.append({
+            "seq": size + 1, "at": now, "entry": entry, "leaf_hash": leaf, "prev_hash": chain,
+            "chain_hash": new_chain, "recording_id": event.recording_id, "actor": event.actor,
+            "action": event.action, "purpose": event.purpose, "outcome": event.outcome})
+        served.append({**content, "prev_hash": chain.hex(), "hash": new_chain.hex()})
+        size, chain = size + 1, new_chain
+    await conn.execute(insert(audit_entries), rows)
+    await conn.execute(
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(size=size, chain_hash=chain, frontier=json.dumps([h.hex() for h in frontier]))
+    )
+    return served
+
+
+def _entry(seq: int, event: AuditEvent, now: datetime) -> tuple[dict[str, Any], bytes, bytes]:
     content = {
         "seq": seq,
         "at": _rfc3339(now),
@@ -75,23 +103,7 @@ async def append(conn: AsyncConnection, event: AuditEvent, now: datetime) -> dic
         "detail": dict(event.detail),
     }
     entry = canonical_json(content)
-    leaf = merkle.leaf_hash(entry)
-    chain = merkle.chain_hash(head.chain_hash, leaf)
-    frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
-    frontier = merkle.frontier_append(frontier, head.size, leaf)
-    await conn.execute(
-        insert(audit_entries).values(
-            seq=seq, at=now, entry=entry, leaf_hash=leaf, prev_hash=head.chain_hash,
-            chain_hash=chain, recording_id=event.recording_id, actor=event.actor,
-            action=event.action, purpose=event.purpose, outcome=event.outcome,
-        )
-    )
-    await conn.execute(
-        update(audit_head)
-        .where(audit_head.c.id == 1)
-        .values(size=seq, chain_hash=chain, frontier=json.dumps([h.hex() for h in frontier]))
-    )
-    return {**content, "prev_hash": head.chain_hash.hex(), "hash": chain.hex()}
+    return content, entry, merkle.leaf_hash(entry)
 
 
 def render(row: Any) -> dict[str, Any]:

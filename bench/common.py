@@ -1,0 +1,207 @@
+"""Shared pieces of the benchmarks: run the real service, nginx and wrk on loopback.
+
+Every server started here listens on 127.0.0.1 only and is stopped when the script ends;
+every load run is bounded in time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wav_bytes(size: int, seed: int) -> bytes:
+    """A WAV file of ``size`` bytes of pseudo-random 16-bit samples."""
+    import random
+    import struct
+
+    data = random.Random(seed).randbytes(size - 44)
+    header = (b"RIFF" + struct.pack("<I", size - 8) + b"WAVEfmt "
+              + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+              + b"data" + struct.pack("<I", len(data)))
+    return header + data
+
+
+@dataclass
+class Service:
+    url: str
+    pid: int
+    data_dir: Path
+    tokens: dict[str, str]
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "recordings_service", *args,
+                               "--data-dir", str(self.data_dir)], check=True,
+                              capture_output=True, text=True).stdout
+
+    def rss_kib(self) -> int:
+        text = Path(f"/proc/{self.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", text)
+        return int(match.group(1)) if match else 0
+
+    def upload(self, audio: bytes, call_id: str, customer_id: str = "bench") -> str:
+        request = urllib.request.Request(
+            f"{self.url}/v1/calls/{call_id}/recording?started_at=2026-11-24T09:00:00Z"
+            f"&purpose=training&purpose=legal_protection&customer_id={customer_id}",
+            data=audio, method="PUT",
+            headers={"Authorization": f"Bearer {self.tokens['ingest']}"})
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return str(json.load(response)["id"])
+
+
+@contextlib.contextmanager
+def service(extra_config: str = "") -> Iterator[Service]:
+    root = Path(tempfile.mkdtemp(prefix="bench-svc-", dir="/work" if os.path.isdir("/work")
+                                 else None))
+    data = root / "data"
+    config = root / "bench.toml"
+    config.write_text("[scheduler]\nenabled = false\n[logging]\nlevel = \"WARNING\"\n"
+                      + extra_config)
+    port = free_port()
+    tokens = {}
+    for role in ("ingest", "supervisor", "compliance"):
+        out = subprocess.run([sys.executable, "-m", "recordings_service", "tokens", "create",
+                              "--name", role, "--role", role, "--data-dir", str(data)],
+                             check=True, capture_output=True, text=True).stdout
+        tokens[role] = out.strip().splitlines()[-1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
+         "--config", str(config), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{url}/readyz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield Service(url, process.pid, data, tokens)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def nginx(root: Path) -> Iterator[str]:
+    """Debian's nginx serving ``root`` on a loopback port, with a config written here."""
+    # nginx's workers run as an unprivileged user: let them read the files.
+    root.chmod(0o755)
+    for path in root.iterdir():
+        path.chmod(0o644)
+    port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nodelay on;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ }}
+    }}
+}}
+""")
+    process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.05)
+            else:
+                break
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    bytes_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+_SIZES = {"B": 1, "KB": 1024, "MB": MB, "GB": 1024 * MB}
+
+
+def wrk(url: str, connections: int, seconds: int, headers: dict[str, str] | None = None,
+        lua: str | None = None, threads: int = 1) -> WrkResult:
+    args = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+            "--latency", "--timeout", "30s"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    script = None
+    if lua:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+        script.write(lua)
+        script.close()
+        args += ["-s", script.name]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True,
+                         timeout=seconds + 60).stdout
+    if script:
+        os.unlink(script.name)
+
+    def latency(pct: str) -> float:
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    transfer = re.search(r"Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)", out)
+    bps = float(transfer.group(1)) * _SIZES[transfer.group(2)] if transfer else 0.0
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors += int(non2xx.group(1)) if non2xx else 0
+    return WrkResult(rps, bps, latency("50"), latency("99"), errors)
+
+
+def figure(name: str, value: str, target: str, met: bool | None) -> str:
+    verdict = "" if met is None else ("  [target met]" if met else "  [TARGET MISSED]")
+    return f"{name}: {value} (target {target}){verdict}"

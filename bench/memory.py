@@ -1,0 +1,80 @@
+"""6. Memory: peak RSS of the service above idle during a 1 GB upload and during 64
+concurrent streams of a 200 MB recording.
+
+Run: .venv/bin/python bench/memory.py [--seconds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aiohttp
+from common import MB, Service, figure, service, wav_bytes, wrk
+from ingest import _chunks, _put
+
+
+class PeakRss:
+    """Samples the service's resident set size every 20 ms in a thread."""
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.svc.rss_kib())
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def upload_1gb(svc: Service) -> None:
+    template = wav_bytes(MB, 7)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900)) as session:
+        await _put(session, svc, "one-gigabyte",
+                   _chunks((template[:44], template[44:] + template[44:88]), 1024 * MB))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=8)
+    args = parser.parse_args()
+    with service() as svc:
+        rid = svc.upload(wav_bytes(200 * MB, 5), "stream-me")
+        time.sleep(1)
+        idle = svc.rss_kib()
+        with PeakRss(svc) as upload_peak:
+            asyncio.run(upload_1gb(svc))
+        with PeakRss(svc) as stream_peak:
+            result = wrk(svc.url, 64, args.seconds, threads=2, headers={
+                "Authorization": f"Bearer {svc.tokens['supervisor']}",
+                "Access-Purpose": "training"}, lua=(
+                f'request = function() return wrk.format("GET", '
+                f'"/v1/recordings/{rid}/audio") end\n'))
+    up = (upload_peak.peak - idle) / 1024
+    st = (stream_peak.peak - idle) / 1024
+    print(f"idle RSS: {idle / 1024:.0f} MiB; streams served: {result.bytes_per_s / MB:.0f} MB/s,"
+          f" errors {result.errors}")
+    print(figure("6. RSS above idle during a 1 GB upload", f"{up:.0f} MiB", "< 150 MB",
+                 up * 1.048576 < 150))
+    print(figure("6. RSS above idle during 64 streams of 200 MB", f"{st:.0f} MiB", "< 150 MB",
+                 st * 1.048576 < 150))
+
+
+if __name__ == "__main__":
+    main()
