@@ -43,6 +43,16 @@ async def append(services: Services, conn: AsyncConnection,
     return written
 
 
+async def append_many(services: Services, conn: AsyncConnection,
+                      entries: list[audit_log.AuditEvent]) -> None:
+    if not entries:
+        return
+    now = services.clock()
+    await audit_log.append_many(conn, [(entry, now) for entry in entries])
+    for entry in entries:
+        services.metrics.audit_appends.labels(entry.action, entry.outcome).inc()
+
+
 async def record(services: Services, entry: audit_log.AuditEvent) -> dict[str, Any]:
     """Appends on its own (group-committed with concurrent ones); returns once committed."""
     written = await services.audit.append(entry, services.clock())

@@ -156,69 +156,83 @@ class PurgeRequest:
     detail: dict[str, Any]
 
 
-async def _mark(services: Services, recording_id: str, request: PurgeRequest,
-                check_erasure: bool) -> catalog.Recording | policy.Refusal | None:
-    """Marks the recording ``purging`` unless something blocks it, in one transaction."""
+async def _mark_and_destroy(services: Services, ids: list[str], request: PurgeRequest,
+                            check_erasure: bool,
+                            ) -> tuple[list[catalog.Recording], dict[str, policy.Refusal]]:
+    """Step 1, one transaction: under the row locks, re-check holds and restriction (and,
+    for erasure, legal obligations), then mark the rest ``purging`` and destroy their
+    wrapped data keys. Recordings a crash left ``purging`` are taken up again."""
+    refusals: dict[str, policy.Refusal] = {}
+    marked: list[catalog.Recording] = []
     async with services.database.write() as conn:
-        rec = await lock_recording(conn, recording_id)
-        if rec is None or rec.state == "purged":
-            return None
-        if rec.state == "purging":
-            return rec  # a purge a crash interrupted: finish it
-        holds = [case for _, case in rec.legal_holds]
-        refusal = (policy.erasure_refusal(holds, rec.restricted, states_of(rec),
-                                          services.clock())
-                   if check_erasure else policy.purge_blocker(holds, rec.restricted))
-        if refusal is not None:
-            return refusal
-        await retention_store.mark_purging(conn, rec.id, request.reason)
-    return rec
+        for rec in await catalog.lock_recordings(conn, ids):
+            if rec.state == "purged":
+                continue
+            if rec.state == "active":
+                holds = [case for _, case in rec.legal_holds]
+                refusal = (policy.erasure_refusal(holds, rec.restricted, states_of(rec),
+                                                  services.clock())
+                           if check_erasure else policy.purge_blocker(holds, rec.restricted))
+                if refusal is not None:
+                    refusals[rec.id] = refusal
+                    continue
+            marked.append(rec)
+        if marked:
+            await retention_store.mark_purging_and_destroy_keys(
+                conn, [r.id for r in marked], request.reason)
+    return marked, refusals
 
 
-async def _destroy_key(services: Services, recording_id: str) -> None:
-    async with services.database.write() as conn:
-        await retention_store.destroy_wrapped_key(conn, recording_id)
+async def _delete_blobs(services: Services, recs: list[catalog.Recording]) -> list[str]:
+    """Step 2: deletes the blobs; returns the ids whose blob is gone."""
+    gone = []
+    for rec in recs:
+        try:
+            if rec.blob_name:
+                await services.blobs.delete(rec.blob_name)
+        except (StorageError, OSError) as exc:
+            # Its key is destroyed already; the next run deletes the blob and finishes.
+            log.error("blob delete failed during purge",
+                      extra={"recording_id": rec.id, "error": type(exc).__name__})
+            continue
+        gone.append(rec.id)
+    return gone
 
 
-async def _delete_blob(services: Services, rec: catalog.Recording) -> None:
-    if rec.blob_name:
-        await services.blobs.delete(rec.blob_name)
-
-
-async def _tombstone(services: Services, rec: catalog.Recording,
-                     request: PurgeRequest) -> bool:
+async def _tombstone_all(services: Services, ids: list[str], request: PurgeRequest) -> list[str]:
+    """Step 3, one transaction: tombstones, signed receipts and audit entries."""
     now = services.clock()
-    reason = rec.purge_reason or request.reason
-    receipt = sign_receipt(services.signing_key, services.config.audit_origin, rec.id,
-                           rec.sha256, now, reason)
+    done: list[str] = []
+    entries = []
     async with services.database.write() as conn:
-        if not await retention_store.tombstone(conn, rec.id, now, json.dumps(receipt)):
-            return False  # another run finished it
-        await auditing.append(services, conn, auditing.event(
-            request.actor, request.origin, request.action, "allowed", recording_id=rec.id,
-            reason=reason, detail={**request.detail, "data_key_destroyed": True,
-                                   "blob_deleted": True}))
-    return True
+        for rec in await catalog.get_recordings(conn, ids):
+            if rec.state != "purging" or rec.wrapped_dek is not None:
+                continue
+            reason = rec.purge_reason or request.reason
+            receipt = sign_receipt(services.signing_key, services.config.audit_origin,
+                                   rec.id, rec.sha256, now, reason)
+            if not await retention_store.tombstone(conn, rec.id, now, json.dumps(receipt)):
+                continue  # another run finished it
+            entries.append(auditing.event(
+                request.actor, request.origin, request.action, "allowed",
+                recording_id=rec.id, reason=reason,
+                detail={**request.detail, "data_key_destroyed": True, "blob_deleted": True}))
+            done.append(rec.id)
+        await auditing.append_many(services, conn, entries)
+    return done
 
 
-async def purge_recording(services: Services, recording_id: str, request: PurgeRequest,
-                          check_erasure: bool = False) -> catalog.Recording | policy.Refusal:
-    """Purges one recording (or finishes an interrupted purge). Idempotent."""
-    marked = await _mark(services, recording_id, request, check_erasure)
-    if isinstance(marked, policy.Refusal):
-        return marked
-    if marked is not None:
-        await _destroy_key(services, recording_id)
-        await _delete_blob(services, marked)
-        async with services.database.read() as conn:
-            current = await catalog.get_recording(conn, recording_id)
-        if current is not None and current.state == "purging":
-            await _tombstone(services, current, request)
-    async with services.database.read() as conn:
-        final = await catalog.get_recording(conn, recording_id)
-    if final is None:
-        raise NotFound()
-    return final
+async def purge_batch(services: Services, ids: list[str], request: PurgeRequest,
+                      check_erasure: bool = False,
+                      ) -> tuple[list[str], dict[str, policy.Refusal], list[str]]:
+    """Purges (or finishes purging) recordings; returns (purged, refused, failed)."""
+    marked, refusals = await _mark_and_destroy(services, ids, request, check_erasure)
+    if not marked:
+        return [], refusals, []
+    gone = await _delete_blobs(services, marked)
+    purged = await _tombstone_all(services, gone, request)
+    failed = [r.id for r in marked if r.id not in set(purged)]
+    return purged, refusals, failed
 
 
 async def erase(services: Services, actor: Actor, origin: Origin, recording_id: str,
@@ -232,13 +246,21 @@ async def erase(services: Services, actor: Actor, origin: Origin, recording_id: 
         return rec  # already erased: the tombstone is the answer
     request = PurgeRequest(actor, origin, "erasure", f"erasure request: {reason}",
                            {"request_reference": request_reference})
-    result = await purge_recording(services, recording_id, request, check_erasure=True)
-    if isinstance(result, policy.Refusal):
+    _, refusals, failed = await purge_batch(services, [recording_id], request,
+                                            check_erasure=True)
+    refusal = refusals.get(recording_id)
+    if refusal is not None:
         await auditing.record(services, auditing.event(
             actor, origin, "erasure", "denied", recording_id=recording_id,
-            reason=result.reason, detail={"request_reference": request_reference,
-                                          "until": rfc3339(result.until)}))
-        raise Refused(result.reason, result.detail, result.until)
+            reason=refusal.reason, detail={"request_reference": request_reference,
+                                           "until": rfc3339(refusal.until)}))
+        raise Refused(refusal.reason, refusal.detail, refusal.until)
+    if failed:
+        raise StorageError("the recording's blob could not be deleted; retried by the next "
+                           "purge run")
+    async with services.database.read() as conn:
+        result = await catalog.get_recording(conn, recording_id)
+    assert result is not None
     await _compact(services)
     return result
 
@@ -259,41 +281,37 @@ async def run_purge(services: Services, actor: Actor, origin: Origin,
                            {"run_id": run_id, "triggered_by": actor.name})
     async with services.database.read() as conn:
         interrupted = await retention_store.purging_ids(conn)
+    size = services.config.purge_batch
+    pages = [interrupted[i : i + size] for i in range(0, len(interrupted), size)]
     after: tuple[datetime, str] | None = None
-    pages: list[list[str]] = [interrupted] if interrupted else []
     while True:
         if not pages:
             async with services.database.read() as conn:
-                batch = await retention_store.due(conn, started, after,
-                                                  services.config.purge_batch)
-            if not batch:
+                due = await retention_store.due(conn, started, after, size)
+            if not due:
                 break
-            after = batch[-1]
-            pages.append([recording_id for _, recording_id in batch])
-        for recording_id in pages.pop():
+            after = due[-1]
+            pages.append([recording_id for _, recording_id in due])
+        page = pages.pop(0)
+        if dry_run:
             async with services.database.read() as conn:
-                rec = await catalog.get_recording(conn, recording_id)
-            if rec is None or rec.state == "purged":
-                continue
-            blocker = policy.purge_blocker([c for _, c in rec.legal_holds], rec.restricted)
-            if blocker is not None and rec.state == "active":
-                skipped.append({"id": rec.id, "reason": blocker.reason})
-                continue
-            if dry_run:
-                purged.append(rec.id)
-                continue
-            try:
-                result = await purge_recording(services, rec.id, request)
-            except (StorageError, SQLAlchemyError, OSError) as exc:
-                # One recording's trouble must not stop the others; the next run retries it.
-                log.error("purge of one recording failed",
-                          extra={"recording_id": rec.id, "error": type(exc).__name__})
-                skipped.append({"id": rec.id, "reason": "error"})
-                continue
-            if isinstance(result, policy.Refusal):
-                skipped.append({"id": rec.id, "reason": result.reason})
-            elif result.state == "purged":
-                purged.append(rec.id)
+                recs = await catalog.get_recordings(conn, page)
+            for rec in recs:
+                blocker = policy.purge_blocker([c for _, c in rec.legal_holds], rec.restricted)
+                if blocker is not None and rec.state == "active":
+                    skipped.append({"id": rec.id, "reason": blocker.reason})
+                elif rec.state != "purged":
+                    purged.append(rec.id)
+            continue
+        try:
+            done, refusals, failed = await purge_batch(services, page, request)
+        except (StorageError, SQLAlchemyError, OSError) as exc:
+            # This page's trouble must not stop the others; the next run retries it.
+            log.error("purge of a batch failed", extra={"error": type(exc).__name__})
+            done, refusals, failed = [], {}, page
+        purged += done
+        skipped += [{"id": i, "reason": r.reason} for i, r in refusals.items()]
+        skipped += [{"id": i, "reason": "error"} for i in failed]
     async with services.database.write() as conn:
         changes = (await retention_store.peek_unreported_changes(conn) if dry_run
                    else await retention_store.take_unreported_changes(conn, run_id))

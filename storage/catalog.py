@@ -129,6 +129,19 @@ async def get_recording(conn: AsyncConnection, recording_id: str) -> Recording |
     return found[0] if found else None
 
 
+async def get_recordings(conn: AsyncConnection, ids: Sequence[str]) -> list[Recording]:
+    rows = (await conn.execute(select(recordings).where(recordings.c.id.in_(ids))
+                               .order_by(recordings.c.id))).all()
+    return await _with_purposes(conn, rows)
+
+
+async def lock_recordings(conn: AsyncConnection, ids: Sequence[str]) -> list[Recording]:
+    """Reads recordings holding their row locks (PostgreSQL) until the transaction ends."""
+    await conn.execute(select(recordings.c.id).where(recordings.c.id.in_(ids))
+                       .order_by(recordings.c.id).with_for_update())
+    return await get_recordings(conn, ids)
+
+
 async def get_by_call_id(conn: AsyncConnection, call_id: str) -> Recording | None:
     rows = (await conn.execute(select(recordings).where(recordings.c.call_id == call_id))).all()
     found = await _with_purposes(conn, rows)

@@ -172,17 +172,17 @@ async def due(conn: AsyncConnection, now: datetime, after: tuple[datetime, str] 
     return [(r.purge_at, r.id) for r in await conn.execute(query)]
 
 
-async def mark_purging(conn: AsyncConnection, recording_id: str, reason: str) -> bool:
-    """Compare-and-set: of two replicas, only one marks a recording."""
-    result = await conn.execute(update(recordings).where(
-        recordings.c.id == recording_id, recordings.c.state == "active").values(
-        state="purging", purge_reason=reason))
-    return bool(result.rowcount)
+async def mark_purging_and_destroy_keys(conn: AsyncConnection, recording_ids: list[str],
+                                        reason: str) -> None:
+    """Marks recordings ``purging`` and destroys their wrapped data keys (crypto-shredding).
 
-
-async def destroy_wrapped_key(conn: AsyncConnection, recording_id: str) -> None:
+    Compare-and-set on the state: of two replicas, only one marks a recording.
+    """
     await conn.execute(update(recordings).where(
-        recordings.c.id == recording_id, recordings.c.state == "purging").values(
+        recordings.c.id.in_(recording_ids), recordings.c.state == "active").values(
+        state="purging", purge_reason=reason))
+    await conn.execute(update(recordings).where(
+        recordings.c.id.in_(recording_ids), recordings.c.state == "purging").values(
         wrapped_dek=None, key_version=None))
 
 

@@ -80,6 +80,9 @@ recordings = Table(
     # data subject's later request still finds what was purged, without the id itself.
     Column("subject_ref", String(64), index=True),
     Index("ix_recordings_created_at_id", "created_at", "id"),
+    # Serves both purge queries (due: state='active' AND purge_at <= now; interrupted:
+    # state='purging'), so their cost follows what is due, not the catalog's size.
+    Index("ix_recordings_state_purge_at_id", "state", "purge_at", "id"),
 )
 
 recording_purposes = Table(
