@@ -43,6 +43,11 @@ class BlobStore(ABC):
     async def delete(self, name: str) -> None:
         """Deletes the blob; deleting a missing blob is not an error."""
 
+    async def delete_many(self, names: list[str]) -> None:
+        """Deletes several blobs; a backend may do it in fewer round trips."""
+        for name in names:
+            await self.delete(name)
+
     @abstractmethod
     def names(self) -> AsyncIterator[tuple[str, datetime]]:
         """Every committed blob with its modification time (for the orphan sweep)."""

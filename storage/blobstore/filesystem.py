@@ -107,6 +107,23 @@ class FilesystemBlobStore(BlobStore):
             return
         await asyncio.to_thread(_fsync_dir, path.parent)
 
+    async def delete_many(self, names: list[str]) -> None:
+        paths = [self._path(name) for name in names]
+
+        def unlink_all() -> None:
+            touched = set()
+            for path in paths:
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                touched.add(path.parent)
+            # One fsync per directory touched, not one per file.
+            for directory in touched:
+                _fsync_dir(directory)
+
+        await asyncio.to_thread(unlink_all)
+
     async def names(self) -> AsyncIterator[tuple[str, datetime]]:
         def scan() -> list[tuple[str, datetime]]:
             found = []

@@ -100,3 +100,13 @@ def test_keyring_round_trip_rotation_and_binding(keyring: Keyring) -> None:
     with pytest.raises(KeyringError):
         keyring.unwrap(wrapped, v1, "rec_1")
     assert [v.retired for v in keyring.versions()] == [True, False]
+
+
+async def test_delete_many_deletes_them_all(store: BlobStore) -> None:
+    names = [new_blob_name() for _ in range(20)]
+    for name in names:
+        writer = await store.open_writer(name)
+        await writer.write(name.encode())
+        await writer.commit()
+    await store.delete_many([*names[:15], "0" * 32])  # one that never existed
+    assert await _names(store) == set(names[15:])
