@@ -207,24 +207,21 @@ async def _delete_blobs(services: Services, recs: list[catalog.Recording]) -> li
 async def _tombstone_all(services: Services, ids: list[str], request: PurgeRequest) -> list[str]:
     """Step 3, one transaction: tombstones, signed receipts and audit entries."""
     now = services.clock()
-    done: list[str] = []
-    entries = []
     async with services.database.write() as conn:
-        for rec in await catalog.get_recordings(conn, ids):
-            if rec.state != "purging" or rec.wrapped_dek is not None:
-                continue
+        shredded = await retention_store.lock_shredded(conn, ids)
+        receipts, entries = {}, []
+        for rec in shredded:
             reason = rec.purge_reason or request.reason
-            receipt = sign_receipt(services.signing_key, services.config.audit_origin,
-                                   rec.id, rec.sha256, now, reason)
-            if not await retention_store.tombstone(conn, rec.id, now, json.dumps(receipt)):
-                continue  # another run finished it
+            receipts[rec.id] = json.dumps(sign_receipt(
+                services.signing_key, services.config.audit_origin, rec.id, rec.sha256, now,
+                reason))
             entries.append(auditing.event(
                 request.actor, request.origin, request.action, "allowed",
                 recording_id=rec.id, reason=reason,
                 detail={**request.detail, "data_key_destroyed": True, "blob_deleted": True}))
-            done.append(rec.id)
+        await retention_store.tombstone_many(conn, receipts, now)
         await auditing.append_many(services, conn, entries)
-    return done
+    return list(receipts)
 
 
 async def purge_batch(services: Services, ids: list[str], request: PurgeRequest,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.schema import (
@@ -186,19 +186,39 @@ async def mark_purging_and_destroy_keys(conn: AsyncConnection, recording_ids: li
         wrapped_dek=None, key_version=None))
 
 
-async def tombstone(conn: AsyncConnection, recording_id: str, now: datetime,
-                    receipt: str) -> bool:
-    result = await conn.execute(update(recordings).where(
-        recordings.c.id == recording_id, recordings.c.state == "purging",
-        recordings.c.wrapped_dek.is_(None)).values(
-        state="purged", purged_at=now, deletion_receipt=receipt, blob_name=None,
-        purge_at=None, restriction_reason=None, restriction_placed_at=None,
-        **{f: None for f in PERSONAL_FIELDS}))
-    if result.rowcount:
-        # Withdrawal reasons are free text a compliance officer wrote: may name the person.
-        await conn.execute(update(recording_purposes).where(
-            recording_purposes.c.recording_id == recording_id).values(withdrawal_reason=None))
-    return bool(result.rowcount)
+@dataclass(frozen=True)
+class Shredded:
+    """A recording whose key is destroyed, ready for its tombstone."""
+
+    id: str
+    sha256: str
+    purge_reason: str | None
+
+
+async def lock_shredded(conn: AsyncConnection, ids: list[str]) -> list[Shredded]:
+    """Locks (PostgreSQL) the recordings among ``ids`` still waiting for their tombstone."""
+    rows = await conn.execute(
+        select(recordings.c.id, recordings.c.sha256, recordings.c.purge_reason)
+        .where(recordings.c.id.in_(ids), recordings.c.state == "purging",
+               recordings.c.wrapped_dek.is_(None))
+        .order_by(recordings.c.id).with_for_update())
+    return [Shredded(r.id, r.sha256, r.purge_reason) for r in rows]
+
+
+async def tombstone_many(conn: AsyncConnection, receipts: dict[str, str],
+                         now: datetime) -> None:
+    """Tombstones locked recordings (see lock_shredded) in a few statements."""
+    if not receipts:
+        return
+    await conn.execute(
+        update(recordings).where(recordings.c.id == bindparam("rid")).values(
+            state="purged", purged_at=now, deletion_receipt=bindparam("receipt"),
+            blob_name=None, purge_at=None, restriction_reason=None,
+            restriction_placed_at=None, **{f: None for f in PERSONAL_FIELDS}),
+        [{"rid": rid, "receipt": receipt} for rid, receipt in receipts.items()])
+    # Withdrawal reasons are free text a compliance officer wrote: may name the person.
+    await conn.execute(update(recording_purposes).where(
+        recording_purposes.c.recording_id.in_(list(receipts))).values(withdrawal_reason=None))
 
 
 async def insert_run(conn: AsyncConnection, run: dict[str, Any]) -> None:
