@@ -41,12 +41,14 @@ class GroupCommitAppender:
             try:
                 async with self._database.write() as conn:
                     written = await audit_log.append_many(conn, [(e, at) for e, at, _ in batch])
-            except BaseException as exc:
+            except asyncio.CancelledError:
+                for _, _, future in [*batch, *self._pending]:
+                    future.cancel()
+                raise
+            except Exception as exc:
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
                 continue
             for (_, _, future), entry in zip(batch, written, strict=True):
                 if not future.done():
