@@ -45,7 +45,7 @@ class GroupCommitAppender:
                 for _, _, future in [*batch, *self._pending]:
                     future.cancel()
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to every waiter, not swallowed
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
