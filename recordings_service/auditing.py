@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from recordings_service.auth import Actor
 from recordings_service.services import Services
 from storage import audit_log
+from storage.database import Conn
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ def event(actor: Actor, origin: Origin, action: str, outcome: str, *,
     )
 
 
-async def append(services: Services, conn: AsyncConnection,
+async def append(services: Services, conn: Conn,
                  entry: audit_log.AuditEvent) -> dict[str, Any]:
     """Appends inside the caller's transaction (the change and its record commit together)."""
     written = await audit_log.append(conn, entry, services.clock())
@@ -43,7 +42,7 @@ async def append(services: Services, conn: AsyncConnection,
     return written
 
 
-async def append_many(services: Services, conn: AsyncConnection,
+async def append_many(services: Services, conn: Conn,
                       entries: list[audit_log.AuditEvent]) -> None:
     if not entries:
         return

@@ -38,7 +38,7 @@ class JsonFormatter(logging.Formatter):
 
 # Loggers that print SQL parameters, raw paths or query strings (customer ids, phone
 # numbers) at their chattier levels: kept at WARNING whatever the service's level.
-_TALKATIVE = ("aiosqlite", "sqlalchemy", "asyncpg", "alembic", "apscheduler")
+_TALKATIVE = ("sqlalchemy", "asyncpg", "alembic", "apscheduler")
 
 
 def quiet_third_party_loggers() -> None:

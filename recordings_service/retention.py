@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recordings_service import auditing, policy
 from recordings_service.auditing import SYSTEM_ORIGIN, Origin
@@ -26,6 +25,7 @@ from recordings_service.receipts import sign_receipt
 from recordings_service.services import Services
 from recordings_service.views import rfc3339
 from storage import catalog, retention_store
+from storage.database import Conn
 from storage.errors import StorageError
 from storage.schema import recordings
 
@@ -48,7 +48,7 @@ def states_of(rec: catalog.Recording) -> list[policy.PurposeState]:
                                 p.withdrawal_reason) for p in rec.purposes]
 
 
-async def lock_recording(conn: AsyncConnection, recording_id: str) -> catalog.Recording | None:
+async def lock_recording(conn: Conn, recording_id: str) -> catalog.Recording | None:
     """Reads the recording holding its row lock (PostgreSQL) for the rest of the transaction;
     on SQLite the write transaction is already exclusive."""
     await conn.execute(select(recordings.c.id).where(recordings.c.id == recording_id)
@@ -64,7 +64,7 @@ def _active_or_raise(rec: catalog.Recording | None) -> catalog.Recording:
     return rec
 
 
-async def _recompute_purge_at(services: Services, conn: AsyncConnection,
+async def _recompute_purge_at(services: Services, conn: Conn,
                               recording_id: str) -> catalog.Recording:
     rec = await catalog.get_recording(conn, recording_id)
     assert rec is not None

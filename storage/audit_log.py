@@ -18,10 +18,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import merkle
-from storage.database import Database
+from storage.database import Conn, Database
 from storage.errors import AuditChainError
 from storage.schema import audit_checkpoints, audit_entries, audit_head
 from storage.signing import open_note, sign_note
@@ -52,12 +51,12 @@ def _rfc3339(at: datetime) -> str:
     return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-async def append(conn: AsyncConnection, event: AuditEvent, now: datetime) -> dict[str, Any]:
+async def append(conn: Conn, event: AuditEvent, now: datetime) -> dict[str, Any]:
     """Appends inside the caller's write transaction; returns the entry as served."""
     return (await append_many(conn, [(event, now)]))[0]
 
 
-async def append_many(conn: AsyncConnection,
+async def append_many(conn: Conn,
                       events: list[tuple[AuditEvent, datetime]]) -> list[dict[str, Any]]:
     """Appends several entries with one read and one update of the head (group commit)."""
     head = (
@@ -124,7 +123,7 @@ class AuditFilter:
 
 
 async def list_entries(
-    conn: AsyncConnection, flt: AuditFilter, after_seq: int, limit: int
+    conn: Conn, flt: AuditFilter, after_seq: int, limit: int
 ) -> list[dict[str, Any]]:
     c = audit_entries.c
     query = select(audit_entries).where(c.seq > after_seq).order_by(c.seq).limit(limit)
@@ -191,7 +190,7 @@ async def make_checkpoint(
     return Checkpoint(head.size, root, now, note)
 
 
-async def list_checkpoints(conn: AsyncConnection, limit: int = 100) -> list[Checkpoint]:
+async def list_checkpoints(conn: Conn, limit: int = 100) -> list[Checkpoint]:
     rows = (
         await conn.execute(
             select(audit_checkpoints).order_by(audit_checkpoints.c.id.desc()).limit(limit)

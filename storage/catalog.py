@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.database import Conn
 from storage.errors import DuplicateCallIdError
 from storage.schema import (
     legal_hold_recordings,
@@ -70,7 +70,7 @@ class Recording:
 _RECORDING_FIELDS = [c.name for c in recordings.columns]
 
 
-async def _with_purposes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Recording]:
+async def _with_purposes(conn: Conn, rows: Sequence[Any]) -> list[Recording]:
     if not rows:
         return []
     ids = [r.id for r in rows]
@@ -108,7 +108,7 @@ async def _with_purposes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Rec
 
 
 async def insert_recording(
-    conn: AsyncConnection, values: dict[str, Any], purposes: Iterable[PurposeRow]
+    conn: Conn, values: dict[str, Any], purposes: Iterable[PurposeRow]
 ) -> None:
     try:
         await conn.execute(insert(recordings).values(**values))
@@ -123,26 +123,26 @@ async def insert_recording(
     await conn.execute(insert(recording_purposes), rows)
 
 
-async def get_recording(conn: AsyncConnection, recording_id: str) -> Recording | None:
+async def get_recording(conn: Conn, recording_id: str) -> Recording | None:
     rows = (await conn.execute(select(recordings).where(recordings.c.id == recording_id))).all()
     found = await _with_purposes(conn, rows)
     return found[0] if found else None
 
 
-async def get_recordings(conn: AsyncConnection, ids: Sequence[str]) -> list[Recording]:
+async def get_recordings(conn: Conn, ids: Sequence[str]) -> list[Recording]:
     rows = (await conn.execute(select(recordings).where(recordings.c.id.in_(ids))
                                .order_by(recordings.c.id))).all()
     return await _with_purposes(conn, rows)
 
 
-async def lock_recordings(conn: AsyncConnection, ids: Sequence[str]) -> list[Recording]:
+async def lock_recordings(conn: Conn, ids: Sequence[str]) -> list[Recording]:
     """Reads recordings holding their row locks (PostgreSQL) until the transaction ends."""
     await conn.execute(select(recordings.c.id).where(recordings.c.id.in_(ids))
                        .order_by(recordings.c.id).with_for_update())
     return await get_recordings(conn, ids)
 
 
-async def get_by_call_id(conn: AsyncConnection, call_id: str) -> Recording | None:
+async def get_by_call_id(conn: Conn, call_id: str) -> Recording | None:
     rows = (await conn.execute(select(recordings).where(recordings.c.call_id == call_id))).all()
     found = await _with_purposes(conn, rows)
     return found[0] if found else None
@@ -160,7 +160,7 @@ class SearchFilter:
 
 
 async def search(
-    conn: AsyncConnection, flt: SearchFilter, after: tuple[datetime, str] | None, limit: int
+    conn: Conn, flt: SearchFilter, after: tuple[datetime, str] | None, limit: int
 ) -> list[Recording]:
     """Keyset pagination on (created_at, id): stable under inserts."""
     c = recordings.c
@@ -180,7 +180,7 @@ async def search(
     return await _with_purposes(conn, (await conn.execute(query)).all())
 
 
-async def existing_blob_names(conn: AsyncConnection, names: Sequence[str]) -> set[str]:
+async def existing_blob_names(conn: Conn, names: Sequence[str]) -> set[str]:
     rows = await conn.execute(
         select(recordings.c.blob_name).where(recordings.c.blob_name.in_(names)))
     return {r.blob_name for r in rows}
@@ -189,7 +189,7 @@ async def existing_blob_names(conn: AsyncConnection, names: Sequence[str]) -> se
 # --- key versions ----------------------------------------------------------------------
 
 
-async def key_version_counts(conn: AsyncConnection) -> dict[int, int]:
+async def key_version_counts(conn: Conn) -> dict[int, int]:
     rows = await conn.execute(
         select(recordings.c.key_version, func.count())
         .where(recordings.c.wrapped_dek.is_not(None))
@@ -199,7 +199,7 @@ async def key_version_counts(conn: AsyncConnection) -> dict[int, int]:
 
 
 async def wrapped_keys_not_at(
-    conn: AsyncConnection, version: int, limit: int
+    conn: Conn, version: int, limit: int
 ) -> list[tuple[str, int, bytes]]:
     rows = await conn.execute(
         select(recordings.c.id, recordings.c.key_version, recordings.c.wrapped_dek)
@@ -211,7 +211,7 @@ async def wrapped_keys_not_at(
 
 
 async def replace_wrapped_key(
-    conn: AsyncConnection, recording_id: str, old_version: int, new_version: int, wrapped: bytes
+    conn: Conn, recording_id: str, old_version: int, new_version: int, wrapped: bytes
 ) -> bool:
     """Compare-and-set, so a concurrent purge or re-wrap is never overwritten."""
     result = await conn.execute(
@@ -239,7 +239,7 @@ def _token(row: Any) -> TokenRow:
 
 
 async def create_token(
-    conn: AsyncConnection, name: str, token_hash: str, roles: Iterable[str], now: datetime
+    conn: Conn, name: str, token_hash: str, roles: Iterable[str], now: datetime
 ) -> bool:
     """False when a token of that name exists already."""
     exists = (await conn.execute(select(tokens.c.name).where(tokens.c.name == name))).first()
@@ -252,21 +252,21 @@ async def create_token(
     return True
 
 
-async def token_by_hash(conn: AsyncConnection, token_hash: str) -> TokenRow | None:
+async def token_by_hash(conn: Conn, token_hash: str) -> TokenRow | None:
     row = (await conn.execute(select(tokens).where(tokens.c.token_hash == token_hash))).first()
     return None if row is None else _token(row)
 
 
-async def token_by_name(conn: AsyncConnection, name: str) -> TokenRow | None:
+async def token_by_name(conn: Conn, name: str) -> TokenRow | None:
     row = (await conn.execute(select(tokens).where(tokens.c.name == name))).first()
     return None if row is None else _token(row)
 
 
-async def list_tokens(conn: AsyncConnection) -> list[TokenRow]:
+async def list_tokens(conn: Conn) -> list[TokenRow]:
     return [_token(r) for r in await conn.execute(select(tokens).order_by(tokens.c.name))]
 
 
-async def revoke_token(conn: AsyncConnection, name: str, now: datetime) -> bool:
+async def revoke_token(conn: Conn, name: str, now: datetime) -> bool:
     result = await conn.execute(
         update(tokens).where(tokens.c.name == name, tokens.c.revoked_at.is_(None))
         .values(revoked_at=now)

@@ -1,94 +1,178 @@
-"""Engines for the catalog: SQLite (WAL, one writer) by default, PostgreSQL to scale out."""
+"""The catalog's database: SQLite (WAL) by default, PostgreSQL to scale out.
+
+SQLite runs synchronously on the event loop's thread. An indexed statement takes
+microseconds and a commit one fsync (about 0.5 ms here); handing each statement to a driver
+thread, as an async SQLite driver must, cost several round trips per statement and made the
+catalog, not the disk, the limit (docs/benchmarks.md). Writers take an asyncio lock and start
+with ``BEGIN IMMEDIATE`` so that ``serve`` and a CLI command serialize; when another process
+holds the write lock, the begin is retried after an asynchronous sleep instead of blocking
+the loop. PostgreSQL uses asyncpg, and appends serialize there with ``SELECT … FOR UPDATE``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql import Executable
+
+T = TypeVar("T")
+
+# How long a writer waits, in total, for another process to release SQLite's write lock.
+WRITE_LOCK_WAIT = 30.0
+
+
+class Conn(Protocol):
+    """What catalog code needs of a connection: the async one or the SQLite adapter."""
+
+    async def execute(self, statement: Executable,
+                      parameters: Any = None) -> CursorResult[*tuple[Any, ...]]: ...
+
+    async def run_sync(self, fn: Callable[[Connection], T]) -> T: ...
+
+
+class _SyncConn:
+    """Presents a synchronous SQLAlchemy connection with the async call shape."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, statement: Executable,
+                      parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
+        if parameters is None:
+            return self._conn.execute(statement)
+        return self._conn.execute(statement, parameters)
+
+    async def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        return fn(self._conn)
 
 
 def async_url(url: str) -> str:
-    """Maps the URL an operator writes to the async driver we ship."""
+    """Maps the URL an operator writes to the driver we ship."""
     parsed = make_url(url)
     driver = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
-              "sqlite": "sqlite+aiosqlite"}.get(parsed.drivername, parsed.drivername)
+              "sqlite": "sqlite+pysqlite", "sqlite+aiosqlite": "sqlite+pysqlite"}.get(
+        parsed.drivername, parsed.drivername)
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def sqlite_url(data_dir: Path) -> str:
-    return f"sqlite+aiosqlite:///{data_dir / 'catalog.sqlite3'}"
+    return f"sqlite:///{data_dir / 'catalog.sqlite3'}"
 
 
-def _sqlite_engine(url: str, begin: str, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+def _sqlite_engine(url: str, begin: str, busy_ms: int) -> Engine:
+    # Checkout must never block the loop: the pool grows instead (connections are cheap).
+    engine = create_engine(url, poolclass=QueuePool, pool_size=8, max_overflow=-1)
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # Take BEGIN away from pysqlite so SQLAlchemy's transactions are real ones.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         # Overwrite deleted content, so a destroyed data key does not linger in free pages.
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
 
     return engine
 
 
+def _is_busy(exc: OperationalError) -> bool:
+    orig = exc.orig
+    return isinstance(orig, sqlite3.OperationalError) and (
+        "locked" in str(orig) or "busy" in str(orig))
+
+
 class Database:
-    """A reader and a writer engine.
-
-    On SQLite every write transaction starts with ``BEGIN IMMEDIATE`` so that two writers
-    (``serve`` and a CLI command) serialize instead of failing on lock upgrade; readers
-    use a deferred ``BEGIN`` and, with WAL, never wait for the writer. On PostgreSQL the
-    two are one engine and appends serialize with ``SELECT … FOR UPDATE``.
-    """
-
     def __init__(self, url: str) -> None:
         self.url = async_url(url)
         self.dialect = make_url(self.url).get_backend_name()
+        self._async: AsyncEngine | None = None
         if self.dialect == "sqlite":
-            self.writer = _sqlite_engine(self.url, "BEGIN IMMEDIATE", pool_size=1)
-            self.reader = _sqlite_engine(self.url, "BEGIN", pool_size=8)
+            # The writer never waits inside SQLite (busy_timeout 0): it retries asynchronously.
+            self._writer = _sqlite_engine(self.url, "BEGIN IMMEDIATE", busy_ms=0)
+            # WAL readers do not wait for writers; the short timeout covers WAL recovery.
+            self._reader = _sqlite_engine(self.url, "BEGIN", busy_ms=200)
+            self._write_lock = asyncio.Lock()
         else:
-            self.writer = create_async_engine(self.url, pool_size=10, max_overflow=10)
-            self.reader = self.writer
+            self._async = create_async_engine(self.url, pool_size=10, max_overflow=10)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.writer.begin() as conn:
-            yield conn
+    async def write(self) -> AsyncIterator[Conn]:
+        if self._async is not None:
+            async with self._async.begin() as async_conn:
+                yield async_conn
+            return
+        async with self._write_lock:
+            with self._writer.connect() as sync_conn:
+                await self._begin_immediate(sync_conn)
+                try:
+                    yield _SyncConn(sync_conn)
+                except BaseException:
+                    sync_conn.rollback()
+                    raise
+                sync_conn.commit()
+
+    async def _begin_immediate(self, conn: Connection) -> None:
+        delay, waited = 0.001, 0.0
+        while True:
+            try:
+                conn.begin()
+                return
+            except OperationalError as exc:
+                if not _is_busy(exc) or waited >= WRITE_LOCK_WAIT:
+                    raise
+                conn.rollback()
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.05)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.reader.begin() as conn:
-            yield conn
+    async def read(self) -> AsyncIterator[Conn]:
+        if self._async is not None:
+            async with self._async.begin() as async_conn:
+                yield async_conn
+            return
+        with self._reader.connect() as sync_conn, sync_conn.begin():
+            yield _SyncConn(sync_conn)
 
     async def truncate_wal(self) -> None:
         """SQLite: copy the write-ahead log into the database and empty it, so page images
         of deleted rows (destroyed data keys) do not survive in the log file."""
         if self.dialect != "sqlite":
             return
-        async with self.writer.connect() as conn:
-            raw = await conn.get_raw_connection()
-            # Outside any transaction: the checkpoint cannot run inside one.
-            driver = raw.driver_connection
-            assert driver is not None
-            await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        path = make_url(self.url).database
+        assert path is not None
+
+        def checkpoint() -> None:
+            # Its own connection, outside any transaction, in a thread: it waits for readers.
+            db = sqlite3.connect(path, isolation_level=None, timeout=5)
+            try:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                db.close()
+
+        await asyncio.to_thread(checkpoint)
 
     async def dispose(self) -> None:
-        await self.writer.dispose()
-        if self.reader is not self.writer:
-            await self.reader.dispose()
+        if self._async is not None:
+            await self._async.dispose()
+        else:
+            self._writer.dispose()
+            self._reader.dispose()

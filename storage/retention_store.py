@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.database import Conn
 from storage.schema import (
     legal_hold_recordings,
     legal_holds,
@@ -28,7 +28,7 @@ PERSONAL_FIELDS = ("call_id", "agent_id", "customer_id", "phone_number", "queue"
 # --- purposes and restriction ----------------------------------------------------------
 
 
-async def upsert_purpose(conn: AsyncConnection, recording_id: str, purpose: str,
+async def upsert_purpose(conn: Conn, recording_id: str, purpose: str,
                          legal_basis: str, expires_at: datetime) -> None:
     """Adds a purpose, or reinstates a withdrawn one (new consent, new basis)."""
     c = recording_purposes.c
@@ -45,7 +45,7 @@ async def upsert_purpose(conn: AsyncConnection, recording_id: str, purpose: str,
             withdrawal_reason=None))
 
 
-async def withdraw_purpose(conn: AsyncConnection, recording_id: str, purpose: str,
+async def withdraw_purpose(conn: Conn, recording_id: str, purpose: str,
                            now: datetime, reason: str) -> None:
     c = recording_purposes.c
     await conn.execute(update(recording_purposes).where(
@@ -53,12 +53,12 @@ async def withdraw_purpose(conn: AsyncConnection, recording_id: str, purpose: st
         .values(withdrawn_at=now, withdrawal_reason=reason))
 
 
-async def set_purge_at(conn: AsyncConnection, recording_id: str, purge_at: datetime) -> None:
+async def set_purge_at(conn: Conn, recording_id: str, purge_at: datetime) -> None:
     await conn.execute(update(recordings).where(recordings.c.id == recording_id)
                        .values(purge_at=purge_at))
 
 
-async def set_restriction(conn: AsyncConnection, recording_id: str,
+async def set_restriction(conn: Conn, recording_id: str,
                           reason: str | None, now: datetime | None) -> None:
     await conn.execute(update(recordings).where(recordings.c.id == recording_id).values(
         restriction_reason=reason, restriction_placed_at=now))
@@ -81,7 +81,7 @@ class Hold:
     recording_ids: tuple[str, ...]
 
 
-async def _holds(conn: AsyncConnection, rows: Iterable[Any]) -> list[Hold]:
+async def _holds(conn: Conn, rows: Iterable[Any]) -> list[Hold]:
     rows = list(rows)
     if not rows:
         return []
@@ -97,7 +97,7 @@ async def _holds(conn: AsyncConnection, rows: Iterable[Any]) -> list[Hold]:
             for r in rows]
 
 
-async def insert_hold(conn: AsyncConnection, hold_id: str, case_reference: str, reason: str,
+async def insert_hold(conn: Conn, hold_id: str, case_reference: str, reason: str,
                       now: datetime, actor: str, customer_id: str | None,
                       recording_ids: Iterable[str]) -> None:
     await conn.execute(insert(legal_holds).values(
@@ -106,25 +106,25 @@ async def insert_hold(conn: AsyncConnection, hold_id: str, case_reference: str, 
     await link_hold(conn, hold_id, recording_ids)
 
 
-async def link_hold(conn: AsyncConnection, hold_id: str, recording_ids: Iterable[str]) -> None:
+async def link_hold(conn: Conn, hold_id: str, recording_ids: Iterable[str]) -> None:
     rows = [{"hold_id": hold_id, "recording_id": rid} for rid in dict.fromkeys(recording_ids)]
     if rows:
         await conn.execute(insert(legal_hold_recordings), rows)
 
 
-async def active_customer_holds(conn: AsyncConnection, customer_id: str) -> list[str]:
+async def active_customer_holds(conn: Conn, customer_id: str) -> list[str]:
     rows = await conn.execute(select(legal_holds.c.id).where(
         legal_holds.c.customer_id == customer_id, legal_holds.c.released_at.is_(None)))
     return [r.id for r in rows]
 
 
-async def get_hold(conn: AsyncConnection, hold_id: str) -> Hold | None:
+async def get_hold(conn: Conn, hold_id: str) -> Hold | None:
     found = await _holds(conn, (await conn.execute(
         select(legal_holds).where(legal_holds.c.id == hold_id))).all())
     return found[0] if found else None
 
 
-async def list_holds(conn: AsyncConnection, after: tuple[datetime, str] | None,
+async def list_holds(conn: Conn, after: tuple[datetime, str] | None,
                      limit: int) -> list[Hold]:
     c = legal_holds.c
     query = select(legal_holds).order_by(c.placed_at, c.id).limit(limit)
@@ -134,7 +134,7 @@ async def list_holds(conn: AsyncConnection, after: tuple[datetime, str] | None,
     return await _holds(conn, (await conn.execute(query)).all())
 
 
-async def release_hold(conn: AsyncConnection, hold_id: str, now: datetime, actor: str,
+async def release_hold(conn: Conn, hold_id: str, now: datetime, actor: str,
                        reason: str) -> bool:
     result = await conn.execute(update(legal_holds).where(
         legal_holds.c.id == hold_id, legal_holds.c.released_at.is_(None)).values(
@@ -142,7 +142,7 @@ async def release_hold(conn: AsyncConnection, hold_id: str, now: datetime, actor
     return bool(result.rowcount)
 
 
-async def recording_ids_of_customer(conn: AsyncConnection, customer_id: str) -> list[str]:
+async def recording_ids_of_customer(conn: Conn, customer_id: str) -> list[str]:
     rows = await conn.execute(select(recordings.c.id).where(
         recordings.c.customer_id == customer_id, recordings.c.state != "purged"))
     return [r.id for r in rows]
@@ -151,13 +151,13 @@ async def recording_ids_of_customer(conn: AsyncConnection, customer_id: str) -> 
 # --- purge -----------------------------------------------------------------------------
 
 
-async def purging_ids(conn: AsyncConnection) -> list[str]:
+async def purging_ids(conn: Conn) -> list[str]:
     """Purges a crash interrupted."""
     rows = await conn.execute(select(recordings.c.id).where(recordings.c.state == "purging"))
     return [r.id for r in rows]
 
 
-async def due(conn: AsyncConnection, now: datetime, after: tuple[datetime, str] | None,
+async def due(conn: Conn, now: datetime, after: tuple[datetime, str] | None,
               limit: int) -> list[tuple[datetime, str]]:
     """Active recordings whose purge_at has passed, keyset-paged on (purge_at, id).
 
@@ -172,7 +172,7 @@ async def due(conn: AsyncConnection, now: datetime, after: tuple[datetime, str] 
     return [(r.purge_at, r.id) for r in await conn.execute(query)]
 
 
-async def mark_purging_and_destroy_keys(conn: AsyncConnection, recording_ids: list[str],
+async def mark_purging_and_destroy_keys(conn: Conn, recording_ids: list[str],
                                         reason: str) -> None:
     """Marks recordings ``purging`` and destroys their wrapped data keys (crypto-shredding).
 
@@ -195,7 +195,7 @@ class Shredded:
     purge_reason: str | None
 
 
-async def lock_shredded(conn: AsyncConnection, ids: list[str]) -> list[Shredded]:
+async def lock_shredded(conn: Conn, ids: list[str]) -> list[Shredded]:
     """Locks (PostgreSQL) the recordings among ``ids`` still waiting for their tombstone."""
     rows = await conn.execute(
         select(recordings.c.id, recordings.c.sha256, recordings.c.purge_reason)
@@ -205,7 +205,7 @@ async def lock_shredded(conn: AsyncConnection, ids: list[str]) -> list[Shredded]
     return [Shredded(r.id, r.sha256, r.purge_reason) for r in rows]
 
 
-async def tombstone_many(conn: AsyncConnection, receipts: dict[str, str],
+async def tombstone_many(conn: Conn, receipts: dict[str, str],
                          now: datetime) -> None:
     """Tombstones locked recordings (see lock_shredded) in a few statements."""
     if not receipts:
@@ -221,7 +221,7 @@ async def tombstone_many(conn: AsyncConnection, receipts: dict[str, str],
         recording_purposes.c.recording_id.in_(list(receipts))).values(withdrawal_reason=None))
 
 
-async def insert_run(conn: AsyncConnection, run: dict[str, Any]) -> None:
+async def insert_run(conn: Conn, run: dict[str, Any]) -> None:
     await conn.execute(insert(purge_runs).values(
         id=run["run_id"], dry_run=run["dry_run"], actor=run["actor"],
         started_at=run["started_at"], finished_at=run["finished_at"],
@@ -229,7 +229,7 @@ async def insert_run(conn: AsyncConnection, run: dict[str, Any]) -> None:
         retention_changes=json.dumps(run["retention_changes"])))
 
 
-async def list_runs(conn: AsyncConnection, before: tuple[datetime, str] | None,
+async def list_runs(conn: Conn, before: tuple[datetime, str] | None,
                     limit: int) -> list[dict[str, Any]]:
     """Newest first, keyset-paged on (started_at, id)."""
     c = purge_runs.c
@@ -247,19 +247,19 @@ async def list_runs(conn: AsyncConnection, before: tuple[datetime, str] | None,
 # --- retention periods from configuration ----------------------------------------------
 
 
-async def applied_policies(conn: AsyncConnection) -> dict[str, tuple[str, int]]:
+async def applied_policies(conn: Conn) -> dict[str, tuple[str, int]]:
     rows = await conn.execute(select(purpose_policies))
     return {r.purpose: (r.legal_basis, r.retention_months) for r in rows}
 
 
-async def record_policy(conn: AsyncConnection, purpose: str, legal_basis: str, months: int,
+async def record_policy(conn: Conn, purpose: str, legal_basis: str, months: int,
                         now: datetime) -> None:
     await conn.execute(delete(purpose_policies).where(purpose_policies.c.purpose == purpose))
     await conn.execute(insert(purpose_policies).values(
         purpose=purpose, legal_basis=legal_basis, retention_months=months, applied_at=now))
 
 
-async def purpose_rows_of(conn: AsyncConnection, purpose: str) -> list[tuple[str, datetime]]:
+async def purpose_rows_of(conn: Conn, purpose: str) -> list[tuple[str, datetime]]:
     """(recording id, started_at) of every stored recording kept for ``purpose``."""
     rows = await conn.execute(
         select(recordings.c.id, recordings.c.started_at)
@@ -268,7 +268,7 @@ async def purpose_rows_of(conn: AsyncConnection, purpose: str) -> list[tuple[str
     return [(r.id, r.started_at) for r in rows]
 
 
-async def set_expiry(conn: AsyncConnection, recording_id: str, purpose: str,
+async def set_expiry(conn: Conn, recording_id: str, purpose: str,
                      expires_at: datetime, legal_basis: str) -> None:
     c = recording_purposes.c
     await conn.execute(update(recording_purposes).where(
@@ -276,14 +276,14 @@ async def set_expiry(conn: AsyncConnection, recording_id: str, purpose: str,
         expires_at=expires_at, legal_basis=legal_basis))
 
 
-async def record_change(conn: AsyncConnection, purpose: str, from_months: int | None,
+async def record_change(conn: Conn, purpose: str, from_months: int | None,
                         to_months: int, count: int, now: datetime) -> None:
     await conn.execute(insert(retention_changes).values(
         purpose=purpose, from_months=from_months, to_months=to_months, recordings=count,
         changed_at=now))
 
 
-async def peek_unreported_changes(conn: AsyncConnection) -> list[dict[str, Any]]:
+async def peek_unreported_changes(conn: Conn) -> list[dict[str, Any]]:
     c = retention_changes.c
     rows = await conn.execute(select(retention_changes).where(c.reported_in_run.is_(None))
                               .order_by(c.id))
@@ -291,7 +291,7 @@ async def peek_unreported_changes(conn: AsyncConnection) -> list[dict[str, Any]]
              "recordings": r.recordings, "changed_at": r.changed_at} for r in rows]
 
 
-async def take_unreported_changes(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]:
+async def take_unreported_changes(conn: Conn, run_id: str) -> list[dict[str, Any]]:
     c = retention_changes.c
     rows = (await conn.execute(select(retention_changes).where(
         c.reported_in_run.is_(None)).order_by(c.id))).all()
@@ -302,7 +302,7 @@ async def take_unreported_changes(conn: AsyncConnection, run_id: str) -> list[di
              "recordings": r.recordings, "changed_at": r.changed_at} for r in rows]
 
 
-async def update_metadata(conn: AsyncConnection, recording_id: str,
+async def update_metadata(conn: Conn, recording_id: str,
                           values: dict[str, Any]) -> None:
     await conn.execute(update(recordings).where(recordings.c.id == recording_id)
                        .values(**values))

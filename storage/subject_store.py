@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.database import Conn
 from storage.schema import audit_entries, recordings, subject_requests
 
 
@@ -32,14 +32,14 @@ def _request(row: Any) -> SubjectRequest:
                           json.loads(row.outcome) if row.outcome else None, row.registered_by)
 
 
-async def insert_request(conn: AsyncConnection, request: SubjectRequest) -> None:
+async def insert_request(conn: Conn, request: SubjectRequest) -> None:
     await conn.execute(insert(subject_requests).values(
         id=request.id, type=request.type, customer_id=request.customer_id,
         request_reference=request.request_reference, received_at=request.received_at,
         due_at=request.due_at, registered_by=request.registered_by))
 
 
-async def open_request(conn: AsyncConnection, type_: str, customer_id: str,
+async def open_request(conn: Conn, type_: str, customer_id: str,
                        reference: str) -> SubjectRequest | None:
     c = subject_requests.c
     row = (await conn.execute(select(subject_requests).where(
@@ -48,19 +48,19 @@ async def open_request(conn: AsyncConnection, type_: str, customer_id: str,
     return None if row is None else _request(row)
 
 
-async def complete_request(conn: AsyncConnection, request_id: str, now: datetime,
+async def complete_request(conn: Conn, request_id: str, now: datetime,
                            outcome: dict[str, Any]) -> None:
     await conn.execute(update(subject_requests).where(subject_requests.c.id == request_id)
                        .values(completed_at=now, outcome=json.dumps(outcome)))
 
 
-async def get_request(conn: AsyncConnection, request_id: str) -> SubjectRequest | None:
+async def get_request(conn: Conn, request_id: str) -> SubjectRequest | None:
     row = (await conn.execute(select(subject_requests).where(
         subject_requests.c.id == request_id))).first()
     return None if row is None else _request(row)
 
 
-async def list_requests(conn: AsyncConnection, open_only: bool,
+async def list_requests(conn: Conn, open_only: bool,
                         after: tuple[datetime, str] | None, limit: int) -> list[SubjectRequest]:
     c = subject_requests.c
     query = select(subject_requests).order_by(c.received_at, c.id).limit(limit)
@@ -72,24 +72,24 @@ async def list_requests(conn: AsyncConnection, open_only: bool,
     return [_request(r) for r in await conn.execute(query)]
 
 
-async def count_overdue(conn: AsyncConnection, now: datetime) -> int:
+async def count_overdue(conn: Conn, now: datetime) -> int:
     c = subject_requests.c
     return int((await conn.execute(select(func.count()).select_from(subject_requests).where(
         c.completed_at.is_(None), c.due_at < now))).scalar_one())
 
 
-async def rows_missing_subject_ref(conn: AsyncConnection, limit: int) -> list[tuple[str, str]]:
+async def rows_missing_subject_ref(conn: Conn, limit: int) -> list[tuple[str, str]]:
     rows = await conn.execute(select(recordings.c.id, recordings.c.customer_id).where(
         recordings.c.customer_id.is_not(None), recordings.c.subject_ref.is_(None)).limit(limit))
     return [(r.id, r.customer_id) for r in rows]
 
 
-async def set_subject_ref(conn: AsyncConnection, recording_id: str, ref: str | None) -> None:
+async def set_subject_ref(conn: Conn, recording_id: str, ref: str | None) -> None:
     await conn.execute(update(recordings).where(recordings.c.id == recording_id)
                        .values(subject_ref=ref))
 
 
-async def access_summary(conn: AsyncConnection,
+async def access_summary(conn: Conn,
                          recording_ids: list[str]) -> list[tuple[str, str, str, str | None,
                                                                  int, datetime]]:
     """(recording, actor, action, purpose, count, last time) of allowed accesses."""

@@ -110,3 +110,43 @@ async def test_delete_many_deletes_them_all(store: BlobStore) -> None:
         await writer.commit()
     await store.delete_many([*names[:15], "0" * 32])  # one that never existed
     assert await _names(store) == set(names[15:])
+
+
+async def test_a_writer_waits_for_another_process_without_blocking_the_loop(
+        tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from sqlalchemy import text
+
+    from storage.database import Database, sqlite_url
+
+    database = Database(sqlite_url(tmp_path))
+    async with database.write() as conn:
+        await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    other = sqlite3.connect(tmp_path / "catalog.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def write() -> None:
+        async with database.write() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+
+    tick_task = asyncio.create_task(ticker())
+    writer = asyncio.create_task(write())
+    await asyncio.sleep(0.3)
+    assert not writer.done()  # still waiting for the lock...
+    assert ticks >= 10  # ...while the loop kept running
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(writer, 5)
+    tick_task.cancel()
+    async with database.read() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+    await database.dispose()
