@@ -70,13 +70,15 @@ class DecryptingReader:
     async def open(self) -> None:
         """Checks the length and proves it with the final segment, at constant cost."""
         p = self._params
-        if await self._store.size(self._name) != p.ciphertext_size(self._size):
+        last = p.segment_count(self._size) - 1
+        last_span = p.ciphertext_span(last, last, self._size)
+        size, (header, final) = await self._store.read_spans(
+            self._name, [(0, p.header_size), last_span])
+        if size != p.ciphertext_size(self._size) or len(header) != p.header_size \
+                or len(final) != last_span[1]:
             raise BlobAuthenticationError("blob has the wrong length")
-        header = await self._read_exact(0, p.header_size)
         decrypter = SegmentDecrypter(self._dek, self._aad, header, self._size, p)
-        last = decrypter.last_segment
-        offset, length = p.ciphertext_span(last, last, self._size)
-        decrypter.decrypt_segment(last, await self._read_exact(offset, length))
+        decrypter.decrypt_segment(last, final)
         self._decrypter = decrypter
 
     async def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:

@@ -39,6 +39,12 @@ class BlobStore(ABC):
     @abstractmethod
     async def size(self, name: str) -> int: ...
 
+    async def read_spans(self, name: str,
+                         spans: list[tuple[int, int]]) -> tuple[int, list[bytes]]:
+        """The blob's size and several (offset, length) reads; a backend may do it in one
+        round trip."""
+        return await self.size(name), [await self.read(name, o, n) for o, n in spans]
+
     @abstractmethod
     async def delete(self, name: str) -> None:
         """Deletes the blob; deleting a missing blob is not an error."""
