@@ -10,7 +10,6 @@ from aiohttp import web
 
 from recordings_service import auditing, export, retention, subjects
 from recordings_service.access import decode_cursor, encode_cursor
-from recordings_service.appkeys import ACTOR
 from recordings_service.errors import BadRequest, NotFound
 from recordings_service.handlers.common import (
     json_body,
@@ -111,7 +110,7 @@ async def patch_recording(request: web.Request) -> web.Response:
                                  request.match_info["recording_id"], body)
     reference = _reference(body)
     if reference and rec.customer_id:
-        await subjects.complete(svc, request[ACTOR], origin(request), "rectification",
+        await subjects.complete(svc, actor, origin(request), "rectification",
                                 rec.customer_id, reference, {"recording_id": rec.id})
     return json_response(recording_json(rec, svc.clock()))
 
