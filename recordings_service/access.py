@@ -18,6 +18,7 @@ from recordings_service import auditing, policy
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor, actor_by_name
 from recordings_service.errors import BadRequest, Forbidden, Gone, NotFound, ServiceError
+from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
 from recordings_service.views import rfc3339
 from storage import catalog
@@ -48,32 +49,17 @@ async def view_metadata(services: Services, actor: Actor, origin: Origin,
     return rec
 
 
-def encode_cursor(at: datetime, key: str) -> str:
-    """An opaque keyset cursor: the (time, id) of the last item served."""
-    raw = json.dumps([at.isoformat(), key]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, rid = json.loads(raw)
-        return datetime.fromisoformat(created), str(rid)
-    except (ValueError, TypeError):
-        raise BadRequest("invalid_cursor", "the cursor is not one this service gave") from None
-
-
 async def search(services: Services, actor: Actor, origin: Origin, flt: catalog.SearchFilter,
                  cursor: str | None, limit: int) -> tuple[list[catalog.Recording], str | None]:
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor)
     filters = {k: (rfc3339(v) if isinstance(v, datetime) else v)
                for k, v in asdict(flt).items() if v is not None}
     async with services.database.read() as conn:
         found = await catalog.search(conn, flt, after, limit + 1)
-    page, more = found[:limit], len(found) > limit
+    page, next_cursor = page_of(found, limit, lambda r: (r.created_at, r.id))
     await auditing.record(services, auditing.event(
         actor, origin, "search", "allowed", detail={"filter": filters, "count": len(page)}))
-    return page, (encode_cursor(page[-1].created_at, page[-1].id) if more else None)
+    return page, next_cursor
 
 
 async def authorize_audio(services: Services, actor: Actor, origin: Origin, action: str,

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from storage import keyset
 from storage.database import Conn
 from storage.errors import DuplicateCallIdError
 from storage.schema import (
@@ -175,8 +176,7 @@ async def search(
     if flt.started_before is not None:
         query = query.where(c.started_at < flt.started_before)
     if after is not None:
-        created, rid = after
-        query = query.where(or_(c.created_at > created, and_(c.created_at == created, c.id > rid)))
+        query = query.where(keyset.after(c.created_at, c.id, after))
     return await _with_purposes(conn, (await conn.execute(query)).all())
 
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
+from storage import keyset
 from storage.database import Conn
 from storage.schema import (
     legal_hold_recordings,
@@ -129,8 +130,7 @@ async def list_holds(conn: Conn, after: tuple[datetime, str] | None,
     c = legal_holds.c
     query = select(legal_holds).order_by(c.placed_at, c.id).limit(limit)
     if after is not None:
-        query = query.where(or_(c.placed_at > after[0],
-                                and_(c.placed_at == after[0], c.id > after[1])))
+        query = query.where(keyset.after(c.placed_at, c.id, after))
     return await _holds(conn, (await conn.execute(query)).all())
 
 
@@ -167,8 +167,7 @@ async def due(conn: Conn, now: datetime, after: tuple[datetime, str] | None,
     query = (select(c.purge_at, c.id).where(c.purge_at <= now, c.state == "active")
              .order_by(c.purge_at, c.id).limit(limit))
     if after is not None:
-        query = query.where(or_(c.purge_at > after[0],
-                                and_(c.purge_at == after[0], c.id > after[1])))
+        query = query.where(keyset.after(c.purge_at, c.id, after))
     return [(r.purge_at, r.id) for r in await conn.execute(query)]
 
 
@@ -235,8 +234,7 @@ async def list_runs(conn: Conn, before: tuple[datetime, str] | None,
     c = purge_runs.c
     query = select(purge_runs).order_by(c.started_at.desc(), c.id.desc()).limit(limit)
     if before is not None:
-        query = query.where(or_(c.started_at < before[0],
-                                and_(c.started_at == before[0], c.id < before[1])))
+        query = query.where(keyset.before(c.started_at, c.id, before))
     rows = await conn.execute(query)
     return [{"run_id": r.id, "dry_run": r.dry_run, "actor": r.actor,
              "started_at": r.started_at, "finished_at": r.finished_at,

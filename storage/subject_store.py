@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 
+from storage import keyset
 from storage.database import Conn
 from storage.schema import audit_entries, recordings, subject_requests
 
@@ -67,8 +68,7 @@ async def list_requests(conn: Conn, open_only: bool,
     if open_only:
         query = query.where(c.completed_at.is_(None))
     if after is not None:
-        query = query.where(or_(c.received_at > after[0],
-                                and_(c.received_at == after[0], c.id > after[1])))
+        query = query.where(keyset.after(c.received_at, c.id, after))
     return [_request(r) for r in await conn.execute(query)]
 
 

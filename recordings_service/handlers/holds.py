@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
 from recordings_service import holds, retention
-from recordings_service.access import decode_cursor, encode_cursor
 from recordings_service.errors import NotFound
 from recordings_service.handlers.common import (
     json_body,
@@ -17,6 +14,7 @@ from recordings_service.handlers.common import (
     require,
     services,
 )
+from recordings_service.pagination import decode_cursor, page_of
 from storage import retention_store
 
 
@@ -30,15 +28,13 @@ async def post_hold(request: web.Request) -> web.Response:
 
 async def list_holds(request: web.Request) -> web.Response:
     await require(request, "legal_hold_read", "compliance")
-    cursor = request.query.get("cursor")
-    after: tuple[datetime, str] | None = decode_cursor(cursor) if cursor else None
     limit = page_limit(request)
     async with services(request).database.read() as conn:
-        found = await retention_store.list_holds(conn, after, limit + 1)
-    page = found[:limit]
+        found = await retention_store.list_holds(
+            conn, decode_cursor(request.query.get("cursor")), limit + 1)
+    page, next_cursor = page_of(found, limit, lambda h: (h.placed_at, h.id))
     return json_response({"items": [holds.hold_json(h) for h in page],
-                          "next_cursor": encode_cursor(page[-1].placed_at, page[-1].id)
-                          if len(found) > limit else None})
+                          "next_cursor": next_cursor})
 
 
 async def get_hold(request: web.Request) -> web.Response:

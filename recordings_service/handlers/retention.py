@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from recordings_service import retention
-from recordings_service.access import decode_cursor, encode_cursor
 from recordings_service.errors import BadRequest
 from recordings_service.handlers.common import (
     json_body,
@@ -15,6 +14,7 @@ from recordings_service.handlers.common import (
     require,
     services,
 )
+from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.views import recording_json
 from storage import retention_store
 from storage.catalog import Recording
@@ -87,13 +87,10 @@ async def post_purge_run(request: web.Request) -> web.Response:
 
 async def list_purge_runs(request: web.Request) -> web.Response:
     await require(request, "purge_run", *COMPLIANCE)
-    cursor = request.query.get("cursor")
     limit = page_limit(request)
     async with services(request).database.read() as conn:
-        runs = await retention_store.list_runs(conn, decode_cursor(cursor) if cursor else None,
-                                               limit + 1)
-    page = runs[:limit]
-    return json_response({
-        "items": [retention.run_json(r) for r in page],
-        "next_cursor": encode_cursor(page[-1]["started_at"], page[-1]["run_id"])
-        if len(runs) > limit else None})
+        runs = await retention_store.list_runs(
+            conn, decode_cursor(request.query.get("cursor")), limit + 1)
+    page, next_cursor = page_of(runs, limit, lambda r: (r["started_at"], r["run_id"]))
+    return json_response({"items": [retention.run_json(r) for r in page],
+                          "next_cursor": next_cursor})

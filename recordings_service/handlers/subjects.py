@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp import web
 
 from recordings_service import auditing, export, retention, subjects
-from recordings_service.access import decode_cursor, encode_cursor
 from recordings_service.errors import BadRequest, NotFound
 from recordings_service.handlers.common import (
     json_body,
@@ -19,6 +18,7 @@ from recordings_service.handlers.common import (
     require,
     services,
 )
+from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.views import recording_json
 from storage import subject_store
 from storage.errors import StorageError
@@ -129,17 +129,14 @@ async def list_subject_requests(request: web.Request) -> web.Response:
     open_only = request.query.get("open", "false").lower()
     if open_only not in ("true", "false"):
         raise BadRequest("invalid_query", "open must be true or false")
-    cursor = request.query.get("cursor")
     limit = page_limit(request)
     async with svc.database.read() as conn:
         found = await subject_store.list_requests(
-            conn, open_only == "true", decode_cursor(cursor) if cursor else None, limit + 1)
-    page = found[:limit]
+            conn, open_only == "true", decode_cursor(request.query.get("cursor")), limit + 1)
+    page, next_cursor = page_of(found, limit, lambda r: (r.received_at, r.id))
     now = svc.clock()
-    return json_response({
-        "items": [subjects.request_json(r, now) for r in page],
-        "next_cursor": encode_cursor(page[-1].received_at, page[-1].id)
-        if len(found) > limit else None})
+    return json_response({"items": [subjects.request_json(r, now) for r in page],
+                          "next_cursor": next_cursor})
 
 
 async def get_subject_request(request: web.Request) -> web.Response:
