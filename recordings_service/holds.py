@@ -9,10 +9,9 @@ from recordings_service import auditing
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.errors import BadRequest, Conflict, NotFound
-from recordings_service.retention import lock_recording
 from recordings_service.services import Services
 from recordings_service.views import rfc3339
-from storage import retention_store
+from storage import catalog, retention_store
 from storage.retention_store import Hold
 
 MAX_IDS = 10_000
@@ -55,7 +54,7 @@ async def place(services: Services, actor: Actor, origin: Origin,
         else:
             covered = list(dict.fromkeys(ids or []))
         for recording_id in covered:
-            rec = await lock_recording(conn, recording_id)
+            rec = await catalog.lock_recording(conn, recording_id)
             if rec is None:
                 raise BadRequest("unknown_recording", "a recording id does not exist")
             if rec.state != "active":

@@ -1,8 +1,9 @@
 """Retention: purposes added and withdrawn, restriction, erasure, and the purge itself.
 
-Purge order, each step committed before the next, so a crash anywhere is finished by the
-next run: mark ``purging`` → destroy the wrapped data key → delete the blob → tombstone
-(personal fields dropped) + audit entry + signed deletion receipt.
+A purge takes a page of recordings through three steps, each committed before the next, so
+a crash anywhere is finished by the next run: mark ``purging`` and destroy the wrapped data
+keys (one transaction) → delete the blobs → tombstones (personal fields dropped) + signed
+deletion receipts + audit entries (one transaction).
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from recordings_service import auditing, policy
@@ -27,7 +27,6 @@ from recordings_service.views import rfc3339
 from storage import catalog, retention_store
 from storage.database import Conn
 from storage.errors import StorageError
-from storage.schema import recordings
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +47,7 @@ def states_of(rec: catalog.Recording) -> list[policy.PurposeState]:
                                 p.withdrawal_reason) for p in rec.purposes]
 
 
-async def lock_recording(conn: Conn, recording_id: str) -> catalog.Recording | None:
-    """Reads the recording holding its row lock (PostgreSQL) for the rest of the transaction;
-    on SQLite the write transaction is already exclusive."""
-    await conn.execute(select(recordings.c.id).where(recordings.c.id == recording_id)
-                       .with_for_update())
-    return await catalog.get_recording(conn, recording_id)
-
-
-def _active_or_raise(rec: catalog.Recording | None) -> catalog.Recording:
+def active_or_raise(rec: catalog.Recording | None) -> catalog.Recording:
     if rec is None:
         raise NotFound()
     if rec.state != "active":
@@ -68,11 +59,9 @@ async def _recompute_purge_at(services: Services, conn: Conn,
                               recording_id: str) -> catalog.Recording:
     rec = await catalog.get_recording(conn, recording_id)
     assert rec is not None
-    await retention_store.set_purge_at(conn, recording_id,
-                                       policy.purge_at(states_of(rec), services.clock()))
-    updated = await catalog.get_recording(conn, recording_id)
-    assert updated is not None
-    return updated
+    purge_at = policy.purge_at(states_of(rec), services.clock())
+    await retention_store.set_purge_at(conn, recording_id, purge_at)
+    return replace(rec, purge_at=purge_at)
 
 
 async def add_purpose(services: Services, actor: Actor, origin: Origin, recording_id: str,
@@ -81,7 +70,7 @@ async def add_purpose(services: Services, actor: Actor, origin: Origin, recordin
     if purpose is None:
         raise BadRequest("unknown_purpose", "the purpose is not a configured purpose")
     async with services.database.write() as conn:
-        rec = _active_or_raise(await lock_recording(conn, recording_id))
+        rec = active_or_raise(await catalog.lock_recording(conn, recording_id))
         state = policy.purpose_state(purpose, rec.started_at)
         await retention_store.upsert_purpose(conn, rec.id, purpose.name, purpose.legal_basis,
                                              state.expires_at)
@@ -105,7 +94,7 @@ async def withdraw_purposes(services: Services, actor: Actor, origin: Origin,
                             detail: dict[str, Any]) -> catalog.Recording:
     """Withdraws several purposes of one recording atomically."""
     async with services.database.write() as conn:
-        rec = _active_or_raise(await lock_recording(conn, recording_id))
+        rec = active_or_raise(await catalog.lock_recording(conn, recording_id))
         for purpose_name in purpose_names:
             row = next((p for p in rec.purposes if p.purpose == purpose_name), None)
             if row is None:
@@ -128,7 +117,7 @@ async def withdraw_purposes(services: Services, actor: Actor, origin: Origin,
 async def restrict(services: Services, actor: Actor, origin: Origin, recording_id: str,
                    reason: str, placed: bool) -> catalog.Recording:
     async with services.database.write() as conn:
-        rec = _active_or_raise(await lock_recording(conn, recording_id))
+        rec = active_or_raise(await catalog.lock_recording(conn, recording_id))
         if placed and not rec.restricted:
             await retention_store.set_restriction(conn, rec.id, reason, services.clock())
         elif not placed and rec.restricted:
@@ -233,7 +222,8 @@ async def purge_batch(services: Services, ids: list[str], request: PurgeRequest,
         return [], refusals, []
     gone = await _delete_blobs(services, marked)
     purged = await _tombstone_all(services, gone, request)
-    failed = [r.id for r in marked if r.id not in set(purged)]
+    done = set(purged)
+    failed = [r.id for r in marked if r.id not in done]
     return purged, refusals, failed
 
 
@@ -263,13 +253,8 @@ async def erase(services: Services, actor: Actor, origin: Origin, recording_id: 
     async with services.database.read() as conn:
         result = await catalog.get_recording(conn, recording_id)
     assert result is not None
-    await _compact(services)
-    return result
-
-
-async def _compact(services: Services) -> None:
-    """Makes SQLite drop old page images (the destroyed keys) from its write-ahead log."""
     await services.database.truncate_wal()
+    return result
 
 
 async def run_purge(services: Services, actor: Actor, origin: Origin,
@@ -327,7 +312,7 @@ async def run_purge(services: Services, actor: Actor, origin: Origin,
             detail={"run_id": run_id, "dry_run": dry_run, "purged": len(purged),
                     "skipped": len(skipped)}))
     if purged and not dry_run:
-        await _compact(services)
+        await services.database.truncate_wal()
         log.info("purge run", extra={"run_id": run_id, "purged": len(purged),
                                      "skipped": len(skipped)})
     return run_json(run)

@@ -15,7 +15,7 @@ from typing import Any
 from recordings_service import auditing, policy, retention
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
-from recordings_service.errors import BadRequest, Gone, NotFound, Refused
+from recordings_service.errors import BadRequest, Refused
 from recordings_service.ingest import parse_time
 from recordings_service.services import Services
 from recordings_service.views import rfc3339
@@ -155,7 +155,7 @@ async def object_to_processing(services: Services, actor: Actor, origin: Origin,
         if names:
             rec = await retention.withdraw_purposes(services, actor, origin, rec.id, names,
                                                     reason, {"objection": True})
-        kept = [p.purpose for p in rec.purposes if p.withdrawn_at is None and now < p.expires_at]
+        kept = [s.purpose for s in retention.states_of(rec) if s.active(now)]
         results.append({"id": rec.id, "outcome": "withdrawn" if names else "unchanged",
                         "withdrawn": names, "still_kept_for": kept,
                         "purge_at": rfc3339(rec.purge_at)})
@@ -196,11 +196,7 @@ async def rectify(services: Services, actor: Actor, origin: Origin, recording_id
                   body: dict[str, Any]) -> catalog.Recording:
     reason = retention.require_reason(body)
     async with services.database.write() as conn:
-        rec = await retention.lock_recording(conn, recording_id)
-        if rec is None:
-            raise NotFound()
-        if rec.state != "active":
-            raise Gone("purged", "the recording has been purged")
+        rec = retention.active_or_raise(await catalog.lock_recording(conn, recording_id))
         changes = parse_rectification(body, rec.started_at)
         changed = sorted(k for k, v in changes.items() if getattr(rec, k) != v)
         if changed:

@@ -136,6 +136,13 @@ async def get_recordings(conn: Conn, ids: Sequence[str]) -> list[Recording]:
     return await _with_purposes(conn, rows)
 
 
+async def lock_recording(conn: Conn, recording_id: str) -> Recording | None:
+    """Reads the recording holding its row lock (PostgreSQL) for the rest of the transaction;
+    on SQLite the write transaction is already exclusive."""
+    found = await lock_recordings(conn, [recording_id])
+    return found[0] if found else None
+
+
 async def lock_recordings(conn: Conn, ids: Sequence[str]) -> list[Recording]:
     """Reads recordings holding their row locks (PostgreSQL) until the transaction ends."""
     await conn.execute(select(recordings.c.id).where(recordings.c.id.in_(ids))
