@@ -300,8 +300,8 @@ async def run_purge(services: Services, actor: Actor, origin: Origin,
         skipped += [{"id": i, "reason": r.reason} for i, r in refusals.items()]
         skipped += [{"id": i, "reason": "error"} for i in failed]
     async with services.database.write() as conn:
-        changes = (await retention_store.peek_unreported_changes(conn) if dry_run
-                   else await retention_store.take_unreported_changes(conn, run_id))
+        changes = await retention_store.unreported_changes(
+            conn, reported_in=None if dry_run else run_id)
         run = {"run_id": run_id, "dry_run": dry_run, "actor": actor.name,
                "started_at": started, "finished_at": services.clock(), "purged": purged,
                "skipped": skipped, "retention_changes": [

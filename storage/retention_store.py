@@ -281,21 +281,15 @@ async def record_change(conn: Conn, purpose: str, from_months: int | None,
         changed_at=now))
 
 
-async def peek_unreported_changes(conn: Conn) -> list[dict[str, Any]]:
-    c = retention_changes.c
-    rows = await conn.execute(select(retention_changes).where(c.reported_in_run.is_(None))
-                              .order_by(c.id))
-    return [{"purpose": r.purpose, "from_months": r.from_months, "to_months": r.to_months,
-             "recordings": r.recordings, "changed_at": r.changed_at} for r in rows]
-
-
-async def take_unreported_changes(conn: Conn, run_id: str) -> list[dict[str, Any]]:
+async def unreported_changes(conn: Conn, reported_in: str | None) -> list[dict[str, Any]]:
+    """Retention changes no run has reported yet; with ``reported_in`` (a run id) they are
+    marked reported by that run, without it (a dry run) they stay for the next one."""
     c = retention_changes.c
     rows = (await conn.execute(select(retention_changes).where(
         c.reported_in_run.is_(None)).order_by(c.id))).all()
-    if rows:
+    if rows and reported_in is not None:
         await conn.execute(update(retention_changes).where(
-            c.id.in_([r.id for r in rows])).values(reported_in_run=run_id))
+            c.id.in_([r.id for r in rows])).values(reported_in_run=reported_in))
     return [{"purpose": r.purpose, "from_months": r.from_months, "to_months": r.to_months,
              "recordings": r.recordings, "changed_at": r.changed_at} for r in rows]
 
