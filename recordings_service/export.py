@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import IO
 
 from recordings_service import access
 from recordings_service.media import EXTENSIONS
 from recordings_service.services import Services
-from recordings_service.subjects import PAGE, recordings_of
+from recordings_service.subjects import pages_of
 from recordings_service.views import recording_json
 from storage import audit_log, catalog, subject_store
 
@@ -53,17 +53,6 @@ def _info(name: str, at: datetime, compress: int) -> zipfile.ZipInfo:
     info.compress_type = compress
     info.external_attr = 0o600 << 16
     return info
-
-
-async def _pages(services: Services, customer_id: str) -> AsyncIterator[list[catalog.Recording]]:
-    page: list[catalog.Recording] = []
-    async for rec in recordings_of(services, customer_id):
-        page.append(rec)
-        if len(page) == PAGE:
-            yield page
-            page = []
-    if page:
-        yield page
 
 
 def _day(value: datetime | None) -> str:
@@ -134,7 +123,7 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain,
     with open_entry("summary.txt") as out:
         out.write((f"What we keep about customer {customer_id}\n"
                    f"Prepared on {now.strftime('%Y-%m-%d at %H:%M')} UTC.\n\n").encode())
-        async for page in _pages(services, customer_id):
+        async for page in pages_of(services, customer_id):
             async with services.database.read() as conn:
                 accesses = await subject_store.access_summary(conn, [r.id for r in page])
             for rec in page:
@@ -147,7 +136,7 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain,
     with open_entry("manifest.json") as out:
         out.write(b"[")
         first = True
-        async for page in _pages(services, customer_id):
+        async for page in pages_of(services, customer_id):
             for rec in page:
                 out.write((b"" if first else b",") + b"\n"
                           + json.dumps(recording_json(rec, now)).encode())
@@ -157,7 +146,7 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain,
         out.write(b"\n]\n")
     await flush()
 
-    async for page in _pages(services, customer_id):
+    async for page in pages_of(services, customer_id):
         active = [rec for rec in page if rec.state == "active"]
         if active:
             await before_audio([rec.id for rec in active])
@@ -173,7 +162,7 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain,
             await flush()
 
     with open_entry("access-log.jsonl") as out:
-        async for page in _pages(services, customer_id):
+        async for page in pages_of(services, customer_id):
             ids = tuple(r.id for r in page)
             after = 0
             while True:

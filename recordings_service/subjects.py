@@ -29,18 +29,26 @@ OBJECTION_BASES = frozenset({"legitimate_interest", "consent"})
 PAGE = 200
 
 
-async def recordings_of(services: Services, customer_id: str) -> AsyncIterator[catalog.Recording]:
+async def pages_of(services: Services,
+                   customer_id: str) -> AsyncIterator[list[catalog.Recording]]:
     """Every recording of the subject, tombstones included, a page at a time."""
     flt = catalog.SearchFilter(subject_ref=services.subject_ref(customer_id))
     after: tuple[datetime, str] | None = None
     while True:
         async with services.database.read() as conn:
             page = await catalog.search(conn, flt, after, PAGE)
-        for rec in page:
-            yield rec
+        if page:
+            yield page
         if len(page) < PAGE:
             return
         after = (page[-1].created_at, page[-1].id)
+
+
+async def recordings_of(services: Services,
+                        customer_id: str) -> AsyncIterator[catalog.Recording]:
+    async for page in pages_of(services, customer_id):
+        for rec in page:
+            yield rec
 
 
 # --- the register ----------------------------------------------------------------------
