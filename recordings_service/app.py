@@ -15,7 +15,7 @@ from datetime import timedelta
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from recordings_service import jobs, retention, subjects
+from recordings_service import jobs, retention
 from recordings_service.appkeys import ACTOR, CLOCK, CONFIG, OPENAPI, REQUEST_ID, SERVICES
 from recordings_service.auth import authenticate
 from recordings_service.clock import Clock, system_clock
@@ -174,7 +174,6 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             if discarded or orphans:
                 log.warning("cleaned up after an interrupted run",
                             extra={"partial_uploads": discarded, "orphan_blobs": orphans})
-            await subjects.backfill_subject_refs(services)
             changes = await retention.apply_configured_retention(services)
             if changes:
                 log.warning("retention periods changed; stored recordings recomputed",

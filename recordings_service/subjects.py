@@ -225,17 +225,3 @@ async def rectify(services: Services, actor: Actor, origin: Origin, recording_id
         updated = await catalog.get_recording(conn, rec.id)
     assert updated is not None
     return updated
-
-
-async def backfill_subject_refs(services: Services) -> int:
-    """Recordings stored before subject references existed get theirs."""
-    done = 0
-    while True:
-        async with services.database.write() as conn:
-            rows = await subject_store.rows_missing_subject_ref(conn, 500)
-            for recording_id, customer_id in rows:
-                await subject_store.set_subject_ref(conn, recording_id,
-                                                    services.subject_ref(customer_id))
-        done += len(rows)
-        if len(rows) < 500:
-            return done

@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, update
 
 from storage import keyset
 from storage.database import Conn
-from storage.schema import audit_entries, recordings, subject_requests
+from storage.schema import audit_entries, subject_requests
 
 
 @dataclass(frozen=True)
@@ -76,17 +76,6 @@ async def count_overdue(conn: Conn, now: datetime) -> int:
     c = subject_requests.c
     return int((await conn.execute(select(func.count()).select_from(subject_requests).where(
         c.completed_at.is_(None), c.due_at < now))).scalar_one())
-
-
-async def rows_missing_subject_ref(conn: Conn, limit: int) -> list[tuple[str, str]]:
-    rows = await conn.execute(select(recordings.c.id, recordings.c.customer_id).where(
-        recordings.c.customer_id.is_not(None), recordings.c.subject_ref.is_(None)).limit(limit))
-    return [(r.id, r.customer_id) for r in rows]
-
-
-async def set_subject_ref(conn: Conn, recording_id: str, ref: str | None) -> None:
-    await conn.execute(update(recordings).where(recordings.c.id == recording_id)
-                       .values(subject_ref=ref))
 
 
 async def access_summary(conn: Conn,
