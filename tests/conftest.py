@@ -107,6 +107,12 @@ class Api:
         return await self.client.request(method, f"/v1/recordings/{recording_id}/audio",
                                          headers=h)
 
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+                   role: str = "compliance") -> tuple[int, Any]:
+        """A JSON request as ``role``; the status and the decoded JSON answer."""
+        response = await self.client.request(method, path, json=body, headers=self.auth(role))
+        return response.status, await response.json()
+
     async def audit(self, **query: str) -> list[dict[str, Any]]:
         response = await self.client.get("/v1/audit", params={"limit": "500", **query},
                                          headers=self.auth("auditor"))

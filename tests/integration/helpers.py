@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -43,3 +46,16 @@ def contains_plaintext_run(haystack: bytes, plaintext: bytes, window: int = 32) 
     step = window // 2
     pieces = {plaintext[i : i + window] for i in range(0, len(plaintext) - window + 1, step)}
     return any(haystack[i : i + window] in pieces for i in range(len(haystack) - window + 1))
+
+
+def service_env() -> dict[str, str]:
+    """The environment for a service subprocess, free of the caller's RECORDINGS_* settings
+    (a test database URL must not leak into it)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RECORDINGS_")}
+
+
+def run_cli(data_dir: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """``recordings-service ARGS --data-dir DATA_DIR`` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "recordings_service", *args,
+                           "--data-dir", str(data_dir)], capture_output=True, text=True,
+                          env=service_env(), timeout=60, check=check)

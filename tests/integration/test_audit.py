@@ -7,9 +7,6 @@ import base64
 import hashlib
 import itertools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +18,7 @@ from storage import merkle
 from storage.schema import audit_checkpoints, audit_entries, audit_head
 from tests.audio import wav_tone
 from tests.conftest import Api
+from tests.integration.helpers import run_cli
 from tests.rfc6962 import reference_root
 
 
@@ -193,20 +191,13 @@ async def test_audit_filters_and_pagination(api: Api) -> None:
     assert bad.status == 400 and (await bad.json())["reason"] == "invalid_cursor"
 
 
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDINGS_")}
-    return subprocess.run([sys.executable, "-m", "recordings_service", *args,
-                           "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
-
-
 def test_cli_audit_verify_exit_codes(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    created = _cli(data, "tokens", "create", "--name", "ops", "--role", "auditor")
+    created = run_cli(data, "tokens", "create", "--name", "ops", "--role", "auditor")
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().splitlines()[-1].startswith("rst_")
-    assert _cli(data, "audit", "checkpoint").returncode == 0
-    good = _cli(data, "audit", "verify")
+    assert run_cli(data, "audit", "checkpoint").returncode == 0
+    good = run_cli(data, "audit", "verify")
     assert good.returncode == 0, good.stdout + good.stderr
     assert json.loads(good.stdout)["ok"] is True
 
@@ -214,7 +205,7 @@ def test_cli_audit_verify_exit_codes(tmp_path: Path) -> None:
     with sqlite3.connect(data / "catalog.sqlite3") as db:
         db.execute("UPDATE audit_entries SET entry = CAST(REPLACE(CAST(entry AS TEXT), "
                    "'auditor', 'admin') AS BLOB) WHERE seq = 1")
-    bad = _cli(data, "audit", "verify")
+    bad = run_cli(data, "audit", "verify")
     assert bad.returncode == 1
     assert json.loads(bad.stdout)["first_bad_seq"] == 1
     assert "seq 1" in bad.stderr
@@ -222,23 +213,23 @@ def test_cli_audit_verify_exit_codes(tmp_path: Path) -> None:
 
 def test_cli_tokens_list_and_revoke(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    token = _cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest",
+    token = run_cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest",
                  "--role", "supervisor").stdout.strip().splitlines()[-1]
-    listed = json.loads(_cli(data, "tokens", "list").stdout)
+    listed = json.loads(run_cli(data, "tokens", "list").stdout)
     assert listed[0]["name"] == "pbx" and listed[0]["roles"] == ["ingest", "supervisor"]
-    assert token not in _cli(data, "tokens", "list").stdout
-    assert _cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest").returncode == 2
-    assert _cli(data, "tokens", "revoke", "--name", "pbx").returncode == 0
-    assert _cli(data, "tokens", "revoke", "--name", "pbx").returncode == 1
-    assert json.loads(_cli(data, "tokens", "list").stdout)[0]["revoked_at"] is not None
+    assert token not in run_cli(data, "tokens", "list").stdout
+    assert run_cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest").returncode == 2
+    assert run_cli(data, "tokens", "revoke", "--name", "pbx").returncode == 0
+    assert run_cli(data, "tokens", "revoke", "--name", "pbx").returncode == 1
+    assert json.loads(run_cli(data, "tokens", "list").stdout)[0]["revoked_at"] is not None
 
 
 def test_cli_purge_dry_run_and_real(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert _cli(data, "tokens", "create", "--name", "x", "--role", "compliance").returncode == 0
-    dry = _cli(data, "purge", "--dry-run")
+    assert run_cli(data, "tokens", "create", "--name", "x", "--role", "compliance").returncode == 0
+    dry = run_cli(data, "purge", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["dry_run"] is True
-    real = json.loads(_cli(data, "purge").stdout)
+    real = json.loads(run_cli(data, "purge").stdout)
     assert real["dry_run"] is False and real["purged"] == [] and real["actor"] == \
         "system:retention"

@@ -18,14 +18,8 @@ from tests.integration.helpers import blob_files, contains_plaintext_run, files_
 OLD = "2020-01-10T08:00:00Z"  # every default purpose but accounting_record has lapsed
 
 
-async def _call(api: Api, method: str, path: str, body: dict[str, Any] | None = None,
-                role: str = "compliance") -> tuple[int, Any]:
-    response = await api.client.request(method, path, json=body, headers=api.auth(role))
-    return response.status, await response.json()
-
-
 async def _purge(api: Api, dry_run: bool = False) -> dict[str, Any]:
-    status, run = await _call(api, "POST", "/v1/purge-runs", {"dry_run": dry_run})
+    status, run = await api.call("POST", "/v1/purge-runs", {"dry_run": dry_run})
     assert status == 201, run
     return run  # type: ignore[no-any-return]
 
@@ -36,11 +30,11 @@ async def _purge(api: Api, dry_run: bool = False) -> dict[str, Any]:
 async def test_add_and_withdraw_purposes_recompute_purge_at(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1), purposes=["training"])
     assert rec["purge_at"] == "2027-05-24T09:00:00Z"
-    status, added = await _call(api, "POST", f"/v1/recordings/{rec['id']}/purposes",
+    status, added = await api.call("POST", f"/v1/recordings/{rec['id']}/purposes",
                                 {"purpose": "fraud_prevention", "reason": "case F-12"})
     assert status == 200
     assert added["purge_at"] == "2028-11-24T09:00:00Z"
-    status, withdrawn = await _call(api, "DELETE",
+    status, withdrawn = await api.call("DELETE",
                                     f"/v1/recordings/{rec['id']}/purposes/fraud_prevention",
                                     {"reason": "customer objected"})
     assert status == 200
@@ -55,7 +49,7 @@ async def test_add_and_withdraw_purposes_recompute_purge_at(api: Api) -> None:
 
 async def test_a_withdrawn_purpose_no_longer_opens_the_audio(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1), purposes=["training", "legal_protection"])
-    await _call(api, "DELETE", f"/v1/recordings/{rec['id']}/purposes/training",
+    await api.call("DELETE", f"/v1/recordings/{rec['id']}/purposes/training",
                 {"reason": "consent withdrawn"})
     response = await api.audio(rec["id"], "training", "supervisor")
     assert response.status == 403 and (await response.json())["reason"] == "purpose_withdrawn"
@@ -64,7 +58,7 @@ async def test_a_withdrawn_purpose_no_longer_opens_the_audio(api: Api) -> None:
 
 async def test_withdrawing_everything_makes_the_recording_due_now(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1), purposes=["training"])
-    _, body = await _call(api, "DELETE", f"/v1/recordings/{rec['id']}/purposes/training",
+    _, body = await api.call("DELETE", f"/v1/recordings/{rec['id']}/purposes/training",
                           {"reason": "consent withdrawn"})
     assert body["purge_at"] == "2026-11-24T09:15:00Z"
     assert (await _purge(api))["purged"] == [rec["id"]]
@@ -72,8 +66,8 @@ async def test_withdrawing_everything_makes_the_recording_due_now(api: Api) -> N
 
 async def test_a_legal_obligation_cannot_be_withdrawn(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1), purposes=["accounting_record"])
-    status, problem = await _call(
-        api, "DELETE", f"/v1/recordings/{rec['id']}/purposes/accounting_record",
+    status, problem = await api.call(
+        "DELETE", f"/v1/recordings/{rec['id']}/purposes/accounting_record",
         {"reason": "customer asked"})
     assert status == 409 and problem["reason"] == "legal_obligation"
     assert "2036-11-24T09:00:00Z" in problem["detail"]
@@ -88,13 +82,13 @@ async def test_a_legal_obligation_cannot_be_withdrawn(api: Api) -> None:
 async def test_bad_changes_are_refused(api: Api, method: str, path: str,
                                        body: dict[str, Any], status: int, reason: str) -> None:
     rec = await api.uploaded(wav_tone(0.1), purposes=["training"])
-    got, problem = await _call(api, method, f"/v1/recordings/{rec['id']}/{path}", body)
+    got, problem = await api.call(method, f"/v1/recordings/{rec['id']}/{path}", body)
     assert (got, problem["reason"]) == (status, reason)
 
 
 async def test_changes_need_the_compliance_role(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1))
-    status, problem = await _call(api, "PUT", f"/v1/recordings/{rec['id']}/restriction",
+    status, problem = await api.call("PUT", f"/v1/recordings/{rec['id']}/restriction",
                                   {"reason": "x"}, role="supervisor")
     assert status == 403 and problem["reason"] == "missing_role"
 
@@ -105,13 +99,13 @@ async def test_changes_need_the_compliance_role(api: Api) -> None:
 async def test_restriction_limits_access_and_blocks_purge_until_lifted(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1), started_at=OLD,
                              purposes=["training", "legal_protection"])
-    status, body = await _call(api, "PUT", f"/v1/recordings/{rec['id']}/restriction",
+    status, body = await api.call("PUT", f"/v1/recordings/{rec['id']}/restriction",
                                {"reason": "dispute D-9"})
     assert status == 200
     assert body["restriction"] == {"reason": "dispute D-9", "placed_at": "2026-11-24T09:15:00Z"}
     run = await _purge(api)
     assert run["purged"] == [] and run["skipped"] == [{"id": rec["id"], "reason": "restricted"}]
-    status, body = await _call(api, "DELETE", f"/v1/recordings/{rec['id']}/restriction",
+    status, body = await api.call("DELETE", f"/v1/recordings/{rec['id']}/restriction",
                                {"reason": "dispute settled"})
     assert status == 200 and body["restriction"] is None
     assert (await _purge(api))["purged"] == [rec["id"]]
@@ -124,24 +118,24 @@ async def test_hold_by_recording_ids_blocks_purge_until_every_hold_is_released(a
     rec = await api.uploaded(wav_tone(0.1), started_at=OLD, purposes=["training"])
     holds = []
     for case in ("CASE-1", "CASE-2"):
-        status, hold = await _call(api, "POST", "/v1/legal-holds", {
+        status, hold = await api.call("POST", "/v1/legal-holds", {
             "case_reference": case, "reason": "litigation", "recording_ids": [rec["id"]]})
         assert status == 201 and hold["recording_ids"] == [rec["id"]]
         assert hold["placed_by"] == "compliance" and hold["released_at"] is None
         holds.append(hold)
         api.clock.advance(seconds=1)
-    _, meta = await _call(api, "GET", f"/v1/recordings/{rec['id']}")
+    _, meta = await api.call("GET", f"/v1/recordings/{rec['id']}")
     assert [h["case_reference"] for h in meta["legal_holds"]] == ["CASE-1", "CASE-2"]
     assert (await _purge(api))["skipped"] == [{"id": rec["id"], "reason": "legal_hold"}]
 
-    status, released = await _call(api, "POST", f"/v1/legal-holds/{holds[0]['id']}/release",
+    status, released = await api.call("POST", f"/v1/legal-holds/{holds[0]['id']}/release",
                                    {"reason": "case closed"})
     assert status == 200 and released["released_at"] == "2026-11-24T09:15:02Z"
-    again, problem = await _call(api, "POST", f"/v1/legal-holds/{holds[0]['id']}/release",
+    again, problem = await api.call("POST", f"/v1/legal-holds/{holds[0]['id']}/release",
                                  {"reason": "again"})
     assert again == 409 and problem["reason"] == "already_released"
     assert (await _purge(api))["skipped"] == [{"id": rec["id"], "reason": "legal_hold"}]
-    await _call(api, "POST", f"/v1/legal-holds/{holds[1]['id']}/release", {"reason": "closed"})
+    await api.call("POST", f"/v1/legal-holds/{holds[1]['id']}/release", {"reason": "closed"})
     assert (await _purge(api))["purged"] == [rec["id"]]
 
 
@@ -149,7 +143,7 @@ async def test_hold_by_customer_covers_later_uploads(api: Api) -> None:
     before = await api.uploaded(wav_tone(0.1), call_id="b", customer_id="C-5", started_at=OLD)
     other = await api.uploaded(wav_tone(0.1, frequency=500), call_id="o", customer_id="C-6",
                                started_at=OLD)
-    status, hold = await _call(api, "POST", "/v1/legal-holds", {
+    status, hold = await api.call("POST", "/v1/legal-holds", {
         "case_reference": "REG-77", "reason": "regulator inquiry", "customer_id": "C-5"})
     assert status == 201 and hold["recording_ids"] == [before["id"]]
     later = await api.uploaded(wav_tone(0.1, frequency=700), call_id="l", customer_id="C-5",
@@ -158,9 +152,9 @@ async def test_hold_by_customer_covers_later_uploads(api: Api) -> None:
     run = await _purge(api)
     assert run["purged"] == [other["id"]]
     assert sorted(s["id"] for s in run["skipped"]) == sorted([before["id"], later["id"]])
-    _, fetched = await _call(api, "GET", f"/v1/legal-holds/{hold['id']}")
+    _, fetched = await api.call("GET", f"/v1/legal-holds/{hold['id']}")
     assert sorted(fetched["recording_ids"]) == sorted([before["id"], later["id"]])
-    _, listed = await _call(api, "GET", "/v1/legal-holds")
+    _, listed = await api.call("GET", "/v1/legal-holds")
     assert [h["id"] for h in listed["items"]] == [hold["id"]]
 
 
@@ -174,7 +168,7 @@ async def test_hold_by_customer_covers_later_uploads(api: Api) -> None:
      "unknown_recording"),
 ])
 async def test_bad_holds_are_refused(api: Api, body: dict[str, Any], reason: str) -> None:
-    status, problem = await _call(api, "POST", "/v1/legal-holds", body)
+    status, problem = await api.call("POST", "/v1/legal-holds", body)
     assert status == 400 and problem["reason"] == reason
 
 
@@ -196,7 +190,7 @@ async def test_erasure_leaves_a_tombstone_and_a_verifiable_receipt(api: Api) -> 
     link = await (await api.client.post(f"/v1/recordings/{rec['id']}/playback-links",
                                         json={"purpose": "training"},
                                         headers=api.auth("supervisor"))).json()
-    status, tomb = await _call(api, "DELETE", f"/v1/recordings/{rec['id']}",
+    status, tomb = await api.call("DELETE", f"/v1/recordings/{rec['id']}",
                                {"reason": "data subject request", "request_reference": "DSR-1"})
     assert status == 200
     assert tomb["state"] == "purged" and tomb["purged_at"] == "2026-11-24T09:15:00Z"
@@ -215,7 +209,7 @@ async def test_erasure_leaves_a_tombstone_and_a_verifiable_receipt(api: Api) -> 
 
     assert (await api.audio(rec["id"], "training", "supervisor")).status == 410
     assert (await api.client.get(link["url"])).status == 410
-    _, again = await _call(api, "GET", f"/v1/recordings/{rec['id']}")
+    _, again = await api.call("GET", f"/v1/recordings/{rec['id']}")
     assert again == tomb
     entry = (await api.audit(action="erasure"))[-1]
     assert entry["actor"] == "compliance" and entry["detail"]["request_reference"] == "DSR-1"
@@ -225,22 +219,22 @@ async def test_erasure_leaves_a_tombstone_and_a_verifiable_receipt(api: Api) -> 
 async def test_erasure_is_refused_with_the_reason_and_date(api: Api) -> None:
     kept = await api.uploaded(wav_tone(0.1), call_id="k",
                               purposes=["training", "accounting_record"])
-    status, problem = await _call(api, "DELETE", f"/v1/recordings/{kept['id']}",
+    status, problem = await api.call("DELETE", f"/v1/recordings/{kept['id']}",
                                   {"reason": "customer asked"})
     assert status == 409 and problem["reason"] == "legal_obligation"
     assert "2036-11-24T09:00:00Z" in problem["detail"]
 
     held = await api.uploaded(wav_tone(0.1, frequency=600), call_id="h")
-    await _call(api, "POST", "/v1/legal-holds", {"case_reference": "LIT-3", "reason": "suit",
+    await api.call("POST", "/v1/legal-holds", {"case_reference": "LIT-3", "reason": "suit",
                                                  "recording_ids": [held["id"]]})
-    status, problem = await _call(api, "DELETE", f"/v1/recordings/{held['id']}",
+    status, problem = await api.call("DELETE", f"/v1/recordings/{held['id']}",
                                   {"reason": "customer asked"})
     assert status == 409 and problem["reason"] == "legal_hold" and "LIT-3" in problem["detail"]
 
     restricted = await api.uploaded(wav_tone(0.1, frequency=800), call_id="r")
-    await _call(api, "PUT", f"/v1/recordings/{restricted['id']}/restriction",
+    await api.call("PUT", f"/v1/recordings/{restricted['id']}/restriction",
                 {"reason": "dispute"})
-    status, problem = await _call(api, "DELETE", f"/v1/recordings/{restricted['id']}",
+    status, problem = await api.call("DELETE", f"/v1/recordings/{restricted['id']}",
                                   {"reason": "customer asked"})
     assert status == 409 and problem["reason"] == "restricted"
     denied = await api.audit(action="erasure", outcome="denied")
@@ -259,15 +253,15 @@ async def test_a_backfilled_old_recording_is_due_at_once_and_dry_run_changes_not
     dry = await _purge(api, dry_run=True)
     assert dry["dry_run"] is True and dry["purged"] == [old["id"]]
     api.clock.advance(seconds=1)
-    _, still = await _call(api, "GET", f"/v1/recordings/{old['id']}")
+    _, still = await api.call("GET", f"/v1/recordings/{old['id']}")
     assert still["state"] == "active"
     real = await _purge(api)
     assert real["purged"] == [old["id"]] and real["skipped"] == []
-    _, gone = await _call(api, "GET", f"/v1/recordings/{old['id']}")
+    _, gone = await api.call("GET", f"/v1/recordings/{old['id']}")
     assert gone["state"] == "purged" and gone["purge_reason"] == "retention expired"
-    _, kept = await _call(api, "GET", f"/v1/recordings/{fresh['id']}")
+    _, kept = await api.call("GET", f"/v1/recordings/{fresh['id']}")
     assert kept["state"] == "active"
-    status, runs = await _call(api, "GET", "/v1/purge-runs")
+    status, runs = await api.call("GET", "/v1/purge-runs")
     assert status == 200 and [r["run_id"] for r in runs["items"]] == [real["run_id"],
                                                                       dry["run_id"]]
     entry = (await api.audit(action="purge"))[-1]
@@ -337,7 +331,7 @@ async def test_a_purge_interrupted_at_any_step_completes_on_the_next_run(
 
     run = await _purge(api)
     assert run["purged"] == [rec["id"]]
-    _, tomb = await _call(api, "GET", f"/v1/recordings/{rec['id']}")
+    _, tomb = await api.call("GET", f"/v1/recordings/{rec['id']}")
     assert tomb["state"] == "purged" and tomb["deletion_receipt"]
     assert blob_files(api.services) == []
     assert len(await api.audit(action="purge", recording_id=rec["id"])) == 1
@@ -355,7 +349,7 @@ async def test_changed_retention_applies_to_stored_recordings_and_is_reported(
     changes = await retention.apply_configured_retention(svc)  # as at the next start
     assert changes == [{"purpose": "training", "from_months": 6, "to_months": 1,
                         "recordings": 1}]
-    _, moved = await _call(api, "GET", f"/v1/recordings/{rec['id']}")
+    _, moved = await api.call("GET", f"/v1/recordings/{rec['id']}")
     assert moved["purge_at"] == "2026-12-24T09:00:00Z"
     assert (await _purge(api, dry_run=True))["retention_changes"][0]["to_months"] == 1
     run = await _purge(api)
@@ -369,19 +363,19 @@ async def test_purge_runs_are_paginated_newest_first(api: Api) -> None:
     for _ in range(3):
         ids.append((await _purge(api, dry_run=True))["run_id"])
         api.clock.advance(seconds=1)
-    _, first = await _call(api, "GET", "/v1/purge-runs?limit=2")
-    _, second = await _call(api, "GET", f"/v1/purge-runs?limit=2&cursor={first['next_cursor']}")
+    _, first = await api.call("GET", "/v1/purge-runs?limit=2")
+    _, second = await api.call("GET", f"/v1/purge-runs?limit=2&cursor={first['next_cursor']}")
     assert [r["run_id"] for r in first["items"] + second["items"]] == ids[::-1]
     assert second["next_cursor"] is None
 
 
 async def test_erasing_twice_answers_the_same_tombstone(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1))
-    _, first = await _call(api, "DELETE", f"/v1/recordings/{rec['id']}", {"reason": "asked"})
-    status, second = await _call(api, "DELETE", f"/v1/recordings/{rec['id']}",
+    _, first = await api.call("DELETE", f"/v1/recordings/{rec['id']}", {"reason": "asked"})
+    status, second = await api.call("DELETE", f"/v1/recordings/{rec['id']}",
                                  {"reason": "asked again"})
     assert status == 200 and second == first
-    missing, problem = await _call(api, "DELETE", "/v1/recordings/rec_none", {"reason": "x"})
+    missing, problem = await api.call("DELETE", "/v1/recordings/rec_none", {"reason": "x"})
     assert missing == 404 and problem["reason"] == "not_found"
     assert len(await api.audit(action="erasure", outcome="allowed")) == 1
 

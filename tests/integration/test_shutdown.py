@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.audio import wav_noise
+from tests.integration.helpers import run_cli, service_env
 
 START = {"started_at": "2026-11-24T09:00:00Z", "purpose": "training"}
 
@@ -26,21 +25,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("RECORDINGS_")}
-
-
 def _cli(data: Path, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "recordings_service", *args, "--data-dir",
-                           str(data)], capture_output=True, text=True, env=_env(),
-                          timeout=60, check=True)
-    return done.stdout
+    return run_cli(data, *args, check=True).stdout
 
 
 async def _serve(data: Path, config: Path, port: int) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
-        "--config", str(config), "--port", str(port), env=_env(),
+        "--config", str(config), "--port", str(port), env=service_env(),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     async with aiohttp.ClientSession() as session:
         for _ in range(200):

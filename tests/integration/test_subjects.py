@@ -20,12 +20,6 @@ from tests.conftest import Api
 OLD = "2020-01-10T08:00:00Z"
 
 
-async def _call(api: Api, method: str, path: str, body: dict[str, Any] | None = None,
-                role: str = "compliance") -> tuple[int, Any]:
-    response = await api.client.request(method, path, json=body, headers=api.auth(role))
-    return response.status, await response.json()
-
-
 async def _export(api: Api, customer_id: str, **body: str) -> zipfile.ZipFile:
     response = await api.client.post(f"/v1/subjects/{customer_id}/export", json=body,
                                      headers=api.auth("compliance"))
@@ -43,8 +37,8 @@ async def test_export_holds_everything_kept_about_the_subject(api: Api) -> None:
                                customer_id="C-43")
     purged = await api.uploaded(wav_tone(0.2, frequency=300), call_id="gone",
                                 customer_id="C-42")
-    await _call(api, "DELETE", f"/v1/recordings/{purged['id']}", {"reason": "asked"})
-    await _call(api, "POST", "/v1/legal-holds", {
+    await api.call("DELETE", f"/v1/recordings/{purged['id']}", {"reason": "asked"})
+    await api.call("POST", "/v1/legal-holds", {
         "case_reference": "CASE-9", "reason": "complaint", "recording_ids": [recs["mp3"]["id"]]})
     await api.audio(recs["wav"]["id"], "training", "supervisor")
     await api.audio(recs["wav"]["id"], "training", "supervisor", {"Range": "bytes=0-9"})
@@ -86,7 +80,7 @@ async def test_export_holds_everything_kept_about_the_subject(api: Api) -> None:
 
     exported = await api.audit(action="export")
     assert {e["recording_id"] for e in exported} == {r["id"] for r in recs.values()}
-    _, register = await _call(api, "GET", "/v1/subject-requests")
+    _, register = await api.call("GET", "/v1/subject-requests")
     access = [r for r in register["items"] if r["type"] == "access"]
     assert access[0]["request_reference"] == "DSR-7" and access[0]["completed_at"]
     assert access[0]["outcome"] == {"recordings": 5, "audio_files": 4,
@@ -98,7 +92,7 @@ async def test_unknown_subject_gets_an_empty_answer(api: Api) -> None:
     assert json.loads(archive.read("manifest.json")) == []
     assert archive.read("access-log.jsonl") == b""
     for action in ("erasure", "restriction", "objection"):
-        status, body = await _call(api, "POST", f"/v1/subjects/nobody/{action}",
+        status, body = await api.call("POST", f"/v1/subjects/nobody/{action}",
                                    {"reason": "request"})
         assert status == 200 and body["results"] == []
 
@@ -108,9 +102,9 @@ async def test_subject_erasure_answers_per_recording_and_is_safe_to_repeat(api: 
     held = await api.uploaded(wav_tone(0.1, frequency=500), call_id="b", customer_id="C-1")
     books = await api.uploaded(wav_tone(0.1, frequency=700), call_id="c", customer_id="C-1",
                                purposes=["training", "accounting_record"])
-    await _call(api, "POST", "/v1/legal-holds", {"case_reference": "LIT-1", "reason": "suit",
+    await api.call("POST", "/v1/legal-holds", {"case_reference": "LIT-1", "reason": "suit",
                                                  "recording_ids": [held["id"]]})
-    status, body = await _call(api, "POST", "/v1/subjects/C-1/erasure",
+    status, body = await api.call("POST", "/v1/subjects/C-1/erasure",
                                {"reason": "customer asked", "request_reference": "DSR-1"})
     assert status == 200
     results = {r["id"]: r for r in body["results"]}
@@ -122,7 +116,7 @@ async def test_subject_erasure_answers_per_recording_and_is_safe_to_repeat(api: 
                                     "reason": "legal_obligation",
                                     "until": "2036-11-24T09:00:00Z"}
     assert body["subject_request"]["outcome"]["outcomes"] == {"purged": 1, "refused": 2}
-    _, again = await _call(api, "POST", "/v1/subjects/C-1/erasure", {"reason": "again"})
+    _, again = await api.call("POST", "/v1/subjects/C-1/erasure", {"reason": "again"})
     assert {r["id"]: r["outcome"] for r in again["results"]} == {
         plain["id"]: "purged", held["id"]: "refused", books["id"]: "refused"}
     assert len(await api.audit(action="erasure", outcome="allowed")) == 1
@@ -131,24 +125,24 @@ async def test_subject_erasure_answers_per_recording_and_is_safe_to_repeat(api: 
 async def test_objection_withdraws_only_legitimate_interest_and_consent(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1), customer_id="C-2", purposes=[
         "training", "legal_protection", "service_verification", "accounting_record"])
-    status, body = await _call(api, "POST", "/v1/subjects/C-2/objection",
+    status, body = await api.call("POST", "/v1/subjects/C-2/objection",
                                {"reason": "objects to processing"})
     assert status == 200
     [result] = body["results"]
     assert sorted(result["withdrawn"]) == ["legal_protection", "training"]
     assert sorted(result["still_kept_for"]) == ["accounting_record", "service_verification"]
     assert result["purge_at"] == "2036-11-24T09:00:00Z"
-    _, meta = await _call(api, "GET", f"/v1/recordings/{rec['id']}")
+    _, meta = await api.call("GET", f"/v1/recordings/{rec['id']}")
     withdrawn = {p["purpose"] for p in meta["purposes"] if p["withdrawn_at"]}
     assert withdrawn == {"legal_protection", "training"}
-    _, again = await _call(api, "POST", "/v1/subjects/C-2/objection", {"reason": "again"})
+    _, again = await api.call("POST", "/v1/subjects/C-2/objection", {"reason": "again"})
     assert again["results"][0]["outcome"] == "unchanged"
 
 
 async def test_subject_restriction_restricts_every_recording(api: Api) -> None:
     recs = [await api.uploaded(wav_tone(0.1, frequency=300 + i), call_id=f"r{i}",
                                customer_id="C-3") for i in range(3)]
-    status, body = await _call(api, "POST", "/v1/subjects/C-3/restriction",
+    status, body = await api.call("POST", "/v1/subjects/C-3/restriction",
                                {"reason": "dispute"})
     assert status == 200
     assert {r["outcome"] for r in body["results"]} == {"restricted"}
@@ -157,9 +151,9 @@ async def test_subject_restriction_restricts_every_recording(api: Api) -> None:
 
 
 async def test_subject_actions_need_a_reason_and_the_role(api: Api) -> None:
-    status, problem = await _call(api, "POST", "/v1/subjects/C-1/erasure", {})
+    status, problem = await api.call("POST", "/v1/subjects/C-1/erasure", {})
     assert status == 400 and problem["reason"] == "reason_required"
-    status, problem = await _call(api, "POST", "/v1/subjects/C-1/erasure", {"reason": "x"},
+    status, problem = await api.call("POST", "/v1/subjects/C-1/erasure", {"reason": "x"},
                                   role="supervisor")
     assert status == 403
 
@@ -170,7 +164,7 @@ async def test_rectification_is_audited_by_field_name_only(
     caplog.set_level(logging.DEBUG)
     rec = await api.uploaded(wav_tone(0.1), customer_id="WRONG-CUSTOMER-1",
                              phone_number="+358400000001")
-    status, body = await _call(api, "PATCH", f"/v1/recordings/{rec['id']}", {
+    status, body = await api.call("PATCH", f"/v1/recordings/{rec['id']}", {
         "customer_id": "RIGHT-CUSTOMER-2", "phone_number": "+358400000002",
         "queue": rec["queue"], "reason": "wrong customer linked",
         "request_reference": "DSR-R"})
@@ -200,40 +194,40 @@ async def test_rectification_is_audited_by_field_name_only(
 async def test_bad_rectifications_are_refused(api: Api, body: dict[str, Any], status: int,
                                               reason: str) -> None:
     rec = await api.uploaded(wav_tone(0.1))
-    got, problem = await _call(api, "PATCH", f"/v1/recordings/{rec['id']}", body)
+    got, problem = await api.call("PATCH", f"/v1/recordings/{rec['id']}", body)
     assert (got, problem["reason"]) == (status, reason)
 
 
 async def test_a_purged_recording_cannot_be_rectified(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1))
-    await _call(api, "DELETE", f"/v1/recordings/{rec['id']}", {"reason": "asked"})
-    status, problem = await _call(api, "PATCH", f"/v1/recordings/{rec['id']}",
+    await api.call("DELETE", f"/v1/recordings/{rec['id']}", {"reason": "asked"})
+    status, problem = await api.call("PATCH", f"/v1/recordings/{rec['id']}",
                                   {"reason": "x", "queue": "q"})
     assert status == 410 and problem["reason"] == "purged"
 
 
 async def test_the_register_tracks_the_one_month_deadline(api: Api) -> None:
     received = (api.clock() - timedelta(days=40)).isoformat().replace("+00:00", "Z")
-    status, late = await _call(api, "POST", "/v1/subject-requests", {
+    status, late = await api.call("POST", "/v1/subject-requests", {
         "type": "access", "customer_id": "C-8", "request_reference": "LETTER-1",
         "received_at": received})
     assert status == 201
     assert late["due_at"] == "2026-11-15T09:15:00Z" and late["overdue"] is True
-    _, fresh = await _call(api, "POST", "/v1/subject-requests", {
+    _, fresh = await api.call("POST", "/v1/subject-requests", {
         "type": "erasure", "customer_id": "C-8", "request_reference": "LETTER-2"})
     assert fresh["overdue"] is False
 
     metrics = await (await api.client.get("/metrics")).text()
     assert re.search(r"^recordings_subject_requests_overdue 1\.0$", metrics, re.M)
-    _, open_ = await _call(api, "GET", "/v1/subject-requests?open=true")
+    _, open_ = await api.call("GET", "/v1/subject-requests?open=true")
     assert [r["request_reference"] for r in open_["items"]] == ["LETTER-1", "LETTER-2"]
 
     await _export(api, "C-8", request_reference="LETTER-1")
-    _, done = await _call(api, "GET", f"/v1/subject-requests/{late['id']}")
+    _, done = await api.call("GET", f"/v1/subject-requests/{late['id']}")
     assert done["completed_at"] == "2026-11-24T09:15:00Z" and done["overdue"] is False
     metrics = await (await api.client.get("/metrics")).text()
     assert re.search(r"^recordings_subject_requests_overdue 0\.0$", metrics, re.M)
-    _, open_ = await _call(api, "GET", "/v1/subject-requests?open=true")
+    _, open_ = await api.call("GET", "/v1/subject-requests?open=true")
     assert [r["request_reference"] for r in open_["items"]] == ["LETTER-2"]
 
 
@@ -243,5 +237,5 @@ async def test_the_register_tracks_the_one_month_deadline(api: Api) -> None:
     {"type": "access", "customer_id": "c", "received_at": "2030-01-01T00:00:00Z"},
 ])
 async def test_bad_register_entries_are_refused(api: Api, body: dict[str, Any]) -> None:
-    status, problem = await _call(api, "POST", "/v1/subject-requests", body)
+    status, problem = await api.call("POST", "/v1/subject-requests", body)
     assert status == 400 and problem["reason"] == "invalid_request"
