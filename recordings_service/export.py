@@ -151,13 +151,12 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain,
         if active:
             await before_audio([rec.id for rec in active])
         for rec in active:
-            reader = access.open_reader(services, rec)
-            await reader.open()
-            with open_entry(f"audio/{rec.id}.{EXTENSIONS.get(rec.content_type, 'bin')}",
-                            zipfile.ZIP_STORED) as out:
-                async for chunk in reader.iter_range(0, rec.size_bytes - 1):
-                    out.write(chunk)
-                    await flush()
+            async with access.open_reader(services, rec) as reader:
+                with open_entry(f"audio/{rec.id}.{EXTENSIONS.get(rec.content_type, 'bin')}",
+                                zipfile.ZIP_STORED) as out:
+                    async for chunk in reader.iter_range(0, rec.size_bytes - 1):
+                        out.write(chunk)
+                        await flush()
             counts["audio_files"] += 1
             await flush()
 

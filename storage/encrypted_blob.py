@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from storage.blobstore.base import BlobStore, BlobWriter
+from storage.blobstore.base import BlobReader, BlobStore, BlobWriter
 from storage.errors import BlobAuthenticationError
 from storage.streaming_aead import (
     DEFAULT_PARAMS,
@@ -49,7 +49,10 @@ class EncryptingWriter:
 
 
 class DecryptingReader:
-    """Reads plaintext ranges; every byte handed out has been authenticated."""
+    """Reads plaintext ranges of one blob; every byte handed out has been authenticated.
+
+    Use as ``async with``: the blob is opened and checked on entry and released on exit.
+    """
 
     def __init__(self, store: BlobStore, name: str, dek: bytes, recording_id: str,
                  plaintext_size: int, params: StreamingParams = DEFAULT_PARAMS) -> None:
@@ -59,40 +62,53 @@ class DecryptingReader:
         self._aad = associated_data(recording_id)
         self._size = plaintext_size
         self._params = params
+        self._blob: BlobReader | None = None
         self._decrypter: SegmentDecrypter | None = None
 
-    async def _read_exact(self, offset: int, length: int) -> bytes:
-        data = await self._store.read(self._name, offset, length)
+    async def __aenter__(self) -> DecryptingReader:
+        self._blob = await self._store.open_reader(self._name)
+        try:
+            await self._check(self._blob)
+        except BaseException:
+            await self._blob.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._blob is not None:
+            await self._blob.close()
+
+    async def _check(self, blob: BlobReader) -> None:
+        """Checks the length and proves it with the final segment, at constant cost."""
+        p = self._params
+        if blob.size != p.ciphertext_size(self._size):
+            raise BlobAuthenticationError("blob has the wrong length")
+        header = await blob.read(0, p.header_size)
+        last = p.segment_count(self._size) - 1
+        final = await self._read_exact(blob, *p.ciphertext_span(last, last, self._size))
+        decrypter = SegmentDecrypter(self._dek, self._aad, bytes(header), self._size, p)
+        decrypter.decrypt_segment(last, final)
+        self._decrypter = decrypter
+
+    @staticmethod
+    async def _read_exact(blob: BlobReader, offset: int, length: int) -> bytes | bytearray:
+        data = await blob.read(offset, length)
         if len(data) != length:
             raise BlobAuthenticationError("blob is truncated")
         return data
 
-    async def open(self) -> None:
-        """Checks the length and proves it with the final segment, at constant cost."""
-        p = self._params
-        last = p.segment_count(self._size) - 1
-        last_span = p.ciphertext_span(last, last, self._size)
-        size, (header, final) = await self._store.read_spans(
-            self._name, [(0, p.header_size), last_span])
-        if size != p.ciphertext_size(self._size) or len(header) != p.header_size \
-                or len(final) != last_span[1]:
-            raise BlobAuthenticationError("blob has the wrong length")
-        decrypter = SegmentDecrypter(self._dek, self._aad, header, self._size, p)
-        decrypter.decrypt_segment(last, final)
-        self._decrypter = decrypter
-
-    async def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:
+    async def iter_range(self, start: int, end: int) -> AsyncIterator[memoryview]:
         """Plaintext bytes ``start..end`` inclusive, in pieces of at most a few segments."""
-        if self._decrypter is None:
-            raise RuntimeError("open() first")
+        if self._blob is None or self._decrypter is None:
+            raise RuntimeError("use DecryptingReader in 'async with'")
         if end < start:
             return
         p = self._params
         first, last = p.segment_of(start), p.segment_of(end)
         for batch_start in range(first, last + 1, SEGMENTS_PER_READ):
             batch_end = min(batch_start + SEGMENTS_PER_READ - 1, last)
-            offset, length = p.ciphertext_span(batch_start, batch_end, self._size)
-            span = await self._read_exact(offset, length)
-            plain = b"".join(self._decrypter.decrypt_span(batch_start, span))
+            span = await self._read_exact(
+                self._blob, *p.ciphertext_span(batch_start, batch_end, self._size))
+            plain = self._decrypter.decrypt_span(batch_start, span)
             base = p.plaintext_start(batch_start)
-            yield plain[max(start - base, 0) : min(end + 1 - base, len(plain))]
+            yield memoryview(plain)[max(start - base, 0) : min(end + 1 - base, len(plain))]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -24,6 +23,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from storage.errors import BlobAuthenticationError
+
+# What a blob read hands over.
+ReadBuffer = bytes | bytearray | memoryview
 
 NONCE_PREFIX_SIZE = 7
 TAG_SIZE = 16
@@ -170,16 +172,19 @@ class SegmentDecrypter:
         self.plaintext_size = plaintext_size
         self.last_segment = params.segment_count(plaintext_size) - 1
 
-    def decrypt_segment(self, index: int, ciphertext: bytes) -> bytes:
-        last = index == self.last_segment
+    def decrypt_segment(self, index: int, ciphertext: ReadBuffer) -> bytes:
+        out = bytearray(self._expected_length(index))
+        self._decrypt_into(index, ciphertext, memoryview(out))
+        return bytes(out)
+
+    def _decrypt_into(self, index: int, ciphertext: ReadBuffer, out: memoryview) -> None:
+        if len(ciphertext) != len(out) + TAG_SIZE:
+            raise BlobAuthenticationError(f"segment {index} has the wrong length")
+        nonce = _nonce(self._prefix, index, index == self.last_segment)
         try:
-            plain = self._aead.decrypt(_nonce(self._prefix, index, last), ciphertext, None)
+            self._aead.decrypt_into(nonce, ciphertext, None, out)
         except InvalidTag:
             raise BlobAuthenticationError(f"segment {index} failed authentication") from None
-        expected = self._expected_length(index)
-        if len(plain) != expected:
-            raise BlobAuthenticationError(f"segment {index} has the wrong length")
-        return plain
 
     def _expected_length(self, index: int) -> int:
         p = self._params
@@ -187,17 +192,30 @@ class SegmentDecrypter:
             return self.plaintext_size - p.plaintext_start(index)
         return p.first_plaintext_size if index == 0 else p.plaintext_segment_size
 
-    def decrypt_span(self, first: int, span: bytes) -> Iterator[bytes]:
-        """Decrypts consecutive segments starting at ``first`` read as one span."""
+    def decrypt_span(self, first: int, span: ReadBuffer) -> bytearray:
+        """Decrypts consecutive segments starting at ``first`` read as one span.
+
+        The plaintext goes straight into one buffer (no copy per segment, no join): at
+        streaming rates the copies, not AES-GCM, were the cost.
+        """
         p = self._params
-        pos = 0
-        index = first
-        while pos < len(span):
+        ciphertext = memoryview(span)
+        plan = []
+        pos, index = 0, first
+        while pos < len(ciphertext):
+            if index > self.last_segment:
+                raise BlobAuthenticationError("blob has segments past its end")
             size = p.segment_size - (p.header_size if index == 0 else 0)
-            chunk = span[pos : pos + size]
-            yield self.decrypt_segment(index, chunk)
+            plan.append((index, ciphertext[pos : pos + size], self._expected_length(index)))
             pos += size
             index += 1
+        out = bytearray(sum(length for _, _, length in plan))
+        view = memoryview(out)
+        written = 0
+        for index, chunk, length in plan:
+            self._decrypt_into(index, chunk, view[written : written + length])
+            written += length
+        return out
 
 
 def encrypt(
@@ -220,4 +238,4 @@ def decrypt(
     dec = SegmentDecrypter(
         dek, associated_data, ciphertext[: params.header_size], plaintext_size, params
     )
-    return b"".join(dec.decrypt_span(0, ciphertext[params.header_size :]))
+    return bytes(dec.decrypt_span(0, memoryview(ciphertext)[params.header_size :]))

@@ -35,39 +35,38 @@ async def _send(request: web.Request, svc: Services, rec: Recording) -> web.Stre
     byte_range = parse_range(range_header, size)
     start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
 
-    reader = access.open_reader(svc, rec)
-    await reader.open()
-    response = web.StreamResponse(status=206 if byte_range else 200, headers={
-        "Accept-Ranges": "bytes", "ETag": etag, "Cache-Control": "no-store",
-        "Content-Type": rec.content_type,
-    })
-    if byte_range:
-        response.headers["Content-Range"] = byte_range.content_range(size)
-    response.content_length = end - start + 1
-    if request.method == "HEAD":
-        await response.prepare(request)
-        return response
+    async with access.open_reader(svc, rec) as reader:
+        response = web.StreamResponse(status=206 if byte_range else 200, headers={
+            "Accept-Ranges": "bytes", "ETag": etag, "Cache-Control": "no-store",
+            "Content-Type": rec.content_type,
+        })
+        if byte_range:
+            response.headers["Content-Range"] = byte_range.content_range(size)
+        response.content_length = end - start + 1
+        if request.method == "HEAD":
+            await response.prepare(request)
+            return response
 
-    chunks = reader.iter_range(start, end)
-    # The first piece is decrypted before the headers go out, so a failure there is a
-    # plain 500; a failure later cuts the connection short of Content-Length.
-    first = await anext(chunks, b"")
-    await response.prepare(request)
-    await response.write(first)
-    sent = len(first)
-    try:
-        async for chunk in chunks:
-            await response.write(chunk)
-            sent += len(chunk)
-    except StorageError as exc:
-        svc.metrics.integrity_failures.inc()
-        log.error("stored audio failed authentication mid-stream; connection cut",
-                  extra={"recording_id": rec.id, "error": type(exc).__name__})
-        if request.transport is not None:
-            request.transport.abort()
-        return response
-    finally:
-        svc.metrics.bytes_streamed.inc(sent)
+        chunks = reader.iter_range(start, end)
+        # The first piece is decrypted before the headers go out, so a failure there is a
+        # plain 500; a failure later cuts the connection short of Content-Length.
+        first = await anext(chunks, b"")
+        await response.prepare(request)
+        await response.write(first)
+        sent = len(first)
+        try:
+            async for chunk in chunks:
+                await response.write(chunk)
+                sent += len(chunk)
+        except StorageError as exc:
+            svc.metrics.integrity_failures.inc()
+            log.error("stored audio failed authentication mid-stream; connection cut",
+                      extra={"recording_id": rec.id, "error": type(exc).__name__})
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        finally:
+            svc.metrics.bytes_streamed.inc(sent)
     await response.write_eof()
     return response
 

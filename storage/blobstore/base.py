@@ -28,22 +28,38 @@ class BlobWriter(ABC):
         """Discards everything written; safe to call after a failed write or twice."""
 
 
+class BlobReader(ABC):
+    """A committed blob held open for random reads (one stream), until ``close``."""
+
+    size: int
+
+    @abstractmethod
+    async def read(self, offset: int, length: int) -> bytes | bytearray:
+        """Reads up to ``length`` bytes at ``offset``; short only at the end of the blob."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Releases the blob; safe to call twice, and while a read is in flight."""
+
+
 class BlobStore(ABC):
     @abstractmethod
     async def open_writer(self, name: str) -> BlobWriter: ...
 
     @abstractmethod
+    async def open_reader(self, name: str) -> BlobReader:
+        """Opens a committed blob; raises BlobNotFoundError when there is none."""
+
     async def read(self, name: str, offset: int, length: int) -> bytes:
-        """Reads up to ``length`` bytes at ``offset``; short only at the end of the blob."""
+        """One read of a blob (opens and closes it)."""
+        reader = await self.open_reader(name)
+        try:
+            return bytes(await reader.read(offset, length))
+        finally:
+            await reader.close()
 
     @abstractmethod
     async def size(self, name: str) -> int: ...
-
-    async def read_spans(self, name: str,
-                         spans: list[tuple[int, int]]) -> tuple[int, list[bytes]]:
-        """The blob's size and several (offset, length) reads; a backend may do it in one
-        round trip."""
-        return await self.size(name), [await self.read(name, o, n) for o, n in spans]
 
     @abstractmethod
     async def delete(self, name: str) -> None:

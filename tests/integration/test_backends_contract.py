@@ -152,13 +152,17 @@ async def test_a_writer_waits_for_another_process_without_blocking_the_loop(
     await database.dispose()
 
 
-async def test_read_spans_gives_the_size_and_each_span(store: BlobStore) -> None:
+async def test_an_open_reader_gives_the_size_and_random_reads(store: BlobStore) -> None:
     name = new_blob_name()
     writer = await store.open_writer(name)
     await writer.write(bytes(range(256)) * 4)
     await writer.commit()
-    size, spans = await store.read_spans(name, [(0, 4), (1020, 10), (2000, 5)])
-    assert size == 1024
-    assert spans == [bytes([0, 1, 2, 3]), bytes([252, 253, 254, 255]), b""]
+    reader = await store.open_reader(name)
+    assert reader.size == 1024
+    assert await reader.read(1020, 10) == bytes([252, 253, 254, 255])
+    assert await reader.read(0, 4) == bytes([0, 1, 2, 3])
+    assert await reader.read(2000, 5) == b""
+    await reader.close()
+    await reader.close()  # twice is fine
     with pytest.raises(BlobNotFoundError):
-        await store.read_spans(new_blob_name(), [(0, 1)])
+        await store.open_reader(new_blob_name())

@@ -75,7 +75,7 @@ def test_span_decryption_of_a_middle_segment() -> None:
     dec = sa.SegmentDecrypter(DEK, AAD, blob[:40], len(plain))
     first = PARAMS.segment_of(150_000)
     offset, length = PARAMS.ciphertext_span(first, first + 1, len(plain))
-    out = b"".join(dec.decrypt_span(first, blob[offset : offset + length]))
+    out = bytes(dec.decrypt_span(first, blob[offset : offset + length]))
     start = PARAMS.plaintext_start(first)
     assert out == plain[start : start + len(out)]
 
