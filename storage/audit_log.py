@@ -43,6 +43,12 @@ class AuditEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Built once: every audited request runs these (see storage/catalog.py).
+_HEAD_FOR_UPDATE = select(audit_head).where(audit_head.c.id == 1).with_for_update()
+_INSERT_ENTRIES = insert(audit_entries)
+_UPDATE_HEAD = update(audit_head).where(audit_head.c.id == 1)
+
+
 def canonical_json(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -59,9 +65,7 @@ async def append(conn: Conn, event: AuditEvent, now: datetime) -> dict[str, Any]
 async def append_many(conn: Conn,
                       events: list[tuple[AuditEvent, datetime]]) -> list[dict[str, Any]]:
     """Appends several entries with one read and one update of the head (group commit)."""
-    head = (
-        await conn.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update())
-    ).one_or_none()
+    head = (await conn.execute(_HEAD_FOR_UPDATE)).one_or_none()
     if head is None:
         raise AuditChainError("audit head row is missing")
     size, chain = head.size, head.chain_hash
@@ -77,12 +81,9 @@ async def append_many(conn: Conn,
             "action": event.action, "purpose": event.purpose, "outcome": event.outcome})
         served.append({**content, "prev_hash": chain.hex(), "hash": new_chain.hex()})
         size, chain = size + 1, new_chain
-    await conn.execute(insert(audit_entries), rows)
-    await conn.execute(
-        update(audit_head)
-        .where(audit_head.c.id == 1)
-        .values(size=size, chain_hash=chain, frontier=json.dumps([h.hex() for h in frontier]))
-    )
+    await conn.execute(_INSERT_ENTRIES, rows)
+    await conn.execute(_UPDATE_HEAD, {"size": size, "chain_hash": chain,
+                                      "frontier": json.dumps([h.hex() for h in frontier])})
     return served
 
 
