@@ -1,9 +1,10 @@
 """The catalog's database: SQLite (WAL) by default, PostgreSQL to scale out.
 
-SQLite runs synchronously on the event loop's thread. An indexed statement takes
-microseconds and a commit one fsync (about 0.5 ms here); handing each statement to a driver
-thread, as an async SQLite driver must, cost several round trips per statement and made the
-catalog, not the disk, the limit (docs/benchmarks.md). Writers take an asyncio lock and start
+SQLite statements run synchronously on the event loop's thread: an indexed statement takes
+microseconds, and handing each statement to a driver thread, as an async SQLite driver must,
+cost several round trips per statement and made the catalog, not the disk, the limit
+(docs/benchmarks.md). Only a commit, with its fsync (about 0.5 ms here) and any WAL
+checkpoint, goes to a worker thread, once per transaction. Writers take an asyncio lock and start
 with ``BEGIN IMMEDIATE`` so that ``serve`` and a CLI command serialize; when another process
 holds the write lock, the begin is retried after an asynchronous sleep instead of blocking
 the loop. PostgreSQL uses asyncpg, and appends serialize there with ``SELECT … FOR UPDATE``.
@@ -12,6 +13,7 @@ the loop. PostgreSQL uses asyncpg, and appends serialize there with ``SELECT …
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -93,6 +95,21 @@ def _sqlite_engine(url: str, begin: str, busy_ms: int) -> Engine:
     return engine
 
 
+async def _uninterrupted(fn: Callable[[], None]) -> None:
+    """Runs ``fn`` in a worker thread to the end even if the caller is cancelled meanwhile
+    (a connection must not go back to the pool mid-commit), then re-raises the cancel."""
+    future = asyncio.get_running_loop().run_in_executor(None, fn)
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([future])
+        if not future.cancelled():
+            future.exception()  # retrieved; the cancellation is what the caller gets
+        raise
+
+
 def _is_busy(exc: OperationalError) -> bool:
     orig = exc.orig
     return isinstance(orig, sqlite3.OperationalError) and (
@@ -127,7 +144,10 @@ class Database:
                 except BaseException:
                     sync_conn.rollback()
                     raise
-                sync_conn.commit()
+                # The commit's fsync (and any WAL checkpoint it triggers) happens in a
+                # worker thread: the loop serves other requests meanwhile, which is what
+                # lets audit entries queue up for the next group commit.
+                await _uninterrupted(sync_conn.commit)
 
     async def _begin_immediate(self, conn: Connection) -> None:
         delay, waited = 0.001, 0.0

@@ -166,3 +166,41 @@ async def test_an_open_reader_gives_the_size_and_random_reads(store: BlobStore) 
     await reader.close()  # twice is fine
     with pytest.raises(BlobNotFoundError):
         await store.open_reader(new_blob_name())
+
+
+async def test_a_write_cancelled_during_its_commit_still_commits_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import threading
+    import time
+
+    from sqlalchemy import Connection, text
+
+    from storage.database import Database, sqlite_url
+
+    database = Database(sqlite_url(tmp_path))
+    async with database.write() as conn:
+        await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    real_commit = Connection.commit
+    committing = threading.Event()
+
+    def slow_commit(self: Connection) -> None:
+        committing.set()
+        time.sleep(0.2)  # the fsync, in the worker thread
+        real_commit(self)
+
+    async def write() -> None:
+        async with database.write() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1), (2)"))
+
+    monkeypatch.setattr(Connection, "commit", slow_commit)
+    writer = asyncio.create_task(write())
+    assert await asyncio.to_thread(committing.wait, 5)
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    monkeypatch.setattr(Connection, "commit", real_commit)
+    await write()  # the connection went back to the pool only after its commit
+    async with database.read() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 4
+    await database.dispose()
