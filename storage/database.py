@@ -13,7 +13,6 @@ the loop. PostgreSQL uses asyncpg, and appends serialize there with ``SELECT …
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +25,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Executable
+
+from storage.threads import run_to_end
 
 T = TypeVar("T")
 
@@ -95,21 +96,6 @@ def _sqlite_engine(url: str, begin: str, busy_ms: int) -> Engine:
     return engine
 
 
-async def _uninterrupted(fn: Callable[[], None]) -> None:
-    """Runs ``fn`` in a worker thread to the end even if the caller is cancelled meanwhile
-    (a connection must not go back to the pool mid-commit), then re-raises the cancel."""
-    future = asyncio.get_running_loop().run_in_executor(None, fn)
-    try:
-        await asyncio.shield(future)
-    except asyncio.CancelledError:
-        while not future.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([future])
-        if not future.cancelled():
-            future.exception()  # retrieved; the cancellation is what the caller gets
-        raise
-
-
 def _is_busy(exc: OperationalError) -> bool:
     orig = exc.orig
     return isinstance(orig, sqlite3.OperationalError) and (
@@ -147,7 +133,7 @@ class Database:
                 # The commit's fsync (and any WAL checkpoint it triggers) happens in a
                 # worker thread: the loop serves other requests meanwhile, which is what
                 # lets audit entries queue up for the next group commit.
-                await _uninterrupted(sync_conn.commit)
+                await run_to_end(sync_conn.commit)
 
     async def _begin_immediate(self, conn: Connection) -> None:
         delay, waited = 0.001, 0.0

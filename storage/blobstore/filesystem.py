@@ -21,14 +21,13 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
 import aiofiles
 import aiofiles.os
-from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from storage.blobstore.base import BlobReader, BlobStore, BlobWriter
 from storage.errors import BlobNotFoundError
+from storage.threads import run_to_end
 
 
 def _fsync_dir(path: Path) -> None:
@@ -65,64 +64,95 @@ class _FileReader(BlobReader):
     def __init__(self, fd: int, size: int) -> None:
         self._fd: int | None = fd
         self.size = size
-        self._in_thread: asyncio.Future[bytes] | None = None
 
     async def read(self, offset: int, length: int) -> bytes | bytearray:
-        if self._fd is None:
+        fd = self._fd
+        if fd is None:
             raise RuntimeError("blob reader is closed")
         length = max(0, min(length, self.size - offset))
-        buffer, cached = _read_cached(self._fd, offset, length)
+        buffer, cached = _read_cached(fd, offset, length)
         if cached == length:
             return buffer
-        # Shielded: if the request is cancelled, the thread still finishes its pread
-        # before close() lets the descriptor go (its number could be reused meanwhile).
-        self._in_thread = asyncio.get_running_loop().run_in_executor(
-            None, os.pread, self._fd, length - cached, offset + cached)
-        rest = await asyncio.shield(self._in_thread)
+        rest = await run_to_end(lambda: os.pread(fd, length - cached, offset + cached))
         return rest if cached == 0 else bytes(buffer[:cached]) + rest
 
     async def close(self) -> None:
         fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        pending = self._in_thread
-        if pending is None or pending.done():
-            os.close(fd)
-            return
-
-        def close_after(read: asyncio.Future[bytes]) -> None:
-            if not read.cancelled():
-                read.exception()  # retrieved: the request that wanted it is gone
+        if fd is not None:
             os.close(fd)
 
-        pending.add_done_callback(close_after)
+
+# What a writer gathers before one trip to a worker thread writes it.
+WRITE_BATCH = 1024 * 1024
 
 
 class _FileWriter(BlobWriter):
-    def __init__(self, file: AsyncBufferedIOBase, tmp: Path, final: Path) -> None:
-        self._file = file
+    """Gathers writes in memory and hands them to a worker thread a megabyte at a time;
+    commit writes the rest, fsyncs, renames into place and fsyncs the directory in one
+    more trip. (A trip per write, as aiofiles makes, kept small uploads waiting on thread
+    hand-offs: docs/benchmarks.md.)"""
+
+    def __init__(self, tmp: Path, final: Path) -> None:
         self._tmp = tmp
         self._final = final
-        self._closed = False
+        self._fd: int | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._finished = False
+
+    def _write_out(self, chunks: list[bytes]) -> None:
+        if self._fd is None:
+            self._fd = os.open(self._tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
+                               0o600)
+        data = memoryview(b"".join(chunks))
+        while data:
+            data = data[os.write(self._fd, data):]
+
+    def _take_pending(self) -> list[bytes]:
+        chunks, self._pending, self._pending_size = self._pending, [], 0
+        return chunks
 
     async def write(self, data: bytes) -> None:
-        await self._file.write(data)
+        if self._finished:
+            raise RuntimeError("blob writer is finished")
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= WRITE_BATCH:
+            chunks = self._take_pending()
+            await run_to_end(lambda: self._write_out(chunks))
 
     async def commit(self) -> None:
-        await self._file.flush()
-        await asyncio.to_thread(os.fsync, self._file.fileno())
-        await self._file.close()
-        self._closed = True
-        await asyncio.to_thread(self._final.parent.mkdir, parents=True, exist_ok=True)
-        await aiofiles.os.replace(self._tmp, self._final)
-        await asyncio.to_thread(_fsync_dir, self._final.parent)
+        if self._finished:
+            raise RuntimeError("blob writer is finished")
+        self._finished = True
+        chunks = self._take_pending()
+
+        def finish() -> None:
+            self._write_out(chunks)
+            assert self._fd is not None
+            fd, self._fd = self._fd, None
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._tmp, self._final)
+            _fsync_dir(self._final.parent)
+
+        await run_to_end(finish)
 
     async def abort(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            await aiofiles.os.remove(self._tmp)
+        self._finished = True
+        self._pending.clear()
+
+        def discard() -> None:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
+
+        await run_to_end(discard)
 
 
 class FilesystemBlobStore(BlobStore):
@@ -139,10 +169,9 @@ class FilesystemBlobStore(BlobStore):
         return self._blobs / name[:2] / name
 
     async def open_writer(self, name: str) -> BlobWriter:
-        tmp = self._tmp / f"{name}.{secrets.token_hex(4)}.partial"
-        fd = await asyncio.to_thread(os.open, tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        file = await aiofiles.open(fd, "wb", buffering=1024 * 1024)
-        return _FileWriter(cast(AsyncBufferedIOBase, file), tmp, self._path(name))
+        # The file is created by the first trip that writes to it.
+        return _FileWriter(self._tmp / f"{name}.{secrets.token_hex(4)}.partial",
+                           self._path(name))
 
     async def open_reader(self, name: str) -> BlobReader:
         try:

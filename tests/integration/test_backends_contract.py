@@ -61,9 +61,11 @@ async def test_an_aborted_blob_leaves_nothing(store: BlobStore) -> None:
 
 
 async def test_incomplete_writes_are_discarded(store: BlobStore) -> None:
-    # As a restarted process sees a write its predecessor never finished.
+    # As a restarted process sees a write its predecessor never finished (one big enough
+    # that any backend has sent some of it on).
     writer = await store.open_writer(new_blob_name())
-    await writer.write(b"partial")
+    for _ in range(4):
+        await writer.write(os.urandom(1024 * 1024))
     assert await store.discard_incomplete() == 1
     assert await _names(store) == set()
     await writer.abort()  # the crashed writer's own clean-up finds nothing left: no error

@@ -53,29 +53,35 @@ async def test_what_the_page_cache_lacks_is_read_in_a_thread(
     assert threads and threading.get_ident() not in threads
 
 
-async def test_closing_during_a_thread_read_keeps_the_descriptor_until_it_ends(
+async def test_a_stream_cancelled_during_a_thread_read_closes_only_after_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store, name = await _stored(tmp_path)
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     real_pread = os.pread
     seen: list[bytes] = []
 
     def slow_pread(fd: int, length: int, offset: int) -> bytes:
+        started.set()
         release.wait(5)
-        data = real_pread(fd, length, offset)  # raises EBADF if the fd was closed
+        data = real_pread(fd, length, offset)  # EBADF had the descriptor been closed
         seen.append(data)
         return data
 
+    async def stream() -> None:
+        reader = await store.open_reader(name)
+        try:
+            await reader.read(0, 10)
+        finally:
+            await reader.close()
+
     monkeypatch.setattr(filesystem, "_NOWAIT", 0)
     monkeypatch.setattr(os, "pread", slow_pread)
-    reader = await store.open_reader(name)
-    read = asyncio.create_task(reader.read(0, 10))
+    task = asyncio.create_task(stream())
+    assert await asyncio.to_thread(started.wait, 5)
+    task.cancel()  # the client went away mid-read
     await asyncio.sleep(0.05)
-    read.cancel()  # the client went away mid-read
-    await reader.close()
+    assert not task.done()  # still waiting for the thread, descriptor open
     release.set()
-    for _ in range(100):
-        if seen:
-            break
-        await asyncio.sleep(0.01)
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert seen == [CONTENT[:10]]

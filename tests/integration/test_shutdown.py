@@ -48,10 +48,13 @@ async def _serve(data: Path, config: Path, port: int) -> asyncio.subprocess.Proc
 
 
 async def _slow_body(audio: bytes, started: asyncio.Event, pause: float) -> AsyncIterator[bytes]:
-    for i in range(0, len(audio), 100_000):
-        yield audio[i : i + 100_000]
-        started.set()
+    # The first piece is past what the blob writer gathers in memory, so a partial file
+    # is on disk while the rest trickles in.
+    yield audio[:1_200_000]
+    started.set()
+    for i in range(1_200_000, len(audio), 100_000):
         await asyncio.sleep(pause)
+        yield audio[i : i + 100_000]
 
 
 async def _upload_during_sigterm(tmp_path: Path, shutdown_timeout: float, pause: float,
@@ -67,7 +70,7 @@ async def _upload_during_sigterm(tmp_path: Path, shutdown_timeout: float, pause:
     async with aiohttp.ClientSession() as session:
         upload = asyncio.ensure_future(session.put(
             f"http://127.0.0.1:{port}/v1/calls/in-flight/recording", params=START,
-            data=_slow_body(wav_noise(1_000_000), started, pause),
+            data=_slow_body(wav_noise(2_000_000), started, pause),
             headers={"Authorization": f"Bearer {token}"}))
         await started.wait()
         for _ in range(200):  # until the server is receiving the body

@@ -222,9 +222,9 @@ async def test_interrupted_upload_leaves_nothing(api: Api) -> None:
     writer.write((f"POST /v1/recordings HTTP/1.1\r\nHost: x\r\n"
                   f"Authorization: Bearer {api.tokens['ingest']}\r\n"
                   f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                  f"Content-Length: {total}\r\n\r\n").encode() + head + audio[:1_000_000])
+                  f"Content-Length: {total}\r\n\r\n").encode() + head + audio[:1_500_000])
     await writer.drain()
-    for _ in range(100):  # wait until the server holds a partial upload
+    for _ in range(100):  # wait until the server has written part of it (past 1 MiB)
         if partial_files(api.services):
             break
         await asyncio.sleep(0.02)
