@@ -27,6 +27,7 @@ from recordings_service.media import MediaInfo, MediaSniffer
 from recordings_service.services import Services
 from storage import catalog, retention_store
 from storage.blobstore.base import new_blob_name
+from storage.database import Conn
 from storage.encrypted_blob import EncryptingWriter
 from storage.errors import DuplicateCallIdError
 from storage.keyring import new_dek
@@ -202,26 +203,26 @@ async def upload(
         "subject_ref": services.subject_ref(meta.customer_id) if meta.customer_id else None,
     }
     purposes = [catalog.PurposeRow(s.purpose, s.legal_basis, s.expires_at) for s in states]
-    async def commit_row() -> catalog.Recording | None:
-        async with services.database.write() as conn:
-            await catalog.insert_recording(conn, values, purposes)
-            if meta.customer_id is not None:
-                # A hold on the data subject covers recordings uploaded while it stands.
-                for hold_id in await retention_store.active_customer_holds(
-                        conn, meta.customer_id):
-                    await retention_store.link_hold(conn, hold_id, [recording_id])
-            await auditing.append(services, conn, auditing.event(
-                actor, origin, "upload", "allowed", recording_id=recording_id,
-                detail={"size_bytes": measure.size, "content_type": media.content_type,
-                        "purposes": list(meta.purposes)},
-            ))
-            return await catalog.get_recording(conn, recording_id)
+    async def insert_row(conn: Conn) -> catalog.Recording | None:
+        await catalog.insert_recording(conn, values, purposes)
+        if meta.customer_id is not None:
+            # A hold on the data subject covers recordings uploaded while it stands.
+            for hold_id in await retention_store.active_customer_holds(
+                    conn, meta.customer_id):
+                await retention_store.link_hold(conn, hold_id, [recording_id])
+        await auditing.append(services, conn, auditing.event(
+            actor, origin, "upload", "allowed", recording_id=recording_id,
+            detail={"size_bytes": measure.size, "content_type": media.content_type,
+                    "purposes": list(meta.purposes)},
+        ))
+        return await catalog.get_recording(conn, recording_id)
 
     try:
-        # Shielded: a client that goes away mid-commit must not leave us unsure whether
-        # a committed row's blob may be deleted. If we are cancelled here, the blob stays;
-        # should the row not have committed, the orphan sweep removes it at next start.
-        stored = await asyncio.shield(commit_row())
+        # Concurrent uploads share a transaction and its fsync. Shielded: a client that
+        # goes away mid-commit must not leave us unsure whether a committed row's blob may
+        # be deleted. If we are cancelled here, the blob stays; should the row not have
+        # committed, the orphan sweep removes it at next start.
+        stored = await asyncio.shield(services.group_commit.run(insert_row))
     except DuplicateCallIdError:
         # A concurrent upload of the same call won the race; answer as a retry would.
         await services.blobs.delete(blob_name)

@@ -69,7 +69,7 @@ def _unsupported() -> UnsupportedMediaType:
 
 
 class _SparseView(io.RawIOBase):
-    def __init__(self, head: bytes, tail: bytes, size: int) -> None:
+    def __init__(self, head: bytes | bytearray, tail: bytes | bytearray, size: int) -> None:
         self._head = head
         self._tail = tail
         self._tail_start = size - len(tail)
@@ -92,7 +92,7 @@ class _SparseView(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         want = min(len(buffer), max(0, self._size - self._pos))
-        out = bytearray(want)
+        out = memoryview(buffer).cast("B")
         # A read may span the head, the gap (zeros) and the tail.
         i = 0
         while i < want:
@@ -106,8 +106,8 @@ class _SparseView(io.RawIOBase):
                 out[i : i + run] = self._tail[offset : offset + run]
             else:
                 run = min(want - i, self._tail_start - pos)
+                out[i : i + run] = bytes(run)
             i += run
-        buffer[:want] = out
         self._pos += want
         return want
 
@@ -123,11 +123,16 @@ class MediaSniffer:
 
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if len(self._head) < HEAD:
-            self._head += chunk[: HEAD - len(self._head)]
-        self._tail += chunk[-TAIL:]
-        if len(self._tail) > TAIL:
-            del self._tail[: len(self._tail) - TAIL]
+        view = memoryview(chunk)
+        room = HEAD - len(self._head)
+        if room > 0:
+            self._head += view[:room]
+            view = view[room:]
+        # The tail keeps only what lies beyond the head: a short upload copies nothing.
+        if view:
+            self._tail += view[-TAIL:]
+            if len(self._tail) > TAIL:
+                del self._tail[: len(self._tail) - TAIL]
         if self._kind is None and len(self._head) >= _SNIFF_BYTES:
             self._kind = _kind(bytes(self._head))
             if self._kind is None:
@@ -139,9 +144,7 @@ class MediaSniffer:
             raise _unsupported()
         parser, content_type = _PARSERS[kind]
         parse: Callable[[io.RawIOBase], Any] = parser
-        tail = bytes(self._tail[-max(0, self._size - len(self._head)) :]) \
-            if self._size > len(self._head) else b""
-        view = _SparseView(bytes(self._head), tail, self._size)
+        view = _SparseView(self._head, self._tail, self._size)
         try:
             parsed = parse(view)
         except (mutagen.MutagenError, struct.error, ValueError, EOFError, IndexError,

@@ -19,6 +19,7 @@ from storage.audit_batch import GroupCommitAppender
 from storage.blobstore.base import BlobStore
 from storage.blobstore.filesystem import FilesystemBlobStore
 from storage.database import Database, sqlite_url
+from storage.group_commit import GroupCommit
 from storage.keyring import FileKeyring, Keyring
 from storage.migrate import upgrade
 from storage.signing import load_or_create_signing_key
@@ -37,6 +38,8 @@ class Services:
     link_secret: bytes
     metrics: Metrics
     audit: GroupCommitAppender
+    # Small write transactions that may share one commit (an upload's row).
+    group_commit: GroupCommit
 
     def subject_ref(self, customer_id: str) -> str:
         """A keyed pseudonym of a customer id: finds a subject's tombstones after purge."""
@@ -69,6 +72,7 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
     url = config.database_url.reveal() or sqlite_url(data_dir)
     database = Database(url)
     appender = GroupCommitAppender(database)
+    group_commit = GroupCommit(database)
     try:
         await upgrade(database)
         keyring, created = FileKeyring.open_or_create(data_dir / "keyring.json", clock())
@@ -85,7 +89,9 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
             link_secret=_load_or_create_secret(data_dir / "playback-link.key"),
             metrics=Metrics(),
             audit=appender,
+            group_commit=group_commit,
         )
     finally:
+        await group_commit.close()
         await appender.close()
         await database.dispose()

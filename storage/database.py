@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -42,6 +42,9 @@ class Conn(Protocol):
 
     async def run_sync(self, fn: Callable[[Connection], T]) -> T: ...
 
+    def begin_nested(self) -> AbstractAsyncContextManager[Any]:
+        """A savepoint: leaving it by an exception rolls back what was done inside."""
+
 
 class _SyncConn:
     """Presents a synchronous SQLAlchemy connection with the async call shape."""
@@ -57,6 +60,11 @@ class _SyncConn:
 
     async def run_sync(self, fn: Callable[[Connection], T]) -> T:
         return fn(self._conn)
+
+    @asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        with self._conn.begin_nested():
+            yield
 
 
 def async_url(url: str) -> str:

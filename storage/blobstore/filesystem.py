@@ -84,6 +84,7 @@ class _FileReader(BlobReader):
 
 # What a writer gathers before one trip to a worker thread writes it.
 WRITE_BATCH = 1024 * 1024
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 
 class _FileWriter(BlobWriter):
@@ -104,9 +105,15 @@ class _FileWriter(BlobWriter):
         if self._fd is None:
             self._fd = os.open(self._tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
                                0o600)
-        data = memoryview(b"".join(chunks))
-        while data:
-            data = data[os.write(self._fd, data):]
+        # writev, not a join: the thread keeps the GIL only for bookkeeping, so the loop
+        # is not kept waiting for it behind a megabyte copy.
+        views = [memoryview(c) for c in chunks]
+        while views:
+            written = os.writev(self._fd, views[:_IOV_MAX])
+            while views and written >= len(views[0]):
+                written -= len(views.pop(0))
+            if views and written:
+                views[0] = views[0][written:]
 
     def _take_pending(self) -> list[bytes]:
         chunks, self._pending, self._pending_size = self._pending, [], 0
