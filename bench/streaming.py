@@ -12,6 +12,7 @@ Run: .venv/bin/python bench/streaming.py [--seconds N]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -55,6 +56,9 @@ def main() -> None:
             Path(plain_dir, f"small-{i}.wav").write_bytes(a)
         Path(plain_dir, "big.wav").write_bytes(big)
         del small, big
+        # Flush the files just written now: the kernel would otherwise write them back
+        # ~30 s later, in the middle of a latency measurement whose accesses each fsync.
+        os.sync()
         auth = {"Authorization": f"Bearer {svc.tokens['supervisor']}",
                 "Access-Purpose": "training"}
         svc_paths = [f"/v1/recordings/{rid}/audio" for rid in ids]
