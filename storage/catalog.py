@@ -68,8 +68,6 @@ class Recording:
         return self.restriction_placed_at is not None
 
 
-_RECORDING_FIELDS = [c.name for c in recordings.columns]
-
 # The statements every request runs are built once: building a select and its cache key
 # cost more than running it (about 0.1 ms each here, docs/benchmarks.md).
 _RECORDING_BY_ID = select(recordings).where(recordings.c.id == bindparam("id"))
@@ -107,8 +105,7 @@ async def _with_purposes(conn: Conn, rows: Sequence[Any]) -> list[Recording]:
     for h in hold_rows:
         holds[h.recording_id].append((h.id, h.case_reference))
     return [
-        Recording(**{k: getattr(r, k) for k in _RECORDING_FIELDS},
-                  purposes=tuple(by_id[r.id]), legal_holds=tuple(holds[r.id]))
+        Recording(**r._asdict(), purposes=tuple(by_id[r.id]), legal_holds=tuple(holds[r.id]))
         for r in rows
     ]
 
