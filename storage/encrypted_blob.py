@@ -34,8 +34,7 @@ class EncryptingWriter:
         if not self._header_written:
             await self._writer.write(self._encrypter.header)
             self._header_written = True
-        sealed = self._encrypter.update(plaintext)
-        if sealed:
+        for sealed in self._encrypter.update(plaintext):
             await self._writer.write(sealed)
 
     async def commit(self) -> None:

@@ -125,31 +125,42 @@ class SegmentEncrypter:
         p = self._params
         return p.first_plaintext_size if self._segment == 0 else p.plaintext_segment_size
 
-    def _seal(self, data: bytes, last: bool) -> bytes:
+    def _seal(self, data: ReadBuffer, last: bool) -> bytes:
         sealed = self._aead.encrypt(_nonce(self._prefix, self._segment, last), data, None)
         self._segment += 1
         return sealed
 
-    def update(self, data: bytes) -> bytes:
-        """Returns the ciphertext of every segment completed by ``data``.
+    def update(self, data: ReadBuffer) -> list[bytes]:
+        """Returns the sealed segments that ``data`` completes.
 
         A full segment is kept back until more data arrives, because only then is it
-        known not to be the last one.
+        known not to be the last one. Segments are sealed straight from ``data``: only a
+        segment that straddles two calls is copied.
         """
         if self._finished:
             raise RuntimeError("encrypter already finished")
-        self._pending += data
-        out = bytearray()
-        while len(self._pending) > self._capacity():
+        view = memoryview(data)
+        sealed: list[bytes] = []
+        if self._pending:
+            room = self._capacity() - len(self._pending)
+            if len(view) <= room:
+                self._pending += view
+                return sealed
+            self._pending += view[:room]
+            view = view[room:]
+            sealed.append(self._seal(self._pending, last=False))
+            self._pending = bytearray()
+        while len(view) > self._capacity():
             size = self._capacity()
-            out += self._seal(bytes(self._pending[:size]), last=False)
-            del self._pending[:size]
-        return bytes(out)
+            sealed.append(self._seal(view[:size], last=False))
+            view = view[size:]
+        self._pending += view
+        return sealed
 
     def finish(self) -> bytes:
         self._finished = True
-        sealed = self._seal(bytes(self._pending), last=True)
-        self._pending.clear()
+        sealed = self._seal(self._pending, last=True)
+        self._pending = bytearray()
         return sealed
 
 
@@ -223,7 +234,7 @@ def encrypt(
 ) -> bytes:
     """Whole-message helper (tests, small payloads)."""
     enc = SegmentEncrypter(dek, associated_data, params)
-    return enc.header + enc.update(plaintext) + enc.finish()
+    return b"".join([enc.header, *enc.update(plaintext), enc.finish()])
 
 
 def decrypt(

@@ -64,7 +64,7 @@ def test_chunked_updates_equal_one_shot_layout() -> None:
     enc = sa.SegmentEncrypter(DEK, AAD)
     parts = [enc.header]
     for i in range(0, len(plain), 777):
-        parts.append(enc.update(plain[i : i + 777]))
+        parts.extend(enc.update(plain[i : i + 777]))
     parts.append(enc.finish())
     assert sa.decrypt(DEK, AAD, b"".join(parts), len(plain)) == plain
 
