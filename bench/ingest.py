@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -93,11 +94,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
     with service() as svc:
-        disk = disk_write_mb_s(svc.data_dir)
+        # The virtual disks here absorb a burst at anything from 0.4 to 2.3 GB/s from one
+        # minute to the next: probe before and after the uploads and take the median.
+        probes = [disk_write_mb_s(svc.data_dir)]
         ingest = asyncio.run(big_uploads(svc))
+        probes += [disk_write_mb_s(svc.data_dir), disk_write_mb_s(svc.data_dir)]
         rate, count = asyncio.run(small_uploads(svc, args.seconds))
+    disk = statistics.median(probes)
+    print(f"disk probes (MB/s): {', '.join(f'{p:.0f}' for p in probes)}")
     print(figure("3. ingest 4 x 100 MB service/disk",
-                 f"{ingest:.0f} MB/s vs {disk:.0f} MB/s (fdatasync) = {ingest / disk:.2f}",
+                 f"{ingest:.0f} MB/s vs {disk:.0f} MB/s (fdatasync, median) = {ingest / disk:.2f}",
                  ">= 0.7", ingest / disk >= 0.7))
     print(figure("4. durable 500 KB uploads/s (8 clients)", f"{rate:.0f}/s ({count} uploads)",
                  ">= 300/s", rate >= 300))
