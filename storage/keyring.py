@@ -82,6 +82,9 @@ class FileKeyring(Keyring):
         self._path = path
         self._lock_path = path.with_name(path.name + ".lock")
         self._data: dict[str, object] = {}
+        # Ciphers of the loaded versions, built on first use; dropped with what they came
+        # from whenever the file is (re)loaded, so a retired version's cipher goes too.
+        self._ciphers: dict[int, AESGCM] = {}
         self._mtime_ns = -1
 
     @classmethod
@@ -114,6 +117,7 @@ class FileKeyring(Keyring):
             self._data = json.loads(self._path.read_text())
         except (OSError, ValueError) as exc:
             raise KeyringError("keyring file cannot be read") from exc
+        self._ciphers = {}
         self._mtime_ns = st.st_mtime_ns
 
     def _save(self) -> None:
@@ -150,9 +154,13 @@ class FileKeyring(Keyring):
         return version
 
     def _key(self, version: int) -> AESGCM:
+        cipher = self._ciphers.get(version)
+        if cipher is not None:
+            return cipher
         for entry in self._entries():
             if entry["version"] == version and entry["key"] is not None:
-                return AESGCM(base64.b64decode(str(entry["key"])))
+                cipher = self._ciphers[version] = AESGCM(base64.b64decode(str(entry["key"])))
+                return cipher
         raise KeyringError(f"key-encryption key version {version} is not available")
 
     def refresh(self) -> None:

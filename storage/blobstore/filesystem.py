@@ -166,14 +166,19 @@ class FilesystemBlobStore(BlobStore):
     def __init__(self, root: Path) -> None:
         self._root = root
         self._blobs = root / "blobs"
+        self._blobs_dir = str(self._blobs)
         self._tmp = root / "tmp"
         self._blobs.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def _path(self, name: str) -> Path:
+        return Path(self._file(name))
+
+    def _file(self, name: str) -> str:
+        # A string, not a Path: this runs on every stream open.
         if len(name) < 3 or not name.isalnum():
             raise BlobNotFoundError("invalid blob name")
-        return self._blobs / name[:2] / name
+        return os.path.join(self._blobs_dir, name[:2], name)
 
     async def open_writer(self, name: str) -> BlobWriter:
         # The file is created by the first trip that writes to it.
@@ -182,7 +187,7 @@ class FilesystemBlobStore(BlobStore):
 
     async def open_reader(self, name: str) -> BlobReader:
         try:
-            fd = os.open(self._path(name), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self._file(name), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise BlobNotFoundError("blob is missing") from None
         try:
