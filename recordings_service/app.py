@@ -61,6 +61,7 @@ class InFlight:
 
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 DRAINING = web.AppKey("draining", asyncio.Event)
+EXTRA_WORKER = web.AppKey("extra_worker", bool)
 
 
 def _route_name(request: web.Request) -> str:
@@ -167,6 +168,12 @@ class DataDirLock:
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     async with open_services(config, app[CLOCK]) as services:
+        if app[EXTRA_WORKER]:
+            # One of server.workers: the first process holds the data directory, cleaned
+            # it up before starting us and runs the scheduled jobs.
+            app[SERVICES] = services
+            yield
+            return
         lock = DataDirLock(config.data_dir / "serve.lock")
         try:
             discarded = await services.blobs.discard_incomplete()
@@ -192,10 +199,12 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             lock.release()
 
 
-def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
+def create_app(config: Config, clock: Clock = system_clock,
+               extra_worker: bool = False) -> web.Application:
     app = web.Application(middlewares=[request_context, authentication],
                           client_max_size=1024 * 1024)
     app[CONFIG] = config
+    app[EXTRA_WORKER] = extra_worker
     app[CLOCK] = clock
     app[OPENAPI] = openapi_document()
     app[IN_FLIGHT] = InFlight()

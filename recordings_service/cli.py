@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="run the HTTP service")
     serve.add_argument("--host")
     serve.add_argument("--port")
+    # Started by serve itself when server.workers > 1 (see recordings_service/serve.py).
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
     tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="action",
                                                                         required=True)
@@ -157,6 +159,7 @@ async def _run(config: Config, command: Command, args: argparse.Namespace) -> in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     # Everything the service writes (catalog, keys, blobs) is for its own user only.
     os.umask(0o077)
@@ -169,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(config.log_level)
     if args.command == "serve":
         try:
-            asyncio.run(serve(config))
+            asyncio.run(serve(config, extra_worker=args.worker,
+                              argv=[a for a in argv if a != "--worker"]))
         except (RuntimeError, OSError) as exc:
             # e.g. the port is taken, or another serve holds this data directory
             print(f"cannot start: {exc}", file=sys.stderr)

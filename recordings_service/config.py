@@ -49,6 +49,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     shutdown_timeout: float = 60.0
+    workers: int = 1
     blob_store: str = "filesystem"
     database_url: Secret = field(default_factory=lambda: Secret(""))
     max_upload_bytes: int = 2 * 1024**3
@@ -152,6 +153,9 @@ def load_config(
     blob_store = _get(raw, "storage", "blob_store", str, "filesystem")
     if blob_store != "filesystem":
         raise ConfigError(f"blob store {blob_store!r} is not supported (use 'filesystem')")
+    workers = _get(raw, "server", "workers", int, 1)
+    if not 1 <= workers <= 64:
+        raise ConfigError("[server] workers must be between 1 and 64")
     checkpoint_file = _get(raw, "audit", "checkpoint_file", str, "")
     level = _get(raw, "logging", "level", str, "INFO").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -164,6 +168,7 @@ def load_config(
         or _get(raw, "server", "host", str, "127.0.0.1"),
         port=port,
         shutdown_timeout=_get(raw, "server", "shutdown_timeout", float, 60.0),
+        workers=workers,
         blob_store=blob_store,
         database_url=Secret(environ.get("RECORDINGS_DATABASE_URL")
                             or _get(raw, "storage", "database_url", str, "")),

@@ -22,6 +22,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            # Which serve process (server.workers) wrote the line.
+            "pid": record.process,
         }
         request_id = request_id_var.get()
         if request_id:

@@ -1,4 +1,5 @@
-"""Running the app with a shutdown that lets requests in flight finish.
+"""Running the app with a shutdown that lets requests in flight finish, in one or more
+processes.
 
 aiohttp's own graceful shutdown marks every connection closing first, and a closing
 connection ignores incoming bytes: an upload still sending its body would stall until the
@@ -6,13 +7,23 @@ timeout and be cancelled. So on SIGTERM/SIGINT we stop listening, answer new req
 with 503, wait (up to ``shutdown_timeout``) until the requests in flight are done, and only
 then hand over to aiohttp's cleanup. An upload cut at the timeout leaves nothing visible;
 its temporary file is removed at the next start.
+
+With ``server.workers`` above 1, this process starts the others once it has cleaned up
+the data directory and is listening; all of them accept on the same port (SO_REUSEPORT).
+One Python process keeps one core busy at most (docs/benchmarks.md). The extra workers
+stop when this one forwards SIGTERM, and by themselves if it dies: their stdin is a pipe
+from it, which closes with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import sys
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -21,24 +32,46 @@ from recordings_service.config import Config
 
 log = logging.getLogger(__name__)
 
+# How long the first process waits for the others after its own shutdown, beyond theirs.
+WORKER_EXIT_GRACE = 10.0
 
-async def serve(config: Config) -> None:
-    app = create_app(config)
+
+async def serve(config: Config, extra_worker: bool = False,
+                argv: Sequence[str] = ()) -> None:
+    """``argv``: the serve command line, so that extra workers get the same configuration."""
+    app = create_app(config, extra_worker=extra_worker)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=config.shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = web.TCPSite(runner, config.host, config.port, reuse_port=config.workers > 1)
     await site.start()
-    log.info("listening", extra={"host": config.host, "port": config.port})
+    host, port = runner.addresses[0][:2]
+    log.info("listening", extra={"host": host, "port": port, "extra_worker": extra_worker})
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    workers: list[asyncio.subprocess.Process] = []
+    watchers: list[asyncio.Task[None]] = []
+    if extra_worker:
+        _stop_when_parent_goes(stop)
+    else:
+        # The port actually bound: with --port 0 every worker must share this one.
+        command = [sys.executable, "-m", "recordings_service", *argv,
+                   "--port", str(port), "--worker"]
+        for _ in range(config.workers - 1):
+            process = await asyncio.create_subprocess_exec(*command,
+                                                           stdin=asyncio.subprocess.PIPE)
+            workers.append(process)
+            watchers.append(asyncio.create_task(_watch(process, stop)))
     try:
         await stop.wait()
         log.info("shutting down: finishing requests in flight",
                  extra={"in_flight": app[IN_FLIGHT].count})
+        for process in workers:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
         await site.stop()
         app[DRAINING].set()
         try:
@@ -48,3 +81,44 @@ async def serve(config: Config) -> None:
                         extra={"in_flight": app[IN_FLIGHT].count})
     finally:
         await runner.cleanup()
+        for task in watchers:
+            task.cancel()
+        await _wait_for(workers, config.shutdown_timeout + WORKER_EXIT_GRACE)
+
+
+async def _watch(process: asyncio.subprocess.Process, stop: asyncio.Event) -> None:
+    code = await process.wait()
+    if not stop.is_set():
+        # Not restarted: the others keep serving; a supervisor restarts the whole service.
+        log.error("a worker process exited", extra={"pid": process.pid, "exit_code": code})
+
+
+def _stop_when_parent_goes(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            log.warning("the first serve process is gone: shutting down")
+            stop.set()
+
+    loop.add_reader(fd, readable)
+
+
+async def _wait_for(workers: list[asyncio.subprocess.Process], grace: float) -> None:
+    if not workers:
+        return
+    waits = [asyncio.ensure_future(p.wait()) for p in workers]
+    _, pending = await asyncio.wait(waits, timeout=grace)
+    for process in workers:
+        if process.returncode is None:
+            log.error("a worker did not stop in time: killed", extra={"pid": process.pid})
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+    if pending:
+        await asyncio.wait(pending)

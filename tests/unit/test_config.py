@@ -15,6 +15,7 @@ def test_shipped_defaults_hold_the_purposes_of_the_register() -> None:
     assert config.purposes["training"].access_roles == {"supervisor"}
     assert config.port == 8080 and config.host == "127.0.0.1"
     assert config.max_upload_bytes == 2 * 1024**3
+    assert config.workers == 1
 
 
 def test_operator_file_environment_and_flags_in_that_order(tmp_path: Path) -> None:
@@ -41,6 +42,8 @@ def test_database_url_is_masked_in_repr() -> None:
     "[purposes.x]\nlegal_basis = \"whim\"\nretention_months = 1\n",
     "[purposes.x]\nlegal_basis = \"consent\"\nretention_months = 1\naccess_roles = [\"root\"]\n",
     "not toml at all [",
+    "[server]\nworkers = 0\n",
+    "[server]\nworkers = \"many\"\n",
 ])
 def test_invalid_configuration_is_refused_at_start(tmp_path: Path, text: str) -> None:
     file = tmp_path / "bad.toml"

@@ -1,0 +1,111 @@
+"""``server.workers``: several serve processes on one port, one data directory, one audit
+chain; they stop together, and the extra ones stop by themselves when the first dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+from tests.audio import wav_noise
+from tests.integration.helpers import run_cli, service_env
+from tests.integration.test_shutdown import _free_port
+
+START = {"started_at": "2026-11-24T09:00:00Z", "purpose": "training"}
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@asynccontextmanager
+async def _serve(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, Path]]:
+    data, config = tmp_path / "data", tmp_path / "c.toml"
+    config.write_text("[server]\nworkers = 2\n[scheduler]\nenabled = false\n")
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
+        "--config", str(config), "--port", str(port), env=service_env(),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):  # until the primary answers and its worker is up
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
+                        if r.status == 200 and _children(process.pid):
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1)  # the worker's own start-up
+        yield process, port, data
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_workers_serve_one_port_with_one_audit_chain_and_stop_together(
+        tmp_path: Path) -> None:
+    async with _serve(tmp_path) as (process, port, data):
+        [worker] = _children(process.pid)
+        ingest = run_cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest",
+                         check=True).stdout.split()[-1]
+        supervisor = run_cli(data, "tokens", "create", "--name", "sv", "--role", "supervisor",
+                             check=True).stdout.split()[-1]
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session, session.put(
+                f"{base}/v1/calls/c1/recording", params=START, data=wav_noise(300_000),
+                headers={"Authorization": f"Bearer {ingest}"}) as r:
+            assert r.status == 201
+            rid = (await r.json())["id"]
+        # A new connection per request, so that the kernel spreads them over both.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def fetch(i: int) -> int:
+                async with session.get(f"{base}/v1/recordings/{rid}/audio", headers={
+                        "Authorization": f"Bearer {supervisor}", "Access-Purpose": "training",
+                        "Range": f"bytes={i}-{i + 999}"}) as r:
+                    assert await r.read() == wav_noise(300_000)[i : i + 1000]
+                    return r.status
+            statuses = await asyncio.gather(*(fetch(i * 1000) for i in range(120)))
+        assert set(statuses) == {206}
+
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        assert not _alive(worker)
+        assert process.stderr is not None
+        lines = [json.loads(line) for line in (await process.stderr.read()).splitlines()]
+    served_by = {e["pid"] for e in lines
+                 if e.get("route") == "/v1/recordings/{recording_id}/audio"}
+    assert served_by == {process.pid, worker}
+    # Both appended to one chain: every access is in it, and it verifies.
+    report = json.loads(run_cli(data, "audit", "verify", check=True).stdout)
+    assert report["ok"] and report["first_bad_seq"] is None
+    assert report["entries"] == 2 + 1 + 120  # tokens, the upload, each access decision
+
+
+async def test_an_extra_worker_stops_when_the_first_process_dies(tmp_path: Path) -> None:
+    async with _serve(tmp_path) as (process, _, _):
+        [worker] = _children(process.pid)
+        process.kill()  # no SIGTERM to forward: the worker sees its stdin close
+        await process.wait()
+        for _ in range(100):
+            if not _alive(worker):
+                break
+            await asyncio.sleep(0.1)
+        assert not _alive(worker)
