@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MB = 1024 * 1024
+# Serve processes and nginx workers: one per core, as each would be run on this machine.
+WORKERS = os.cpu_count() or 1
 
 
 def free_port() -> int:
@@ -56,9 +58,14 @@ class Service:
                               capture_output=True, text=True).stdout
 
     def rss_kib(self) -> int:
-        text = Path(f"/proc/{self.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", text)
-        return int(match.group(1)) if match else 0
+        """Resident memory of the serve process and its extra workers together."""
+        pids = [self.pid, *map(int, Path(f"/proc/{self.pid}/task/{self.pid}/children")
+                               .read_text().split())]
+        total = 0
+        for pid in pids:
+            match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+            total += int(match.group(1)) if match else 0
+        return total
 
     def upload(self, audio: bytes, call_id: str, customer_id: str = "bench") -> str:
         request = urllib.request.Request(
@@ -76,7 +83,9 @@ def service(extra_config: str = "") -> Iterator[Service]:
                                  else None))
     data = root / "data"
     config = root / "bench.toml"
-    config.write_text("[scheduler]\nenabled = false\n[logging]\nlevel = \"WARNING\"\n"
+    # One serve process per core, as an operator would run it on this machine.
+    config.write_text(f"[server]\nworkers = {WORKERS}\n"
+                      "[scheduler]\nenabled = false\n[logging]\nlevel = \"WARNING\"\n"
                       + extra_config)
     port = free_port()
     tokens = {}
@@ -118,7 +127,7 @@ def nginx(root: Path) -> Iterator[str]:
     work = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
     conf = work / "nginx.conf"
     conf.write_text(f"""
-worker_processes 1;
+worker_processes {WORKERS};
 daemon off;
 pid {work}/nginx.pid;
 error_log {work}/error.log warn;
