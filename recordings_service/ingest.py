@@ -191,7 +191,7 @@ async def upload(
     now = services.clock()
     states = [policy.purpose_state(services.config.purposes[p], meta.started_at)
               for p in meta.purposes]
-    values = {
+    values: dict[str, Any] = {
         "id": recording_id, "call_id": meta.call_id, "agent_id": meta.agent_id,
         "customer_id": meta.customer_id, "phone_number": meta.phone_number,
         "queue": meta.queue, "direction": meta.direction, "started_at": meta.started_at,
@@ -205,17 +205,23 @@ async def upload(
     purposes = [catalog.PurposeRow(s.purpose, s.legal_basis, s.expires_at) for s in states]
     async def insert_row(conn: Conn) -> catalog.Recording | None:
         await catalog.insert_recording(conn, values, purposes)
+        held = []
         if meta.customer_id is not None:
             # A hold on the data subject covers recordings uploaded while it stands.
-            for hold_id in await retention_store.active_customer_holds(
-                    conn, meta.customer_id):
+            held = await retention_store.active_customer_holds(conn, meta.customer_id)
+            for hold_id in held:
                 await retention_store.link_hold(conn, hold_id, [recording_id])
         await auditing.append(services, conn, auditing.event(
             actor, origin, "upload", "allowed", recording_id=recording_id,
             detail={"size_bytes": measure.size, "content_type": media.content_type,
                     "purposes": list(meta.purposes)},
         ))
-        return await catalog.get_recording(conn, recording_id)
+        if held:
+            return await catalog.get_recording(conn, recording_id)
+        # Nothing else has touched the row: it is what was inserted (three reads saved
+        # in a transaction that concurrent uploads wait on).
+        return catalog.Recording(**values, purposes=tuple(sorted(purposes,
+                                                                 key=lambda p: p.purpose)))
 
     try:
         # Concurrent uploads share a transaction and its fsync. Shielded: a client that
