@@ -54,24 +54,22 @@ async def serve(config: Config, extra_worker: bool = False,
         loop.add_signal_handler(sig, stop.set)
     workers: list[asyncio.subprocess.Process] = []
     watchers: list[asyncio.Task[None]] = []
-    if extra_worker:
-        _stop_when_parent_goes(stop)
-    else:
-        # The port actually bound: with --port 0 every worker must share this one.
-        command = [sys.executable, "-m", "recordings_service", *argv,
-                   "--port", str(port), "--worker"]
-        for _ in range(config.workers - 1):
-            process = await asyncio.create_subprocess_exec(*command,
-                                                           stdin=asyncio.subprocess.PIPE)
-            workers.append(process)
-            watchers.append(asyncio.create_task(_watch(process, stop)))
     try:
+        if extra_worker:
+            _stop_when_parent_goes(stop)
+        else:
+            # The port actually bound: with --port 0 every worker must share this one.
+            command = [sys.executable, "-m", "recordings_service", *argv,
+                       "--port", str(port), "--worker"]
+            for _ in range(config.workers - 1):
+                process = await asyncio.create_subprocess_exec(
+                    *command, stdin=asyncio.subprocess.PIPE)
+                workers.append(process)
+                watchers.append(asyncio.create_task(_watch(process, stop)))
         await stop.wait()
         log.info("shutting down: finishing requests in flight",
                  extra={"in_flight": app[IN_FLIGHT].count})
-        for process in workers:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
+        _terminate(workers)  # they drain while we do
         await site.stop()
         app[DRAINING].set()
         try:
@@ -110,9 +108,17 @@ def _stop_when_parent_goes(stop: asyncio.Event) -> None:
     loop.add_reader(fd, readable)
 
 
+def _terminate(workers: list[asyncio.subprocess.Process]) -> None:
+    for process in workers:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+
+
 async def _wait_for(workers: list[asyncio.subprocess.Process], grace: float) -> None:
     if not workers:
         return
+    _terminate(workers)  # again, harmless, for a start-up that failed half way
     waits = [asyncio.ensure_future(p.wait()) for p in workers]
     _, pending = await asyncio.wait(waits, timeout=grace)
     for process in workers:
