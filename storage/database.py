@@ -4,10 +4,11 @@ SQLite statements run synchronously on the event loop's thread: an indexed state
 microseconds, and handing each statement to a driver thread, as an async SQLite driver must,
 cost several round trips per statement and made the catalog, not the disk, the limit
 (docs/benchmarks.md). Only a commit, with its fsync (about 0.5 ms here) and any WAL
-checkpoint, goes to a worker thread, once per transaction. Writers take an asyncio lock and start
-with ``BEGIN IMMEDIATE`` so that ``serve`` and a CLI command serialize; when another process
-holds the write lock, the begin is retried after an asynchronous sleep instead of blocking
-the loop. PostgreSQL uses asyncpg, and appends serialize there with ``SELECT … FOR UPDATE``.
+checkpoint, goes to a worker thread, once per transaction. Writers take an asyncio lock and
+start with ``BEGIN IMMEDIATE`` so that ``serve``, its extra workers and a CLI command
+serialize; when another process holds the write lock, the begin is retried after an
+asynchronous sleep instead of blocking the loop. PostgreSQL uses asyncpg, and appends
+serialize there with ``SELECT … FOR UPDATE``.
 """
 
 from __future__ import annotations
