@@ -77,6 +77,12 @@ class Service:
             return str(json.load(response)["id"])
 
 
+def _listening_pids(port: int) -> set[str]:
+    out = subprocess.run(["ss", "-ltnpH", f"( sport = :{port} )"], capture_output=True,
+                         text=True, check=False).stdout
+    return set(re.findall(r"pid=(\d+)", out))
+
+
 @contextlib.contextmanager
 def service(extra_config: str = "") -> Iterator[Service]:
     root = Path(tempfile.mkdtemp(prefix="bench-svc-", dir="/work" if os.path.isdir("/work")
@@ -106,6 +112,12 @@ def service(extra_config: str = "") -> Iterator[Service]:
                 break
             except OSError:
                 time.sleep(0.05)
+        # The first process answers before its extra workers listen: wait for them, or the
+        # first measurement runs on one process.
+        for _ in range(300):
+            if len(_listening_pids(port)) >= WORKERS:
+                break
+            time.sleep(0.05)
         yield Service(url, process.pid, data, tokens)
     finally:
         process.send_signal(signal.SIGTERM)
