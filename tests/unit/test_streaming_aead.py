@@ -69,6 +69,24 @@ def test_chunked_updates_equal_one_shot_layout() -> None:
     assert sa.decrypt(DEK, AAD, b"".join(parts), len(plain)) == plain
 
 
+def test_chunks_of_any_size_seal_to_the_same_plaintext() -> None:
+    # Chunks smaller than a segment, straddling segments, and several segments long.
+    import random
+
+    rng = random.Random(7)
+    plain = os.urandom(700_000)
+    enc = sa.SegmentEncrypter(DEK, AAD)
+    parts, pos = [enc.header], 0
+    while pos < len(plain):
+        size = rng.choice([1, 100, 65_000, 65_536, 65_537, 200_000])
+        parts.extend(enc.update(plain[pos : pos + size]))
+        pos += size
+    parts.append(enc.finish())
+    blob = b"".join(parts)
+    assert len(blob) == PARAMS.ciphertext_size(len(plain))
+    assert sa.decrypt(DEK, AAD, blob, len(plain)) == plain
+
+
 def test_span_decryption_of_a_middle_segment() -> None:
     plain = os.urandom(400_000)
     blob = sa.encrypt(DEK, AAD, plain)
