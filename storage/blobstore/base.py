@@ -39,7 +39,9 @@ class BlobReader(ABC):
 
     @abstractmethod
     async def close(self) -> None:
-        """Releases the blob; safe to call twice, and while a read is in flight."""
+        """Releases the blob; safe to call twice. Call it after the reads have returned:
+        a read cancelled mid-way returns only once its I/O has ended, so the task that
+        was reading may close at once."""
 
 
 class BlobStore(ABC):
