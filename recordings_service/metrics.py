@@ -1,12 +1,36 @@
-"""Prometheus metrics, one registry per app (no global state between app instances)."""
+"""Prometheus metrics, one registry per app (no global state between app instances).
+
+With ``server.workers`` above 1 the serve processes share their counts through
+prometheus-client's multiprocess mode: each process writes its values to files in one
+directory, and ``/metrics`` in any process sums them all.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as prometheus_values
+from prometheus_client.multiprocess import MultiProcessCollector
+
+_SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_between_processes(directory: Path) -> None:
+    """Called by the first serve process before anything counts; the processes it starts
+    inherit the directory through the environment."""
+    shutil.rmtree(directory, ignore_errors=True)  # counts of an earlier run
+    directory.mkdir(mode=0o700, parents=True)
+    os.environ[_SHARED_DIR] = str(directory)
+    # prometheus-client picks the value store when it is imported, long before this.
+    prometheus_values.ValueClass = prometheus_values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
     def __init__(self) -> None:
+        self._shared_dir = os.environ.get(_SHARED_DIR)
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "recordings_http_requests", "HTTP requests by route and status",
@@ -38,7 +62,11 @@ class Metrics:
         self.subject_requests_overdue = Gauge(
             "recordings_subject_requests_overdue",
             "Data-subject requests open past their one-month deadline (GDPR Art. 12(3))",
-            registry=self.registry)
+            registry=self.registry, multiprocess_mode="mostrecent")
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._shared_dir is None:
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process, path=self._shared_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(every_process)

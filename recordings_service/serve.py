@@ -29,6 +29,7 @@ from aiohttp import web
 
 from recordings_service.app import DRAINING, IN_FLIGHT, create_app
 from recordings_service.config import Config
+from recordings_service.metrics import share_between_processes
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ WORKER_EXIT_GRACE = 10.0
 async def serve(config: Config, extra_worker: bool = False,
                 argv: Sequence[str] = ()) -> None:
     """``argv``: the serve command line, so that extra workers get the same configuration."""
+    if config.workers > 1 and not extra_worker:
+        share_between_processes(config.data_dir / "metrics")
     app = create_app(config, extra_worker=extra_worker)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=config.shutdown_timeout)

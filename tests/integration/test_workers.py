@@ -84,6 +84,16 @@ async def test_workers_serve_one_port_with_one_audit_chain_and_stop_together(
                     return r.status
             statuses = await asyncio.gather(*(fetch(i * 1000) for i in range(120)))
         assert set(statuses) == {206}
+        # Whichever process answers a scrape counts for both.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for _ in range(6):
+                async with session.get(f"{base}/metrics") as r:
+                    text = await r.text()
+                served = [line for line in text.splitlines() if line.startswith(
+                    'recordings_http_requests_total{method="GET",'
+                    'route="/v1/recordings/{recording_id}/audio",status="206"}')]
+                assert served and float(served[0].split()[-1]) == 120
 
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
