@@ -10,9 +10,9 @@ its temporary file is removed at the next start.
 
 With ``server.workers`` above 1, this process starts the others once it has cleaned up
 the data directory and is listening; all of them accept on the same port (SO_REUSEPORT).
-One Python process keeps one core busy at most (docs/benchmarks.md). The extra workers
-stop when this one forwards SIGTERM, and by themselves if it dies: their stdin is a pipe
-from it, which closes with it.
+One Python process keeps one core busy at most (docs/benchmarks.md). A worker that exits
+on its own is started again. The extra workers stop when this one forwards SIGTERM, and by
+themselves if it dies: their stdin is a pipe from it, which closes with it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # How long the first process waits for the others after its own shutdown, beyond theirs.
 WORKER_EXIT_GRACE = 10.0
+# Back-off between restarts of a worker that exited; reset once one ran this long.
+RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 60.0
 
 
 async def serve(config: Config, extra_worker: bool = False,
@@ -64,11 +67,9 @@ async def serve(config: Config, extra_worker: bool = False,
             # The port actually bound: with --port 0 every worker must share this one.
             command = [sys.executable, "-m", "recordings_service", *argv,
                        "--port", str(port), "--worker"]
-            for _ in range(config.workers - 1):
-                process = await asyncio.create_subprocess_exec(
-                    *command, stdin=asyncio.subprocess.PIPE)
-                workers.append(process)
-                watchers.append(asyncio.create_task(_watch(process, stop)))
+            for slot in range(config.workers - 1):
+                workers.append(await _start_worker(command))
+                watchers.append(asyncio.create_task(_keep(workers, slot, command, stop)))
         await stop.wait()
         log.info("shutting down: finishing requests in flight",
                  extra={"in_flight": app[IN_FLIGHT].count})
@@ -87,11 +88,32 @@ async def serve(config: Config, extra_worker: bool = False,
         await _wait_for(workers, config.shutdown_timeout + WORKER_EXIT_GRACE)
 
 
-async def _watch(process: asyncio.subprocess.Process, stop: asyncio.Event) -> None:
-    code = await process.wait()
-    if not stop.is_set():
-        # Not restarted: the others keep serving; a supervisor restarts the whole service.
-        log.error("a worker process exited", extra={"pid": process.pid, "exit_code": code})
+async def _start_worker(command: Sequence[str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE)
+
+
+async def _keep(workers: list[asyncio.subprocess.Process], slot: int,
+                command: Sequence[str], stop: asyncio.Event) -> None:
+    """Starts a worker again when it exits before shutdown, waiting longer each time it
+    keeps failing (a worker that cannot start must not spin)."""
+    delay = RESTART_DELAY
+    while True:
+        started = _now()
+        code = await workers[slot].wait()
+        if stop.is_set():
+            return
+        log.error("a worker process exited; starting another",
+                  extra={"pid": workers[slot].pid, "exit_code": code})
+        delay = RESTART_DELAY if _now() - started > MAX_RESTART_DELAY else \
+            min(delay * 2, MAX_RESTART_DELAY)
+        await asyncio.sleep(delay)
+        if stop.is_set():
+            return
+        workers[slot] = await _start_worker(command)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _stop_when_parent_goes(stop: asyncio.Event) -> None:

@@ -1,10 +1,12 @@
 """``server.workers``: several serve processes on one port, one data directory, one audit
-chain; they stop together, and the extra ones stop by themselves when the first dies."""
+chain and one set of metrics; they stop together, a worker that dies is replaced, and the
+extra ones stop by themselves when the first dies."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -119,3 +121,22 @@ async def test_an_extra_worker_stops_when_the_first_process_dies(tmp_path: Path)
                 break
             await asyncio.sleep(0.1)
         assert not _alive(worker)
+
+
+async def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
+    async with _serve(tmp_path) as (process, port, _):
+        [worker] = _children(process.pid)
+        os.kill(worker, signal.SIGKILL)
+        replacement: list[int] = []
+        for _ in range(100):
+            replacement = [p for p in _children(process.pid) if p != worker and _alive(p)]
+            if replacement:
+                break
+            await asyncio.sleep(0.1)
+        assert replacement, "no worker was started again"
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://127.0.0.1:{port}/healthz") as r:
+            assert r.status == 200
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        assert not _alive(replacement[0])
