@@ -104,9 +104,10 @@ async def _keep(workers: list[asyncio.subprocess.Process], slot: int,
             return
         log.error("a worker process exited; starting another",
                   extra={"pid": workers[slot].pid, "exit_code": code})
-        delay = RESTART_DELAY if _now() - started > MAX_RESTART_DELAY else \
-            min(delay * 2, MAX_RESTART_DELAY)
+        if _now() - started > MAX_RESTART_DELAY:
+            delay = RESTART_DELAY  # it had been running a good while
         await asyncio.sleep(delay)
+        delay = min(delay * 2, MAX_RESTART_DELAY)
         if stop.is_set():
             return
         workers[slot] = await _start_worker(command)
