@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 from sqlalchemy import func, select
 
 from recordings_service.services import Services
@@ -59,3 +62,29 @@ def run_cli(data_dir: Path, *args: str, check: bool = False) -> subprocess.Compl
     return subprocess.run([sys.executable, "-m", "recordings_service", *args,
                            "--data-dir", str(data_dir)], capture_output=True, text=True,
                           env=service_env(), timeout=60, check=check)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_serve(data: Path, config: Path, port: int,
+                      stderr: int = asyncio.subprocess.DEVNULL) -> asyncio.subprocess.Process:
+    """``recordings-service serve`` in a subprocess, returned once it answers /readyz."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
+        "--config", str(config), "--port", str(port), env=service_env(),
+        stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
+                    if r.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    process.kill()
+    raise AssertionError("serve did not become ready")

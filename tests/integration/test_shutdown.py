@@ -6,45 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 
 from tests.audio import wav_noise
-from tests.integration.helpers import run_cli, service_env
+from tests.integration.helpers import free_port, run_cli, start_serve
 
 START = {"started_at": "2026-11-24T09:00:00Z", "purpose": "training"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cli(data: Path, *args: str) -> str:
     return run_cli(data, *args, check=True).stdout
-
-
-async def _serve(data: Path, config: Path, port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
-        "--config", str(config), "--port", str(port), env=service_env(),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
-                    if r.status == 200:
-                        return process
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    process.kill()
-    raise AssertionError("serve did not become ready")
 
 
 async def _slow_body(audio: bytes, started: asyncio.Event, pause: float) -> AsyncIterator[bytes]:
@@ -63,8 +37,8 @@ async def _upload_during_sigterm(tmp_path: Path, shutdown_timeout: float, pause:
     config.write_text(f"[server]\nshutdown_timeout = {shutdown_timeout}\n"
                       "[scheduler]\nenabled = false\n")
     token = _cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest").split()[-1]
-    port = _free_port()
-    process = await _serve(data, config, port)
+    port = free_port()
+    process = await start_serve(data, config, port)
     started = asyncio.Event()
     status: int | None = None
     async with aiohttp.ClientSession() as session:
@@ -97,8 +71,8 @@ async def test_an_upload_cut_by_shutdown_leaves_nothing_after_restart(tmp_path: 
     status, data, config = await _upload_during_sigterm(tmp_path, shutdown_timeout=0.5,
                                                         pause=0.3)
     assert status is None or status >= 500
-    port = _free_port()
-    process = await _serve(data, config, port)  # the next start cleans up
+    port = free_port()
+    process = await start_serve(data, config, port)  # the next start cleans up
     try:
         assert [p for p in (data / "tmp").iterdir()] == []
         assert [p for p in (data / "blobs").rglob("*") if p.is_file()] == []

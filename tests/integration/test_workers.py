@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,8 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.audio import wav_noise
-from tests.integration.helpers import run_cli, service_env
-from tests.integration.test_shutdown import _free_port
+from tests.integration.helpers import free_port, run_cli, start_serve
 
 START = {"started_at": "2026-11-24T09:00:00Z", "purpose": "training"}
 
@@ -34,26 +32,25 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _listeners(port: int) -> int:
+    """Listening TCP sockets on the port: one per serve process (SO_REUSEPORT)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows
+               if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+
+
 @asynccontextmanager
 async def _serve(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, Path]]:
     data, config = tmp_path / "data", tmp_path / "c.toml"
     config.write_text("[server]\nworkers = 2\n[scheduler]\nenabled = false\n")
-    port = _free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
-        "--config", str(config), "--port", str(port), env=service_env(),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    port = free_port()
+    process = await start_serve(data, config, port, stderr=asyncio.subprocess.PIPE)
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):  # until the primary answers and its worker is up
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
-                        if r.status == 200 and _children(process.pid):
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(1)  # the worker's own start-up
+        for _ in range(200):  # until the worker listens too
+            if _listeners(port) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert _listeners(port) == 2, "the extra worker never listened"
         yield process, port, data
     finally:
         if process.returncode is None:
