@@ -112,18 +112,22 @@ async def _with_purposes(conn: Conn, rows: Sequence[Any]) -> list[Recording]:
 
 async def insert_recording(
     conn: Conn, values: dict[str, Any], purposes: Iterable[PurposeRow]
-) -> None:
+) -> Recording:
+    """Inserts a recording with its purposes; returns it as ``get_recording`` would read it
+    back before anything else (a legal hold) touches it."""
     try:
         await conn.execute(_INSERT_RECORDING, values)
     except IntegrityError as exc:
         raise DuplicateCallIdError("call id already stored") from exc
+    ordered = sorted(purposes, key=lambda p: p.purpose)  # as _PURPOSES_OF orders them
     rows = [
         {"recording_id": values["id"], "purpose": p.purpose, "legal_basis": p.legal_basis,
          "expires_at": p.expires_at, "withdrawn_at": p.withdrawn_at,
          "withdrawal_reason": p.withdrawal_reason}
-        for p in purposes
+        for p in ordered
     ]
     await conn.execute(_INSERT_PURPOSES, rows)
+    return Recording(**values, purposes=tuple(ordered))
 
 
 async def get_recording(conn: Conn, recording_id: str) -> Recording | None:
