@@ -46,9 +46,9 @@ _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 def _read_cached(fd: int, offset: int, length: int) -> tuple[bytearray, int]:
     """Reads what the page cache holds of the span, without waiting for the disk."""
     global _NOWAIT
-    buffer = bytearray(length)
     if not _NOWAIT:
-        return buffer, 0
+        return bytearray(), 0
+    buffer = bytearray(length)
     try:
         return buffer, os.preadv(fd, [buffer], offset, _NOWAIT)
     except BlockingIOError:
