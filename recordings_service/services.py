@@ -22,6 +22,7 @@ from storage.database import Database, sqlite_url
 from storage.group_commit import GroupCommit
 from storage.keyring import FileKeyring, Keyring
 from storage.migrate import upgrade
+from storage.private_files import create_private_file
 from storage.signing import load_or_create_signing_key
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,7 @@ def _load_or_create_secret(path: os.PathLike[str]) -> bytes:
             return f.read()
     except FileNotFoundError:
         secret = os.urandom(32)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            os.write(fd, secret)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        create_private_file(path, secret)
         return secret
 
 
