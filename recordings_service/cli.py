@@ -19,6 +19,7 @@ from recordings_service.errors import ConfigError, ServiceError
 from recordings_service.serve import serve
 from recordings_service.services import Services, open_services
 from storage import catalog
+from storage.errors import KeyFileError
 
 CLI_ACTOR = Actor("system:cli", frozenset())
 
@@ -174,8 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             asyncio.run(serve(config, extra_worker=args.worker,
                               argv=[a for a in argv if a != "--worker"]))
-        except (RuntimeError, OSError) as exc:
-            # e.g. the port is taken, or another serve holds this data directory
+        except (RuntimeError, OSError, KeyFileError) as exc:
+            # e.g. the port is taken, another serve holds this data directory, a key file
+            # is missing (its message names the file, never its content)
             print(f"cannot start: {exc}", file=sys.stderr)
             return 1
         return 0
@@ -184,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(config, command, args))
     except ServiceError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
+    except KeyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -98,3 +98,18 @@ async def status(services: Services) -> dict[str, Any]:
             for v in services.keyring.versions()
         ],
     }
+
+
+async def readiness(services: Services) -> str:
+    """"ok", or why stored data keys cannot be unwrapped (``/readyz``)."""
+    try:
+        services.keyring.refresh()
+    except KeyringError:
+        return "keyring file missing or damaged"
+    async with services.database.read() as conn:
+        counts = await catalog.key_version_counts(conn)
+    usable = {v.version for v in services.keyring.versions() if not v.retired}
+    missing = sorted(set(counts) - usable)
+    if missing:
+        return "key versions not loadable: " + ", ".join(map(str, missing))
+    return "ok"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,15 +14,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from recordings_service.clock import Clock
 from recordings_service.config import Config
 from recordings_service.metrics import Metrics
+from storage import catalog
 from storage.audit_batch import GroupCommitAppender
 from storage.blobstore.base import BlobStore
 from storage.blobstore.filesystem import FilesystemBlobStore
 from storage.database import Database, sqlite_url
 from storage.group_commit import GroupCommit
-from storage.keyring import FileKeyring, Keyring
+from storage.key_files import KEY_FILES, open_key_material
+from storage.keyring import Keyring
 from storage.migrate import upgrade
-from storage.private_files import create_private_file
-from storage.signing import load_or_create_signing_key
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +47,6 @@ class Services:
         return hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()
 
 
-def _load_or_create_secret(path: os.PathLike[str]) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        secret = os.urandom(32)
-        create_private_file(path, secret)
-        return secret
-
-
 @asynccontextmanager
 async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]:
     data_dir = config.data_dir
@@ -71,18 +60,20 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
     group_commit = GroupCommit(database)
     try:
         await upgrade(database)
-        keyring, created = FileKeyring.open_or_create(data_dir / "keyring.json", clock())
+        async with database.read() as conn:
+            holds_data = await catalog.holds_data(conn)
+        keys, created = open_key_material(data_dir, clock(), catalog_holds_data=holds_data)
         if created:
-            log.info("created key-encryption keyring",
-                     extra={"keyring": str((data_dir / "keyring.json").resolve())})
+            log.info("created key material for a new data directory",
+                     extra={"key_files": [str((data_dir / n).resolve()) for n in KEY_FILES]})
         yield Services(
             config=config,
             clock=clock,
             database=database,
             blobs=FilesystemBlobStore(data_dir),
-            keyring=keyring,
-            signing_key=load_or_create_signing_key(data_dir / "audit-signing.key"),
-            link_secret=_load_or_create_secret(data_dir / "playback-link.key"),
+            keyring=keys.keyring,
+            signing_key=keys.signing_key,
+            link_secret=keys.link_secret,
             metrics=Metrics(),
             audit=appender,
             group_commit=group_commit,

@@ -15,6 +15,7 @@ from storage import keyset
 from storage.database import Conn
 from storage.errors import DuplicateCallIdError
 from storage.schema import (
+    audit_entries,
     legal_hold_recordings,
     legal_holds,
     recording_purposes,
@@ -197,6 +198,14 @@ async def existing_blob_names(conn: Conn, names: Sequence[str]) -> set[str]:
     rows = await conn.execute(
         select(recordings.c.blob_name).where(recordings.c.blob_name.in_(names)))
     return {r.blob_name for r in rows}
+
+
+async def holds_data(conn: Conn) -> bool:
+    """Whether anything is stored that the key files protect or sign."""
+    for table in (recordings, audit_entries):
+        if (await conn.execute(select(table).limit(1))).first() is not None:
+            return True
+    return False
 
 
 # --- key versions ----------------------------------------------------------------------

@@ -5,6 +5,7 @@
     │                             swapped); never served
     ├── BlobNotFoundError         a blob the catalog names is missing
     ├── KeyringError              a key-encryption key is unknown, retired or unusable
+    ├── KeyFileError              a key file is missing, empty or damaged (start-up only)
     ├── AuditChainError           an append found the chain head inconsistent
     └── DuplicateCallIdError      the call id is already in the catalog
 """
@@ -24,6 +25,10 @@ class BlobNotFoundError(StorageError):
 
 class KeyringError(StorageError):
     pass
+
+
+class KeyFileError(StorageError):
+    """Its message names the file and what to do; it never holds key material."""
 
 
 class AuditChainError(StorageError):

@@ -46,6 +46,25 @@ def wrap_aad(recording_id: str, version: int) -> bytes:
     return recording_id.encode() + b"\x00" + struct.pack(">I", version)
 
 
+def _well_formed(data: object) -> bool:
+    """A keyring whose current version has a 32-byte key and whose entries all parse."""
+    if not isinstance(data, dict) or not isinstance(data.get("versions"), list):
+        return False
+    keys: dict[object, object] = {}
+    for entry in data["versions"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("version"), int):
+            return False
+        key = entry.get("key")
+        if key is not None:
+            try:
+                if len(base64.b64decode(str(key), validate=True)) != 32:
+                    return False
+            except ValueError:
+                return False
+        keys[entry["version"]] = key
+    return keys.get(data.get("current")) is not None
+
+
 class Keyring(ABC):
     """Wraps and unwraps data keys; an HSM, Vault Transit or KMS can stand behind it."""
 
@@ -88,17 +107,25 @@ class FileKeyring(Keyring):
         self._mtime_ns = -1
 
     @classmethod
-    def open_or_create(cls, path: Path, now: datetime) -> tuple[FileKeyring, bool]:
-        """Returns the keyring and whether it was created now."""
+    def create(cls, path: Path, now: datetime) -> FileKeyring:
+        """A new keyring with one version; fails if the file exists."""
         keyring = cls(path)
         with keyring._locked():
-            created = not path.exists()
-            if created:
-                keyring._data = {"current": 0, "versions": []}
-                keyring._add_version(now)
-                keyring._save()
+            if path.exists():
+                raise KeyringError("keyring file exists already")
+            keyring._data = {"current": 0, "versions": []}
+            keyring._add_version(now)
+            keyring._save()
             keyring._load()
-        return keyring, created
+        return keyring
+
+    @classmethod
+    def open(cls, path: Path) -> FileKeyring:
+        """The keyring in ``path``; KeyringError when it is missing, empty or damaged."""
+        keyring = cls(path)
+        with keyring._locked():
+            keyring._load()
+        return keyring
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -114,9 +141,12 @@ class FileKeyring(Keyring):
     def _load(self) -> None:
         try:
             st = self._path.stat()
-            self._data = json.loads(self._path.read_text())
+            data = json.loads(self._path.read_text())
         except (OSError, ValueError) as exc:
             raise KeyringError("keyring file cannot be read") from exc
+        if not _well_formed(data):
+            raise KeyringError("keyring file is damaged")
+        self._data = data
         self._ciphers = {}
         self._mtime_ns = st.st_mtime_ns
 

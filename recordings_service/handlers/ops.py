@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from recordings_service import keys
 from recordings_service.appkeys import OPENAPI
 from recordings_service.handlers.common import json_response, require, services
 from recordings_service.problems import problem
@@ -32,6 +33,8 @@ async def readyz(request: web.Request) -> web.Response:
         checks["blob_store"] = "ok"
     except (StorageError, OSError):
         checks["blob_store"] = "unreachable"
+    if checks["catalog"] == "ok":
+        checks["keys"] = await keys.readiness(svc)
     if all(v == "ok" for v in checks.values()):
         return json_response({"status": "ready", "checks": checks})
     return problem(503, "Service Unavailable", "not_ready",

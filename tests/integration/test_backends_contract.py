@@ -28,7 +28,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture(params=["file"])
 def keyring(request: pytest.FixtureRequest, tmp_path: Path) -> Keyring:
-    return FileKeyring.open_or_create(tmp_path / "keyring.json", NOW)[0]
+    return FileKeyring.create(tmp_path / "keyring.json", NOW)
 
 
 async def _names(store: BlobStore) -> set[str]:

@@ -10,8 +10,8 @@ NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 def test_wrap_unwrap_bound_to_recording_and_version(tmp_path: Path) -> None:
-    keyring, created = FileKeyring.open_or_create(tmp_path / "keyring.json", NOW)
-    assert created and (tmp_path / "keyring.json").stat().st_mode & 0o777 == 0o600
+    keyring = FileKeyring.create(tmp_path / "keyring.json", NOW)
+    assert (tmp_path / "keyring.json").stat().st_mode & 0o777 == 0o600
     dek = new_dek()
     version, wrapped = keyring.wrap(dek, "rec_a")
     assert version == 1 and dek not in wrapped
@@ -21,9 +21,8 @@ def test_wrap_unwrap_bound_to_recording_and_version(tmp_path: Path) -> None:
 
 
 def test_rotation_is_seen_by_another_process(tmp_path: Path) -> None:
-    serving, _ = FileKeyring.open_or_create(tmp_path / "keyring.json", NOW)
-    cli, created = FileKeyring.open_or_create(tmp_path / "keyring.json", NOW)
-    assert not created
+    serving = FileKeyring.create(tmp_path / "keyring.json", NOW)
+    cli = FileKeyring.open(tmp_path / "keyring.json")
     assert cli.rotate(NOW) == 2
     version, wrapped = cli.wrap(new_dek(), "rec_a")
     assert version == 2
@@ -35,7 +34,7 @@ def test_rotation_is_seen_by_another_process(tmp_path: Path) -> None:
 
 
 def test_retired_version_unwraps_nothing_and_current_cannot_retire(tmp_path: Path) -> None:
-    keyring, _ = FileKeyring.open_or_create(tmp_path / "keyring.json", NOW)
+    keyring = FileKeyring.create(tmp_path / "keyring.json", NOW)
     _, wrapped = keyring.wrap(new_dek(), "rec_a")
     keyring.rotate(NOW)
     with pytest.raises(KeyringError):

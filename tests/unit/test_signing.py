@@ -1,8 +1,6 @@
-from pathlib import Path
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from storage.signing import load_or_create_signing_key, open_note, sign_note
+from storage.signing import open_note, sign_note
 
 
 def test_signed_note_round_trip_and_forgery() -> None:
@@ -14,11 +12,3 @@ def test_signed_note_round_trip_and_forgery() -> None:
     other = Ed25519PrivateKey.generate().public_key()
     assert open_note(note, "origin", other) is None
     assert open_note(note, "another-name", key.public_key()) is None
-
-
-def test_signing_key_file_is_private_and_stable(tmp_path: Path) -> None:
-    path = tmp_path / "k.pem"
-    first = load_or_create_signing_key(path)
-    assert path.stat().st_mode & 0o777 == 0o600
-    second = load_or_create_signing_key(path)
-    assert first.public_key() == second.public_key()
