@@ -15,12 +15,13 @@ from datetime import timedelta
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from recordings_service import jobs, retention
+from recordings_service import auditing, jobs, retention
 from recordings_service.appkeys import ACTOR, CLOCK, CONFIG, OPENAPI, REQUEST_ID, SERVICES
-from recordings_service.auth import authenticate
+from recordings_service.auditing import Origin
+from recordings_service.auth import Actor, authenticate
 from recordings_service.clock import Clock, system_clock
 from recordings_service.config import Config
-from recordings_service.errors import ServiceError, Unauthenticated
+from recordings_service.errors import BadRequest, ServiceError, Unauthenticated
 from recordings_service.logs import request_id_var
 from recordings_service.openapi import openapi_document
 from recordings_service.problems import (
@@ -94,6 +95,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     reason = None
     try:
         try:
+            await _refuse_undecodable(request)
             response = await handler(request)
         except ServiceError as exc:
             response, reason = from_service_error(exc), exc.reason
@@ -126,6 +128,26 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             "actor": actor.name if actor else None,
         })
         request_id_var.reset(token)
+
+
+_UNDECODABLE = re.compile(r"[\udc80-\udcff]")
+ANONYMOUS = Actor("anonymous", frozenset())
+
+
+async def _refuse_undecodable(request: web.Request) -> None:
+    """aiohttp keeps bytes that are not UTF-8 as lone surrogates; no handler should see
+    them (they cannot be stored, logged or compared safely). Refused and audited, with
+    the header's name only."""
+    where = next((name for name, value in request.headers.items()
+                  if _UNDECODABLE.search(value)), None)
+    if where is None and _UNDECODABLE.search(request.raw_path):
+        where = "request target"
+    if where is None:
+        return
+    await auditing.record(request.app[SERVICES], auditing.event(
+        ANONYMOUS, Origin(request.remote, request.get(REQUEST_ID)), "request", "denied",
+        reason="invalid_header", detail={"method": request.method, "where": where}))
+    raise BadRequest("invalid_header", f"{where} holds bytes that are not UTF-8 text")
 
 
 @web.middleware

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from recordings_service import auditing, policy
 from recordings_service.auditing import Origin
@@ -25,6 +25,7 @@ from recordings_service.config import Purpose
 from recordings_service.errors import BadRequest, Conflict, PayloadTooLarge, Unprocessable
 from recordings_service.media import MediaInfo, MediaSniffer
 from recordings_service.services import Services
+from recordings_service.times import parse_time
 from storage import catalog, retention_store
 from storage.blobstore.base import new_blob_name
 from storage.database import Conn
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _TEXT_FIELDS = ("agent_id", "customer_id", "phone_number", "queue")
 _MAX_TEXT = 255
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -53,27 +55,22 @@ class UploadMetadata:
     sha256: str | None = None
 
 
+def _is_text(value: Any) -> TypeGuard[str]:
+    """A string that every catalog can store and a log could never be confused by: no
+    control characters (NUL is refused by PostgreSQL) and no unpaired surrogates."""
+    return (isinstance(value, str) and len(value) <= _MAX_TEXT
+            and _UNSTORABLE.search(value) is None)
+
+
 def _invalid(detail: str) -> BadRequest:
     return BadRequest("invalid_metadata", detail)
-
-
-def parse_time(value: Any, name: str) -> datetime:
-    if not isinstance(value, str):
-        raise _invalid(f"{name} must be an RFC 3339 time")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise _invalid(f"{name} must be an RFC 3339 time") from None
-    if parsed.tzinfo is None:
-        raise _invalid(f"{name} must carry a time zone (e.g. Z)")
-    return parsed
 
 
 def parse_metadata(raw: Mapping[str, Any], configured: Mapping[str, Purpose]) -> UploadMetadata:
     """Validates upload metadata; error details name the field, never echo its value."""
     call_id = raw.get("call_id")
-    if not isinstance(call_id, str) or not call_id.strip() or len(call_id) > _MAX_TEXT:
-        raise _invalid("call_id is required (a string of at most 255 characters)")
+    if not _is_text(call_id) or not call_id.strip():
+        raise _invalid("call_id is required (a string of at most 255 printable characters)")
     if "started_at" not in raw:
         raise _invalid("started_at is required")
     started_at = parse_time(raw["started_at"], "started_at")
@@ -86,8 +83,8 @@ def parse_metadata(raw: Mapping[str, Any], configured: Mapping[str, Purpose]) ->
     texts: dict[str, str | None] = {}
     for name in _TEXT_FIELDS:
         value = raw.get(name)
-        if value is not None and (not isinstance(value, str) or len(value) > _MAX_TEXT):
-            raise _invalid(f"{name} must be a string of at most 255 characters")
+        if value is not None and not _is_text(value):
+            raise _invalid(f"{name} must be a string of at most 255 printable characters")
         texts[name] = value
     purposes = raw.get("purposes")
     if (not isinstance(purposes, list) or not purposes
@@ -98,6 +95,13 @@ def parse_metadata(raw: Mapping[str, Any], configured: Mapping[str, Purpose]) ->
         raise BadRequest("unknown_purpose",
                          f"not configured purposes: {', '.join(unknown)}; "
                          f"configured: {', '.join(sorted(configured))}")
+    try:
+        # Every expiry must be a representable time before anything is written.
+        for name in purposes:
+            policy.purpose_state(configured[name], started_at)
+    except (ValueError, OverflowError):
+        raise _invalid("started_at is too far in the future for its retention periods") \
+            from None
     sha = raw.get("sha256")
     if sha is not None and (not isinstance(sha, str) or not _HEX64.fullmatch(sha)):
         raise _invalid("sha256 must be 64 hexadecimal digits")
@@ -173,6 +177,8 @@ async def upload(
         digest, _ = measure.finish(meta.sha256)
         return _same_or_conflict(existing, digest)
 
+    states = [policy.purpose_state(services.config.purposes[p], meta.started_at)
+              for p in meta.purposes]
     recording_id = new_recording_id()
     dek = new_dek()
     key_version, wrapped = services.keyring.wrap(dek, recording_id)
@@ -188,39 +194,37 @@ async def upload(
         await writer.abort()
         raise
 
-    now = services.clock()
-    states = [policy.purpose_state(services.config.purposes[p], meta.started_at)
-              for p in meta.purposes]
-    values: dict[str, Any] = {
-        "id": recording_id, "call_id": meta.call_id, "agent_id": meta.agent_id,
-        "customer_id": meta.customer_id, "phone_number": meta.phone_number,
-        "queue": meta.queue, "direction": meta.direction, "started_at": meta.started_at,
-        "ended_at": meta.ended_at, "content_type": media.content_type,
-        "size_bytes": measure.size, "duration_seconds": media.duration_seconds,
-        "sha256": digest, "blob_name": blob_name, "wrapped_dek": wrapped,
-        "key_version": key_version, "purge_at": policy.purge_at(states, now),
-        "state": "active", "created_at": now,
-        "subject_ref": services.subject_ref(meta.customer_id) if meta.customer_id else None,
-    }
-    purposes = [catalog.PurposeRow(s.purpose, s.legal_basis, s.expires_at) for s in states]
-    async def insert_row(conn: Conn) -> catalog.Recording | None:
-        inserted = await catalog.insert_recording(conn, values, purposes)
-        held = []
-        if meta.customer_id is not None:
-            # A hold on the data subject covers recordings uploaded while it stands.
-            held = await retention_store.active_customer_holds(conn, meta.customer_id)
-            for hold_id in held:
-                await retention_store.link_hold(conn, hold_id, [recording_id])
-        await auditing.append(services, conn, auditing.event(
-            actor, origin, "upload", "allowed", recording_id=recording_id,
-            detail={"size_bytes": measure.size, "content_type": media.content_type,
-                    "purposes": list(meta.purposes)},
-        ))
-        # Read back only when a hold changed it: three reads fewer in a transaction that
-        # concurrent uploads wait on.
-        return await catalog.get_recording(conn, recording_id) if held else inserted
-
     try:
+        now = services.clock()
+        values: dict[str, Any] = {
+            "id": recording_id, "call_id": meta.call_id, "agent_id": meta.agent_id,
+            "customer_id": meta.customer_id, "phone_number": meta.phone_number,
+            "queue": meta.queue, "direction": meta.direction, "started_at": meta.started_at,
+            "ended_at": meta.ended_at, "content_type": media.content_type,
+            "size_bytes": measure.size, "duration_seconds": media.duration_seconds,
+            "sha256": digest, "blob_name": blob_name, "wrapped_dek": wrapped,
+            "key_version": key_version, "purge_at": policy.purge_at(states, now),
+            "state": "active", "created_at": now,
+            "subject_ref": services.subject_ref(meta.customer_id) if meta.customer_id else None,
+        }
+        purposes = [catalog.PurposeRow(s.purpose, s.legal_basis, s.expires_at) for s in states]
+        async def insert_row(conn: Conn) -> catalog.Recording | None:
+            inserted = await catalog.insert_recording(conn, values, purposes)
+            held = []
+            if meta.customer_id is not None:
+                # A hold on the data subject covers recordings uploaded while it stands.
+                held = await retention_store.active_customer_holds(conn, meta.customer_id)
+                for hold_id in held:
+                    await retention_store.link_hold(conn, hold_id, [recording_id])
+            await auditing.append(services, conn, auditing.event(
+                actor, origin, "upload", "allowed", recording_id=recording_id,
+                detail={"size_bytes": measure.size, "content_type": media.content_type,
+                        "purposes": list(meta.purposes)},
+            ))
+            # Read back only when a hold changed it: three reads fewer in a transaction that
+            # concurrent uploads wait on.
+            return await catalog.get_recording(conn, recording_id) if held else inserted
+
         # Concurrent uploads share a transaction and its fsync. Shielded: a client that
         # goes away mid-commit must not leave us unsure whether a committed row's blob may
         # be deleted. If we are cancelled here, the blob stays; should the row not have
@@ -236,6 +240,8 @@ async def upload(
     except asyncio.CancelledError:
         raise
     except Exception:
+        # Whatever failed after the blob was committed (building the row, the insert, the
+        # audit entry), nothing refers to the blob: remove it now, not at the next start.
         await services.blobs.delete(blob_name)
         raise
     assert stored is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from recordings_service.errors import BadRequest
@@ -24,9 +24,14 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, rid = json.loads(raw)
-        return datetime.fromisoformat(created), str(rid)
-    except (ValueError, TypeError):
+        at = datetime.fromisoformat(created)
+        # Only this service makes cursors, always with an aware time and a string key.
+        if at.tzinfo is None or not isinstance(rid, str):
+            raise ValueError
+        return at.astimezone(UTC), rid
+    except (ValueError, TypeError, RecursionError, OverflowError):
         raise BadRequest("invalid_cursor", "the cursor is not one this service gave") from None
+
 
 
 def page_of(found: Sequence[T], limit: int,

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from recordings_service.config import Purpose
 from recordings_service.errors import BadRequest, Forbidden
+from recordings_service.times import rfc3339
 
 # While a recording is restricted, only this purpose may still be used to hear it.
 RESTRICTED_PURPOSE = "legal_protection"
@@ -73,7 +74,7 @@ def check_access(
     if not state.active(now):
         raise Forbidden("purpose_expired",
                         f"{purpose_name} expired for this recording at "
-                        f"{state.expires_at.isoformat().replace('+00:00', 'Z')}")
+                        f"{rfc3339(state.expires_at)}")
     if restricted and purpose_name != RESTRICTED_PURPOSE:
         raise Forbidden("restricted",
                         f"the recording is restricted; only {RESTRICTED_PURPOSE} is allowed")
@@ -84,10 +85,6 @@ class Refusal:
     reason: str  # legal_hold | restricted | legal_obligation
     detail: str
     until: datetime | None = None
-
-
-def _z(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def purge_blocker(holds: Iterable[str], restricted: bool) -> Refusal | None:
@@ -111,5 +108,5 @@ def erasure_refusal(holds: Iterable[str], restricted: bool, states: Iterable[Pur
     if kept:
         until = max(kept)
         return Refusal("legal_obligation",
-                       f"the law obliges keeping this recording until {_z(until)}", until)
+                       f"the law obliges keeping this recording until {rfc3339(until)}", until)
     return None

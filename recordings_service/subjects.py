@@ -16,8 +16,8 @@ from recordings_service import auditing, policy, retention
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.errors import BadRequest, Refused
-from recordings_service.ingest import parse_time
 from recordings_service.services import Services
+from recordings_service.times import parse_time
 from recordings_service.views import rfc3339
 from storage import catalog, retention_store, subject_store
 from storage.subject_store import SubjectRequest

@@ -6,13 +6,12 @@ import json
 from datetime import datetime
 from typing import Any
 
+from recordings_service import times
 from storage.catalog import Recording
 
 
 def rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat().replace("+00:00", "Z")
+    return None if value is None else times.rfc3339(value)
 
 
 def recording_json(rec: Recording, now: datetime) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,32 @@ class AuditEvent:
     client_ip: str | None = None
     request_id: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # An entry must be storable whatever a client sent: a value with an unpaired
+        # surrogate (undecodable header bytes) cannot be encoded, a NUL cannot be stored
+        # in a PostgreSQL text column. Such characters become U+FFFD here, so the entry
+        # still records that the request happened and cannot fail its batch.
+        for name in ("actor", "action", "outcome", "recording_id", "purpose", "reason",
+                     "client_ip", "request_id"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _storable(value))
+        object.__setattr__(self, "roles", tuple(_storable(r) for r in self.roles))
+        object.__setattr__(self, "detail", _storable(self.detail))
+
+
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
 
 
 # Built once: every audited request runs these (see storage/catalog.py).

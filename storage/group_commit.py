@@ -39,7 +39,7 @@ class GroupCommitter(ABC, Generic[Item]):
     @abstractmethod
     async def _write(self, conn: Conn, items: list[Item]) -> list[Outcome]:
         """Writes a batch inside its transaction: one outcome per item, in order. What it
-        raises fails the whole batch."""
+        raises rolls the batch back; its items are then committed one by one."""
 
     async def _submit(self, item: Item) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -54,24 +54,37 @@ class GroupCommitter(ABC, Generic[Item]):
             size = self.max_batch
             batch, self._pending = self._pending[:size], self._pending[size:]
             try:
-                async with self._database.write() as conn:
-                    outcomes = await self._write(conn, [item for item, _ in batch])
+                await self._commit(batch)
             except asyncio.CancelledError:
                 for _, future in [*batch, *self._pending]:
                     future.cancel()
                 raise
-            except Exception as exc:  # noqa: BLE001 - handed to every waiter, not swallowed
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():
+            except Exception as exc:  # noqa: BLE001 - isolated below, or handed to its waiter
+                if len(batch) == 1:
+                    self._settle(batch, [(False, exc)])
                     continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+                # One item's failure must not fail the others: each again on its own.
+                for one in batch:
+                    try:
+                        await self._commit([one])
+                    except Exception as alone:  # noqa: BLE001 - handed to its waiter
+                        self._settle([one], [(False, alone)])
+
+    async def _commit(self, batch: list[tuple[Item, asyncio.Future[Any]]]) -> None:
+        async with self._database.write() as conn:
+            outcomes = await self._write(conn, [item for item, _ in batch])
+        self._settle(batch, outcomes)
+
+    @staticmethod
+    def _settle(batch: list[tuple[Item, asyncio.Future[Any]]],
+                outcomes: list[Outcome]) -> None:
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     async def close(self) -> None:
         if self._flusher is not None:

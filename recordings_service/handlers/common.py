@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +14,12 @@ from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.errors import BadRequest, Forbidden, Unauthenticated
-from recordings_service.ingest import parse_time
 from recordings_service.services import Services
+from recordings_service.times import parse_time
 
 MAX_JSON_BODY = 64 * 1024
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_LIMIT = re.compile(r"[0-9]{1,3}")
 
 
 def services(request: web.Request) -> Services:
@@ -41,36 +44,68 @@ async def require(request: web.Request, action: str, *roles: str) -> Actor:
     raise Forbidden("missing_role", f"this needs one of the roles: {', '.join(sorted(roles))}")
 
 
+MAX_JSON_DEPTH = 16
+
+
+def _storable(value: Any) -> bool:
+    """No lone surrogate (cannot be encoded as UTF-8), no NUL (PostgreSQL text refuses
+    it), no nesting deeper than any request needs. Iterative: depth is what is checked."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return False
+        if isinstance(item, str):
+            if "\x00" in item or (not item.isascii() and _SURROGATE.search(item)):
+                return False
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def parse_json_object(raw: bytes, reason: str, what: str) -> dict[str, Any]:
+    """``raw`` as a JSON object of storable values, or 400 with ``reason``."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadRequest(reason, f"{what} is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest(reason, f"{what} must be a JSON object")
+    if not _storable(body):
+        raise BadRequest(reason, f"{what} holds a value that cannot be stored: nesting "
+                                 f"deeper than {MAX_JSON_DEPTH}, a NUL character or an "
+                                 f"unpaired surrogate")
+    return body
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise BadRequest("invalid_json", "the JSON body is too large")
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise BadRequest("invalid_json", "the JSON body is too large")
+    # read(n) returns what has arrived so far, not n bytes: read until the end.
+    raw = b""
+    while chunk := await request.content.read(MAX_JSON_BODY + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > MAX_JSON_BODY:
+            raise BadRequest("invalid_json", "the JSON body is too large")
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("invalid_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("invalid_json", "the body must be a JSON object")
-    return body
+    return parse_json_object(raw, "invalid_json", "the body")
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:
     value = request.query.get(name)
     if value is None:
         return None
-    try:
-        return parse_time(value, name)
-    except BadRequest:
-        raise BadRequest("invalid_query", f"{name} must be an RFC 3339 time") from None
+    return parse_time(value, name, "invalid_query")
 
 
 def page_limit(request: web.Request) -> int:
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= 500:
         raise BadRequest("invalid_query", "limit must be an integer from 1 to 500")
     return int(raw)
 

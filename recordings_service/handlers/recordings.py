@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from recordings_service import access, ingest
 from recordings_service.appkeys import ACTOR
@@ -14,6 +14,7 @@ from recordings_service.handlers.common import (
     json_response,
     origin,
     page_limit,
+    parse_json_object,
     query_time,
     require,
     services,
@@ -32,9 +33,44 @@ def _check_declared_size(request: web.Request) -> None:
         raise PayloadTooLarge("too_large", f"recordings are limited to {limit} bytes")
 
 
+def _cut_short() -> BadRequest:
+    return BadRequest("invalid_multipart",
+                      "the multipart body ends before a part's closing boundary")
+
+
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK):
+    """A part's bytes; raises unless the part ended at its boundary (a body cut short
+    must never pass for a complete, shorter recording)."""
+    try:
+        while chunk := await part.read_chunk(CHUNK):
+            yield chunk
+    except ValueError:
+        raise _cut_short() from None
+    if not part.at_eof():
+        raise _cut_short()
+
+
+async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
+    try:
+        part = await reader.next()
+    except (ValueError, AssertionError, KeyError, HttpProcessingError):
+        raise BadRequest("invalid_multipart", "the multipart body cannot be parsed") from None
+    if part is not None and not isinstance(part, BodyPartReader):
+        raise BadRequest("invalid_multipart", "nested multipart bodies are not accepted")
+    return part
+
+
+async def _audio_then_end(reader: MultipartReader, audio: BodyPartReader,
+                          ) -> AsyncIterator[bytes]:
+    """The audio part's bytes, then proof that the body ended right after it: its closing
+    boundary and nothing else (a second audio part is refused, not ignored)."""
+    async for chunk in _part_chunks(audio):
         yield chunk
+    if await _next_part(reader) is not None:
+        raise BadRequest("invalid_multipart",
+                         "the body must hold exactly two parts: metadata, then audio")
+    if not reader.at_eof():
+        raise _cut_short()
 
 
 def _answer(request: web.Request, result: ingest.UploadResult) -> web.Response:
@@ -65,27 +101,22 @@ async def post_recording(request: web.Request) -> web.Response:
                          "send multipart/form-data with a metadata part, then an audio part")
     try:
         reader = await request.multipart()
-        part = await reader.next()
     except (ValueError, AssertionError, KeyError):
         raise BadRequest("invalid_multipart", "the multipart body cannot be parsed") from None
-    if not isinstance(part, BodyPartReader) or part.name != "metadata":
+    part = await _next_part(reader)
+    if part is None or part.name != "metadata":
         raise BadRequest("invalid_multipart", "the first part must be named metadata")
-    raw = await part.read_chunk(MAX_METADATA + 1)
-    while len(raw) <= MAX_METADATA and (more := await part.read_chunk(MAX_METADATA)):
-        raw += more
-    if len(raw) > MAX_METADATA:
-        raise BadRequest("invalid_metadata", "the metadata part is too large")
-    try:
-        fields = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("invalid_metadata", "the metadata part is not valid JSON") from None
-    if not isinstance(fields, dict):
-        raise BadRequest("invalid_metadata", "the metadata part must be a JSON object")
+    raw = b""
+    async for chunk in _part_chunks(part):
+        raw += chunk
+        if len(raw) > MAX_METADATA:
+            raise BadRequest("invalid_metadata", "the metadata part is too large")
+    fields = parse_json_object(raw, "invalid_metadata", "the metadata part")
     meta = ingest.parse_metadata(fields, services(request).config.purposes)
-    audio = await reader.next()
-    if not isinstance(audio, BodyPartReader) or audio.name != "audio":
+    audio = await _next_part(reader)
+    if audio is None or audio.name != "audio":
         raise BadRequest("invalid_multipart", "the second part must be named audio")
-    return await _upload(request, meta, _part_chunks(audio))
+    return await _upload(request, meta, _audio_then_end(reader, audio))
 
 
 async def put_recording(request: web.Request) -> web.Response:

@@ -65,3 +65,28 @@ async def test_a_failed_commit_fails_every_waiting_caller(api: Api) -> None:
                                    api.clock())
     assert entry["seq"] >= 1
 
+
+
+async def test_one_entry_that_cannot_be_stored_fails_alone(api: Api) -> None:
+    svc = api.services
+
+    class Unserializable:
+        pass
+
+    good = [svc.audit.append(AuditEvent(actor="a", action="x", outcome="allowed",
+                                        detail={"i": i}), api.clock()) for i in range(20)]
+    bad = svc.audit.append(AuditEvent(actor="a", action="x", outcome="allowed",
+                                      detail={"x": Unserializable()}), api.clock())
+    results = await asyncio.gather(*good[:10], bad, *good[10:], return_exceptions=True)
+    assert isinstance(results[10], TypeError)
+    assert all(isinstance(r, dict) for r in results[:10] + results[11:])
+    assert (await jobs.verify_audit(svc)).ok
+
+
+async def test_undecodable_text_and_nul_are_stored_replaced_not_refused(api: Api) -> None:
+    entry = await api.services.audit.append(
+        AuditEvent(actor="a\x00b", action="x", outcome="denied", reason="r\udcff",
+                   detail={"range": "bytes=0-3\udcff", "k\ud800": ["\x00"]}), api.clock())
+    assert entry["actor"] == "a\ufffdb" and entry["reason"] == "r\ufffd"
+    assert entry["detail"] == {"range": "bytes=0-3\ufffd", "k\ufffd": ["\ufffd"]}
+    assert (await jobs.verify_audit(api.services)).ok
