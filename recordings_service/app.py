@@ -166,8 +166,13 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     return await handler(request)
 
 
-async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
+    # Recordings, searches, links, holds and subject requests carry personal data: no
+    # shared or browser cache may keep any answer unless a handler says otherwise.
+    response.headers.setdefault("Cache-Control", "no-store")
+    # Instead of aiohttp's version banner.
+    response.headers["Server"] = "recordings-service"
 
 
 class DataDirLock:
@@ -232,6 +237,6 @@ def create_app(config: Config, clock: Clock = system_clock,
     app[IN_FLIGHT] = InFlight()
     app[DRAINING] = asyncio.Event()
     app.cleanup_ctx.append(_services_ctx)
-    app.on_response_prepare.append(_add_request_id)
+    app.on_response_prepare.append(_common_headers)
     add_routes(app)
     return app

@@ -101,12 +101,38 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
 
 
+PURPOSE_KEYS = frozenset({"legal_basis", "retention_months", "access_roles"})
+
+
+def _refuse_unknown_keys(shipped: Mapping[str, Any], given: Mapping[str, Any],
+                         path: Path) -> None:
+    """Every key the service reads is in the shipped file; anything else is a typo
+    (``[sever] port``, ``retention_month``) that would otherwise pass silently."""
+    for section, table in given.items():
+        if section not in shipped:
+            raise ConfigError(f"{path}: unknown section [{section}]")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        for key, value in table.items():
+            if section == "purposes":
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{path}: [purposes.{key}] must be a table")
+                unknown = sorted(set(value) - PURPOSE_KEYS)
+                if unknown:
+                    raise ConfigError(f"{path}: unknown key [purposes.{key}] {unknown[0]} "
+                                      f"(known: {', '.join(sorted(PURPOSE_KEYS))})")
+            elif key not in shipped[section]:
+                raise ConfigError(f"{path}: unknown key [{section}] {key} (known: "
+                                  f"{', '.join(sorted(shipped[section]))})")
+
+
 def _get(raw: Mapping[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
     value = raw.get(section, {}).get(key, default)
     if kind is float and isinstance(value, int):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"[{section}] {key} must be a {kind.__name__}")
+        names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+        raise ConfigError(f"[{section}] {key} must be {names.get(kind, kind.__name__)}")
     return value
 
 
@@ -141,7 +167,9 @@ def load_config(
     if path is None and environ.get("RECORDINGS_CONFIG"):
         path = Path(environ["RECORDINGS_CONFIG"])
     if path is not None:
-        raw = _merge(raw, _read_toml(path))
+        given = _read_toml(path)
+        _refuse_unknown_keys(raw, given, path)
+        raw = _merge(raw, given)
 
     data_dir = Path(overrides.get("data_dir") or environ.get("RECORDINGS_DATA_DIR")
                     or _get(raw, "storage", "data_dir", str, "./var"))

@@ -6,6 +6,7 @@ import contextvars
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -32,10 +33,22 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info and record.exc_info[0] is not None:
-            # The exception type and where it happened; messages can carry values.
+            # The exception types and where they happened, never their messages: those
+            # carry values (SQL parameters, raw request bytes with a token in them).
             entry["exception"] = record.exc_info[0].__name__
-            entry["traceback"] = self.formatException(record.exc_info)
+            entry["traceback"] = _frames_only(record.exc_info[1])
         return json.dumps(entry, default=str)
+
+
+def _frames_only(exc: BaseException | None) -> str:
+    lines: list[str] = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        lines.append(f"{type(exc).__module__}.{type(exc).__qualname__}")
+        lines.extend(traceback.format_tb(exc.__traceback__))
+        exc = exc.__cause__ or exc.__context__
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 # Loggers that print SQL parameters, raw paths or query strings (customer ids, phone

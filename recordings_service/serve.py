@@ -29,6 +29,7 @@ from aiohttp import web
 
 from recordings_service.app import DRAINING, IN_FLIGHT, create_app
 from recordings_service.config import Config
+from recordings_service.http_server import AppRunner
 from recordings_service.metrics import share_between_processes
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ async def serve(config: Config, extra_worker: bool = False,
     if config.workers > 1 and not extra_worker:
         share_between_processes(config.data_dir / "metrics")
     app = create_app(config, extra_worker=extra_worker)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+    runner = AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=config.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_port=config.workers > 1)

@@ -83,7 +83,9 @@ def sqlite_url(data_dir: Path) -> str:
 
 def _sqlite_engine(url: str, begin: str, busy_ms: int) -> Engine:
     # Checkout must never block the loop: the pool grows instead (connections are cheap).
-    engine = create_engine(url, poolclass=QueuePool, pool_size=8, max_overflow=-1)
+    # hide_parameters: error messages must not carry call ids, customer ids or numbers.
+    engine = create_engine(url, poolclass=QueuePool, pool_size=8, max_overflow=-1,
+                           hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -123,7 +125,8 @@ class Database:
             self._reader = _sqlite_engine(self.url, "BEGIN", busy_ms=200)
             self._write_lock = asyncio.Lock()
         else:
-            self._async = create_async_engine(self.url, pool_size=10, max_overflow=10)
+            self._async = create_async_engine(self.url, pool_size=10, max_overflow=10,
+                                              hide_parameters=True)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:

@@ -246,3 +246,68 @@ async def test_one_hostile_request_does_not_fail_concurrent_legitimate_ones(api:
                                    *(legitimate() for _ in range(30)))
     assert all(b" 400 " in r.partition(b"\r\n")[0] for r in results[:6])
     assert results[6:] == [206] * 30
+
+
+async def test_personal_json_answers_are_not_cached_and_carry_no_version_banner(
+        api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.2), customer_id="C-9")
+    for path in (f"/v1/recordings/{rec['id']}", "/v1/recordings?customer_id=C-9",
+                 "/v1/legal-holds"):
+        response = await api.client.get(path, headers=api.auth("compliance"))
+        assert response.status == 200
+        assert response.headers["Cache-Control"] == "no-store", path
+        assert "aiohttp" not in response.headers.get("Server", "").lower()
+        assert "python" not in response.headers.get("Server", "").lower()
+
+
+@pytest.fixture
+def json_log() -> Any:
+    """Everything logged during the test, as the service formats it for stderr."""
+    import io
+    import logging
+
+    from recordings_service.logs import JsonFormatter, quiet_third_party_loggers
+
+    quiet_third_party_loggers()  # as serve does
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+async def test_a_hostile_run_leaves_no_token_or_personal_data_in_the_log(
+        api: Api, json_log: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = {"call_id": "CALL-SECRET-77", "customer_id": "CUST-SECRET-42",
+               "phone_number": "+358409999999"}
+    # A failing insert whose exception message carries the statement's parameters, as
+    # database drivers' messages do.
+    from storage import catalog
+
+    async def failing_insert(conn: Any, values: dict[str, Any], purposes: Any) -> None:
+        raise RuntimeError(f"INSERT failed, parameters: {values}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog, "insert_recording", failing_insert)
+        response = await api.upload(wav_tone(0.2), **secrets)
+        assert response.status == 500
+        answer = await response.text()
+        assert not any(v in answer for v in secrets.values())
+    await api.upload(wav_tone(0.2), **{**secrets, "started_at": "tomorrow"})
+    await api.client.get("/v1/recordings", params={"customer_id": secrets["customer_id"],
+                                                   "limit": "²"},
+                         headers=api.auth("compliance"))
+    await api.client.get("/v1/policies",
+                         headers={"Authorization": f"Bearer {api.tokens['ingest']}x"})
+    await _raw_request(api, [b"GET /v1/policies HTTP/1.1", b"Host: x",
+                             b"Authorization: Bearer " + api.tokens["auditor"].encode()
+                             + b"\xff"])
+    log = json_log.getvalue()
+    assert "unhandled error" in log  # the failed insert was logged, without its values
+    for value in [*secrets.values(), *api.tokens.values()]:
+        assert value not in log

@@ -1,6 +1,10 @@
+import contextlib
 from pathlib import Path
 
 import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recordings_service.config import load_config
 from recordings_service.errors import ConfigError
@@ -49,4 +53,36 @@ def test_invalid_configuration_is_refused_at_start(tmp_path: Path, text: str) ->
     file = tmp_path / "bad.toml"
     file.write_text(text)
     with pytest.raises(ConfigError):
+        load_config(file, environ={})
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("[sever]\nport = 8081\n", "[sever]"),
+    ("[server]\nprot = 8081\n", "[server] prot"),
+    ("[purposes.training]\nretention_month = 3\n", "retention_month"),
+    ("[limits]\nmax_upload_byte = 5\n", "max_upload_byte"),
+    ("server = 5\n", "[server]"),
+    ("[server]\nport = \"8081\"\n", "[server] port must be an integer"),
+    ("[scheduler]\nenabled = \"yes\"\n", "[scheduler] enabled must be true or false"),
+])
+def test_typos_and_wrong_types_stop_the_start_naming_the_key(
+        tmp_path: Path, text: str, named: str) -> None:
+    file = tmp_path / "typo.toml"
+    file.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(file, environ={})
+    assert named in str(raised.value)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=12), st.dictionaries(
+    st.text(min_size=1, max_size=12),
+    st.one_of(st.integers(), st.text(max_size=8), st.booleans(), st.floats()), max_size=3),
+    max_size=3))
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_operator_file_loads_or_is_refused_with_a_config_error(
+        tmp_path: Path, tables: dict[str, dict[str, object]]) -> None:
+    file = tmp_path / "any.toml"
+    file.write_text(tomli_w.dumps(tables))
+    with contextlib.suppress(ConfigError):
         load_config(file, environ={})
