@@ -12,7 +12,7 @@
     ├── PayloadTooLarge               413     too_large
     ├── UnsupportedMediaType          415     unsupported_media_type
     ├── RangeNotSatisfiable           416     range_not_satisfiable
-    └── Unprocessable                 422     checksum_mismatch
+    └── Unprocessable                 422     checksum_mismatch, invalid_audio
     ConfigError                       (startup only, never HTTP)
 """
 

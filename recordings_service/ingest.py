@@ -143,8 +143,10 @@ class _Measure:
         self.hash.update(chunk)
         self.sniffer.feed(chunk)
 
-    def finish(self, expected_sha256: str | None) -> tuple[str, MediaInfo]:
-        media = self.sniffer.finish()
+    async def finish(self, expected_sha256: str | None) -> tuple[str, MediaInfo]:
+        # Off the event loop: parsing is bounded (media.py) but not free, and other
+        # requests' audit commits and streams must not wait behind it.
+        media = await asyncio.to_thread(self.sniffer.finish)
         digest = self.hash.hexdigest()
         if expected_sha256 is not None and digest != expected_sha256:
             raise Unprocessable("checksum_mismatch",
@@ -174,7 +176,7 @@ async def upload(
         # Idempotent retry: read and hash the body, store nothing.
         async for chunk in body:
             measure.feed(chunk)
-        digest, _ = measure.finish(meta.sha256)
+        digest, _ = await measure.finish(meta.sha256)
         return _same_or_conflict(existing, digest)
 
     states = [policy.purpose_state(services.config.purposes[p], meta.started_at)
@@ -188,7 +190,7 @@ async def upload(
         async for chunk in body:
             measure.feed(chunk)
             await writer.write(chunk)
-        digest, media = measure.finish(meta.sha256)
+        digest, media = await measure.finish(meta.sha256)
         await writer.commit()
     except BaseException:
         await writer.abort()

@@ -2,8 +2,13 @@
 
 Uploads are streamed, so the sniffer only keeps the first ``HEAD`` and the last ``TAIL``
 bytes; mutagen reads them through a sparse view whose middle reads as zeros. Every
-container we accept keeps what mutagen needs there (RIFF/FLAC/MP3 headers at the start,
-the final Ogg page at the end).
+container we accept keeps what mutagen needs there (FLAC/MP3 headers at the start, the
+final Ogg page at the end). WAV is read here instead: its duration comes from the byte
+rate and the bytes really present, which also covers what telephony writes (GSM 6.10,
+µ-law, A-law, sizes left at 0 or 0xFFFFFFFF by a recorder that streamed the file).
+
+Parsing cost is bounded (at most ``MAX_HEADER_PIECES`` chunks or metadata blocks, within
+``HEAD``) and runs off the event loop (``ingest.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +24,8 @@ from mutagen.flac import FLAC
 from mutagen.mp3 import MP3
 from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
-from mutagen.wave import WAVE
 
-from recordings_service.errors import UnsupportedMediaType
+from recordings_service.errors import Unprocessable, UnsupportedMediaType
 
 HEAD = 1024 * 1024
 TAIL = 256 * 1024
@@ -53,12 +57,60 @@ def _kind(head: bytes) -> str | None:
 
 
 _PARSERS = {
-    "wav": (WAVE, "audio/wav"),
     "flac": (FLAC, "audio/flac"),
     "opus": (OggOpus, "audio/ogg"),
     "vorbis": (OggVorbis, "audio/ogg"),
     "mp3": (MP3, "audio/mpeg"),
 }
+
+
+def _implausible(why: str) -> Unprocessable:
+    return Unprocessable("invalid_audio", f"the audio cannot be accepted: {why}")
+
+
+# Chunks (WAV) or metadata blocks (FLAC) before the audio: real files have a handful;
+# each one costs parsing time, so a file made of empty ones is refused early.
+MAX_HEADER_PIECES = 256
+_WAV_SIZE_UNKNOWN = (0, 0xFFFFFFFF)
+
+
+def wav_duration(head: bytes | bytearray, size: int) -> float:
+    """Seconds of audio a RIFF/WAVE file holds, from its format's byte rate and the bytes
+    that really follow the ``data`` chunk header. The declared sizes are not trusted: a
+    recorder still writing leaves 0 or 0xFFFFFFFF there, a hostile file claims 4 GiB."""
+    view = memoryview(head)
+    offset, pieces, byte_rate = 12, 0, 0
+    while offset + 8 <= len(view):
+        pieces += 1
+        if pieces > MAX_HEADER_PIECES:
+            raise _implausible(f"more than {MAX_HEADER_PIECES} chunks before the audio data")
+        chunk_id = bytes(view[offset : offset + 4])
+        (length,) = struct.unpack_from("<I", view, offset + 4)
+        body = offset + 8
+        if chunk_id == b"fmt ":
+            if length < 16 or body + 16 > len(view):
+                raise _unsupported()
+            byte_rate = struct.unpack_from("<I", view, body + 8)[0]
+        elif chunk_id == b"data":
+            if byte_rate == 0:
+                raise _implausible("no format chunk (or a byte rate of 0) before the data")
+            present = size - body
+            declared = present if length in _WAV_SIZE_UNKNOWN else min(length, present)
+            return round(declared / byte_rate, 3)
+        offset = body + length + (length & 1)  # chunks are padded to even sizes
+    raise _unsupported()
+
+
+def _check_flac_blocks(head: bytes | bytearray) -> None:
+    offset, pieces = 4, 0
+    while offset + 4 <= len(head):
+        pieces += 1
+        if pieces > MAX_HEADER_PIECES:
+            raise _implausible(f"more than {MAX_HEADER_PIECES} metadata blocks")
+        last = head[offset] & 0x80
+        offset += 4 + int.from_bytes(head[offset + 1 : offset + 4], "big")
+        if last:
+            return
 
 
 def _unsupported() -> UnsupportedMediaType:
@@ -142,6 +194,19 @@ class MediaSniffer:
         kind = self._kind or _kind(bytes(self._head))
         if kind is None:
             raise _unsupported()
+        if kind == "wav":
+            info = MediaInfo("audio/wav", wav_duration(self._head, self._size))
+        else:
+            if kind == "flac":
+                _check_flac_blocks(self._head)
+            info = self._parse(kind)
+        if info.duration_seconds is not None and info.duration_seconds > self._size:
+            # Under one byte per second: no codec we accept is that frugal; the header
+            # (FLAC STREAMINFO, an Ogg granule position, an MP3 Xing count) lies.
+            raise _implausible("its header claims a duration the file is far too small for")
+        return info
+
+    def _parse(self, kind: str) -> MediaInfo:
         parser, content_type = _PARSERS[kind]
         parse: Callable[[io.RawIOBase], Any] = parser
         view = _SparseView(self._head, self._tail, self._size)

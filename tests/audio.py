@@ -53,3 +53,17 @@ FORMATS = {
     "vorbis": ("audio/ogg", lambda: fixture("tone.vorbis.ogg"), 2.0),
     "flac": ("audio/flac", lambda: fixture("tone.flac"), 2.0),
 }
+
+
+def riff_wav(payload: bytes, *, format_tag: int = 1, channels: int = 1, rate: int = 8000,
+             byte_rate: int = 16000, block_align: int = 2, bits: int = 16,
+             riff_size: int | None = None, data_size: int | None = None,
+             extra_chunks: bytes = b"") -> bytes:
+    """A WAV file written by hand, so its header can say what a recorder or an attacker
+    would make it say (sizes 0 or 0xFFFFFFFF, GSM 6.10, many chunks)."""
+    fmt = struct.pack("<HHIIHH", format_tag, channels, rate, byte_rate, block_align, bits)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + extra_chunks
+            + b"data" + struct.pack("<I", len(payload) if data_size is None else data_size)
+            + payload)
+    size = len(body) if riff_size is None else riff_size
+    return b"RIFF" + struct.pack("<I", size) + body

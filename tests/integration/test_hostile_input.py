@@ -311,3 +311,19 @@ async def test_a_hostile_run_leaves_no_token_or_personal_data_in_the_log(
     assert "unhandled error" in log  # the failed insert was logged, without its values
     for value in [*secrets.values(), *api.tokens.values()]:
         assert value not in log
+
+
+async def test_lying_or_expensive_audio_headers_are_corrected_or_refused(api: Api) -> None:
+    from tests.audio import riff_wav
+
+    streamed = await api.uploaded(riff_wav(bytes(16_000), data_size=0xFFFFFFFF,
+                                           riff_size=0), call_id="still-writing")
+    assert streamed["duration_seconds"] == 1.0
+    liar = await api.uploaded(riff_wav(bytes(32_000), data_size=0xFFFFFF00), call_id="liar")
+    assert liar["duration_seconds"] == 2.0
+    response = await api.upload(riff_wav(bytes(100), extra_chunks=b"JUNK\0\0\0\0" * 130_000),
+                                call_id="chunky")
+    assert response.status == 422
+    assert (await response.json())["reason"] == "invalid_audio"
+    assert await recording_count(api.services) == 2
+    assert len(blob_files(api.services)) == 2
