@@ -204,7 +204,11 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         lock = DataDirLock(config.data_dir / "serve.lock")
         try:
             discarded = await services.blobs.discard_incomplete()
-            orphans = await jobs.sweep_orphans(services, grace=timedelta(0))
+            # A crash's orphans go at once, unless another process still writes (a worker
+            # draining while we restart): its blobs may be about to get their rows.
+            busy = await services.blobs.writers_elsewhere()
+            orphans = await jobs.sweep_orphans(
+                services, grace=jobs.ORPHAN_GRACE if busy else timedelta(0))
             if discarded or orphans:
                 log.warning("cleaned up after an interrupted run",
                             extra={"partial_uploads": discarded, "orphan_blobs": orphans})

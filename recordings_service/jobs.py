@@ -32,6 +32,10 @@ async def verify_audit(services: Services) -> audit_log.VerifyReport:
         timedelta(seconds=services.config.stale_after_seconds))
 
 
+# Far longer than any upload takes between its blob's commit and its row's.
+ORPHAN_GRACE = timedelta(hours=1)
+
+
 async def sweep_orphans(services: Services, grace: timedelta) -> int:
     """Deletes blobs no catalog row names (an upload that crashed before its commit).
 
@@ -85,7 +89,7 @@ async def _rewrap(services: Services) -> None:
 
 
 async def _sweep(services: Services) -> None:
-    await sweep_orphans(services, grace=timedelta(hours=1))
+    await sweep_orphans(services, grace=ORPHAN_GRACE)
 
 
 def start_scheduler(services: Services) -> AsyncIOScheduler:

@@ -58,6 +58,7 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
     database = Database(url)
     appender = GroupCommitAppender(database)
     group_commit = GroupCommit(database)
+    blobs: BlobStore | None = None
     try:
         await upgrade(database)
         async with database.read() as conn:
@@ -66,11 +67,12 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
         if created:
             log.info("created key material for a new data directory",
                      extra={"key_files": [str((data_dir / n).resolve()) for n in KEY_FILES]})
+        blobs = FilesystemBlobStore(data_dir)
         yield Services(
             config=config,
             clock=clock,
             database=database,
-            blobs=FilesystemBlobStore(data_dir),
+            blobs=blobs,
             keyring=keys.keyring,
             signing_key=keys.signing_key,
             link_secret=keys.link_secret,
@@ -79,6 +81,8 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
             group_commit=group_commit,
         )
     finally:
+        if blobs is not None:
+            await blobs.close()
         await group_commit.close()
         await appender.close()
         await database.dispose()

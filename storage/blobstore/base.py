@@ -78,7 +78,16 @@ class BlobStore(ABC):
 
     @abstractmethod
     async def discard_incomplete(self) -> int:
-        """Removes writes left behind by a crash; returns how many."""
+        """Removes writes left behind by processes that are gone (never those of a live
+        process); returns how many."""
+
+    async def writers_elsewhere(self) -> bool:
+        """Whether another live process may be writing: then a blob without a catalog row
+        may be an upload about to commit it, and the orphan sweep must keep its grace."""
+        return False
+
+    async def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Releases what the store holds for this process."""
 
     @abstractmethod
     async def ping(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -163,6 +164,12 @@ class _FileWriter(BlobWriter):
 
 
 class FilesystemBlobStore(BlobStore):
+    """Each store (one per process) writes its partial files into a directory of its own
+    under ``tmp/``, and holds an exclusive lock on ``tmp/<dir>.lock`` while it lives. The
+    start-up clean-up removes only directories whose lock it can take: those of processes
+    that are gone, never the uploads a live process (another ``server.workers`` process,
+    or one still draining while its parent restarts) is writing."""
+
     def __init__(self, root: Path) -> None:
         self._root = root
         self._blobs = root / "blobs"
@@ -170,6 +177,29 @@ class FilesystemBlobStore(BlobStore):
         self._tmp = root / "tmp"
         self._blobs.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._own: Path | None = None
+        self._own_lock: int | None = None
+
+    def _writing_dir(self) -> Path:
+        if self._own is None:
+            name = secrets.token_hex(8)
+            # Locked before the directory exists: a sweeper that sees the directory
+            # always finds its lock taken.
+            fd = os.open(self._tmp / f"{name}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC,
+                         0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            (self._tmp / name).mkdir(mode=0o700)
+            self._own, self._own_lock = self._tmp / name, fd
+        return self._own
+
+    async def close(self) -> None:
+        own, fd = self._own, self._own_lock
+        self._own = self._own_lock = None
+        if own is not None and fd is not None:
+            with contextlib.suppress(OSError):
+                own.rmdir()  # only when empty: an abandoned write stays for the sweep
+                (own.parent / f"{own.name}.lock").unlink()
+            os.close(fd)
 
     def _path(self, name: str) -> Path:
         return Path(self._file(name))
@@ -182,8 +212,7 @@ class FilesystemBlobStore(BlobStore):
 
     async def open_writer(self, name: str) -> BlobWriter:
         # The file is created by the first trip that writes to it.
-        return _FileWriter(self._tmp / f"{name}.{secrets.token_hex(4)}.partial",
-                           self._path(name))
+        return _FileWriter(self._writing_dir() / f"{name}.partial", self._path(name))
 
     async def open_reader(self, name: str) -> BlobReader:
         try:
@@ -241,14 +270,39 @@ class FilesystemBlobStore(BlobStore):
             yield item
 
     async def discard_incomplete(self) -> int:
-        def sweep() -> int:
-            count = 0
-            for entry in self._tmp.iterdir():
-                entry.unlink(missing_ok=True)
-                count += 1
-            return count
+        return (await asyncio.to_thread(self._sweep_tmp))[0]
 
-        return await asyncio.to_thread(sweep)
+    async def writers_elsewhere(self) -> bool:
+        return (await asyncio.to_thread(self._sweep_tmp, False))[1] > 0
+
+    def _sweep_tmp(self, remove: bool = True) -> tuple[int, int]:
+        """(partial files removed, live writers elsewhere)."""
+        removed = live = 0
+        for entry in self._tmp.iterdir():
+            if entry == self._own or entry.suffix == ".lock":
+                continue
+            if not entry.is_dir():
+                if remove:  # a partial file of an older version, flat in tmp/
+                    entry.unlink(missing_ok=True)
+                    removed += 1
+                continue
+            lock = self._tmp / f"{entry.name}.lock"
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    live += 1
+                    continue
+                if remove:
+                    for partial in entry.iterdir():
+                        partial.unlink(missing_ok=True)
+                        removed += 1
+                    entry.rmdir()
+                    lock.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return removed, live
 
     async def ping(self) -> None:
         if not await aiofiles.os.path.isdir(self._blobs):

@@ -25,7 +25,7 @@ def blob_files(services: Services) -> list[Path]:
 
 
 def partial_files(services: Services) -> list[Path]:
-    return files_under(services.config.data_dir / "tmp")
+    return [p for p in files_under(services.config.data_dir / "tmp") if p.suffix == ".partial"]
 
 
 async def recording_count(services: Services) -> int:

@@ -7,7 +7,7 @@ the same tests unchanged.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,8 +22,16 @@ NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 @pytest.fixture(params=["filesystem"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
-    yield FilesystemBlobStore(tmp_path / "blobs-root")
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], BlobStore]:
+    """Opens the backend as one more process would: same blobs, its own store."""
+    return lambda: FilesystemBlobStore(tmp_path / "blobs-root")
+
+
+@pytest.fixture
+async def store(open_store: Callable[[], BlobStore]) -> AsyncIterator[BlobStore]:
+    opened = open_store()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture(params=["file"])
@@ -60,15 +68,20 @@ async def test_an_aborted_blob_leaves_nothing(store: BlobStore) -> None:
     assert await store.discard_incomplete() == 0
 
 
-async def test_incomplete_writes_are_discarded(store: BlobStore) -> None:
+async def test_incomplete_writes_are_discarded_once_their_writer_is_gone(
+        store: BlobStore, open_store: Callable[[], BlobStore]) -> None:
     # As a restarted process sees a write its predecessor never finished (one big enough
     # that any backend has sent some of it on).
     writer = await store.open_writer(new_blob_name())
     for _ in range(4):
         await writer.write(os.urandom(1024 * 1024))
-    assert await store.discard_incomplete() == 1
-    assert await _names(store) == set()
+    successor = open_store()
+    assert await successor.discard_incomplete() == 0  # its writer still lives
+    await store.close()  # the writer's process is gone, its write unfinished
+    assert await successor.discard_incomplete() == 1
+    assert await _names(successor) == set()
     await writer.abort()  # the crashed writer's own clean-up finds nothing left: no error
+    await successor.close()
 
 
 async def test_delete_is_idempotent_and_reads_of_missing_blobs_fail(store: BlobStore) -> None:
