@@ -93,6 +93,16 @@ async def authorize_audio(services: Services, actor: Actor, origin: Origin, acti
     return rec
 
 
+async def record_failure(services: Services, actor: Actor, origin: Origin, action: str,
+                         rec: catalog.Recording, purpose: str, error: Exception,
+                         detail: Mapping[str, Any]) -> None:
+    """An access logged as allowed that then failed (key, blob or integrity): the log
+    says so, with the error's type, beside the entry that allowed it."""
+    await auditing.record(services, auditing.event(
+        actor, origin, action, "error", recording_id=rec.id, purpose=purpose,
+        reason=type(error).__name__, detail=detail))
+
+
 def open_reader(services: Services, rec: catalog.Recording) -> DecryptingReader:
     assert rec.wrapped_dek is not None and rec.key_version is not None and rec.blob_name
     dek = services.keyring.unwrap(rec.wrapped_dek, rec.key_version, rec.id)
@@ -134,7 +144,7 @@ async def create_link(services: Services, actor: Actor, origin: Origin, recordin
 
 
 async def resolve_link(services: Services, token: str, origin: Origin,
-                       detail: Mapping[str, Any]) -> tuple[catalog.Recording, str]:
+                       detail: Mapping[str, Any]) -> tuple[catalog.Recording, Actor, str]:
     """The link's caller, re-authorized now: a link dies with a purge, a restriction, an
     expired or withdrawn purpose, or the caller's revoked token."""
     try:
@@ -150,11 +160,14 @@ async def resolve_link(services: Services, token: str, origin: Origin,
                         datetime.fromtimestamp(int(claims["e"]), services.clock().tzinfo))
     actor = await actor_by_name(services.database, link.actor)
     if actor is None:
-        raise Forbidden("link_revoked", "the token that made this link has been revoked")
+        raise await _deny(services, Actor(link.actor, frozenset()), origin, "stream",
+                          Forbidden("link_revoked",
+                                    "the token that made this link has been revoked"),
+                          link.recording_id, link.purpose, detail)
     if services.clock() >= link.expires_at:
         raise await _deny(services, actor, origin, "stream",
                           Forbidden("link_expired", "this playback link has expired"),
                           link.recording_id, link.purpose, detail)
     rec = await authorize_audio(services, actor, origin, "stream", link.recording_id,
                                 link.purpose, detail)
-    return rec, link.purpose
+    return rec, actor, link.purpose

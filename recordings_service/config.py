@@ -56,6 +56,7 @@ class Config:
     link_ttl_seconds: int = 600
     audit_origin: str = "recordings-service/audit"
     checkpoint_interval_seconds: int = 300
+    checkpoint_every_entries: int = 1000
     checkpoint_file: Path | None = None
     stale_after_seconds: int = 900
     rewrap_interval_seconds: int = 300
@@ -204,6 +205,7 @@ def load_config(
         link_ttl_seconds=_get(raw, "playback", "link_ttl_seconds", int, 600),
         audit_origin=_get(raw, "audit", "origin", str, "recordings-service/audit"),
         checkpoint_interval_seconds=_get(raw, "audit", "checkpoint_interval_seconds", int, 300),
+        checkpoint_every_entries=_get(raw, "audit", "checkpoint_every_entries", int, 1000),
         checkpoint_file=Path(checkpoint_file) if checkpoint_file else None,
         stale_after_seconds=_get(raw, "audit", "stale_after_seconds", int, 900),
         rewrap_interval_seconds=_get(raw, "keys", "rewrap_interval_seconds", int, 300),
@@ -214,6 +216,7 @@ def load_config(
         log_level=level,
     )
     for name in ("max_upload_bytes", "link_ttl_seconds", "checkpoint_interval_seconds",
+                 "checkpoint_every_entries",
                  "rewrap_interval_seconds", "rewrap_batch", "stale_after_seconds",
                  "purge_interval_seconds", "purge_batch"):
         if getattr(config, name) <= 0:

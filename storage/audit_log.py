@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from storage import merkle
 from storage.database import Conn, Database
@@ -133,8 +134,7 @@ def _entry(seq: int, event: AuditEvent, now: datetime) -> tuple[dict[str, Any], 
     return content, entry, merkle.leaf_hash(entry)
 
 
-def render(row: Any) -> dict[str, Any]:
-    content: dict[str, Any] = json.loads(row.entry)
+def _served(row: Any, content: Mapping[str, Any]) -> dict[str, Any]:
     return {**content, "prev_hash": row.prev_hash.hex(), "hash": row.chain_hash.hex()}
 
 
@@ -150,11 +150,33 @@ class AuditFilter:
     until: datetime | None = None
 
 
+# Copies of hashed fields kept as columns for filtering; each must agree with the entry.
+COLUMN_FIELDS = ("recording_id", "actor", "action", "purpose", "outcome")
+
+
+def columns_agree(row: Any, content: Mapping[str, Any]) -> bool:
+    """Whether the filterable columns say what the hashed entry says. An edited column
+    could hide an entry from a filter or put one into another's results."""
+    return (all(getattr(row, name) == content.get(name) for name in COLUMN_FIELDS)
+            and _rfc3339(row.at) == content.get("at"))
+
+
+def _matches(content: Mapping[str, Any], flt: AuditFilter) -> bool:
+    if flt.recording_ids is not None and content.get("recording_id") not in flt.recording_ids:
+        return False
+    return all(value is None or content.get(name) == value for name, value in (
+        ("recording_id", flt.recording_id), ("actor", flt.actor), ("action", flt.action),
+        ("purpose", flt.purpose), ("outcome", flt.outcome)))
+
+
 async def list_entries(
     conn: Conn, flt: AuditFilter, after_seq: int, limit: int
 ) -> list[dict[str, Any]]:
+    """Entries after ``after_seq`` that match ``flt`` by their hashed content. Rows are
+    found through the columns, then kept only when their columns agree with the content
+    (``audit verify`` reports the rows that do not)."""
     c = audit_entries.c
-    query = select(audit_entries).where(c.seq > after_seq).order_by(c.seq).limit(limit)
+    query = select(audit_entries).order_by(c.seq).limit(limit)
     for column, value in ((c.recording_id, flt.recording_id), (c.actor, flt.actor),
                           (c.action, flt.action), (c.purpose, flt.purpose),
                           (c.outcome, flt.outcome)):
@@ -166,7 +188,17 @@ async def list_entries(
         query = query.where(c.at >= flt.since)
     if flt.until is not None:
         query = query.where(c.at < flt.until)
-    return [render(row) for row in (await conn.execute(query)).all()]
+    kept: list[dict[str, Any]] = []
+    while len(kept) < limit:
+        rows = (await conn.execute(query.where(c.seq > after_seq))).all()
+        for row in rows:
+            content = json.loads(row.entry)
+            if columns_agree(row, content) and _matches(content, flt):
+                kept.append(_served(row, content))
+        if len(rows) < limit:
+            break
+        after_seq = rows[-1].seq
+    return kept[:limit]
 
 
 # --- checkpoints -----------------------------------------------------------------------
@@ -215,7 +247,16 @@ async def make_checkpoint(
         with mirror.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"note": note}) + "\n")
             f.flush()
+            os.fsync(f.fileno())
     return Checkpoint(head.size, root, now, note)
+
+
+async def entries_since_checkpoint(conn: Conn) -> int:
+    """How many entries the newest signed checkpoint does not cover."""
+    size = (await conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1))
+            ).scalar_one()
+    covered = (await conn.execute(select(func.max(audit_checkpoints.c.size)))).scalar()
+    return int(size) - int(covered or 0)
 
 
 async def list_checkpoints(conn: Conn, limit: int = 100) -> list[Checkpoint]:
@@ -309,6 +350,10 @@ async def verify(
         if report.newest_checkpoint_at is None or at > report.newest_checkpoint_at:
             report.newest_checkpoint_at = at
 
+    # Entries this old must be under a signed checkpoint: checkpoints are made at least
+    # every interval, so an old uncovered entry means checkpoints were deleted.
+    covered = max(claimed, default=0)
+    must_be_covered_before = now - stale_after
     expected_seq = 1
     leaves = 0
     chain = merkle.GENESIS
@@ -328,6 +373,13 @@ async def verify(
             report.fail(row.seq, f"entry {row.seq} carries another sequence number")
         if leaf != row.leaf_hash:
             report.fail(row.seq, f"entry {row.seq} does not match its leaf hash")
+        try:
+            agree = columns_agree(row, json.loads(row.entry))
+        except ValueError:
+            agree = False
+        if not agree:
+            report.fail(row.seq, f"entry {row.seq}'s searchable columns differ from its "
+                                 f"hashed content")
         if row.prev_hash != chain:
             report.fail(row.seq, f"entry {row.seq} does not follow its predecessor")
         chain = merkle.chain_hash(chain, leaf)
@@ -335,6 +387,10 @@ async def verify(
             report.fail(row.seq, f"entry {row.seq} breaks the hash chain")
         frontier = merkle.frontier_append(frontier, leaves, leaf)
         leaves += 1
+        if row.seq > covered and row.at < must_be_covered_before:
+            report.fail(row.seq, f"entry {row.seq} is older than {stale_after} and no "
+                                 f"signed checkpoint covers it: checkpoints were removed")
+            covered = row.seq  # reported once, not for every entry after it
         if row.seq in claimed and claimed[row.seq] != {merkle.frontier_root(frontier)}:
             report.fail(row.seq, f"checkpoint at size {row.seq} disagrees with the log")
         expected_seq = row.seq + 1

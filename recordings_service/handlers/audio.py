@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from recordings_service import access
+from recordings_service.auth import Actor
 from recordings_service.handlers.common import json_body, json_response, origin, require, services
 from recordings_service.ranges import parse_range
 from recordings_service.services import Services
@@ -25,7 +27,24 @@ def _detail(request: web.Request, via_link: bool = False) -> dict[str, object]:
     return detail
 
 
-async def _send(request: web.Request, svc: Services, rec: Recording) -> web.StreamResponse:
+async def _send_audited(request: web.Request, svc: Services, rec: Recording, actor: Actor,
+                        purpose: str, detail: dict[str, object]) -> web.StreamResponse:
+    """Sends the audio of an access already logged as allowed; a failure to send it (key,
+    blob, integrity) is logged too, so the log never claims an access that did not happen
+    as it says."""
+    async def failed(exc: StorageError) -> None:
+        await access.record_failure(svc, actor, origin(request), "stream", rec, purpose,
+                                    exc, detail)
+
+    try:
+        return await _send(request, svc, rec, failed)
+    except StorageError as exc:  # before the first byte: answered as a 500 problem
+        await failed(exc)
+        raise
+
+
+async def _send(request: web.Request, svc: Services, rec: Recording,
+                failed: Callable[[StorageError], Awaitable[None]]) -> web.StreamResponse:
     size = rec.size_bytes
     etag = f'"{rec.sha256}"'
     range_header = request.headers.get("Range")
@@ -64,6 +83,7 @@ async def _send(request: web.Request, svc: Services, rec: Recording) -> web.Stre
                       extra={"recording_id": rec.id, "error": type(exc).__name__})
             if request.transport is not None:
                 request.transport.abort()
+            await failed(exc)
             return response
         finally:
             svc.metrics.bytes_streamed.inc(sent)
@@ -75,10 +95,11 @@ async def get_audio(request: web.Request) -> web.StreamResponse:
     actor = await require(request, "stream", "supervisor", "compliance")
     svc = services(request)
     purpose = request.headers.get("Access-Purpose") or request.query.get("purpose")
+    detail = _detail(request)
     rec = await access.authorize_audio(svc, actor, origin(request), "stream",
-                                       request.match_info["recording_id"], purpose,
-                                       _detail(request))
-    return await _send(request, svc, rec)
+                                       request.match_info["recording_id"], purpose, detail)
+    assert purpose is not None  # authorized
+    return await _send_audited(request, svc, rec, actor, purpose, detail)
 
 
 async def post_playback_link(request: web.Request) -> web.Response:
@@ -95,6 +116,7 @@ async def post_playback_link(request: web.Request) -> web.Response:
 
 async def get_playback(request: web.Request) -> web.StreamResponse:
     svc = services(request)
-    rec, _ = await access.resolve_link(svc, request.match_info["token"], origin(request),
-                                       _detail(request, via_link=True))
-    return await _send(request, svc, rec)
+    detail = _detail(request, via_link=True)
+    rec, actor, purpose = await access.resolve_link(svc, request.match_info["token"],
+                                                    origin(request), detail)
+    return await _send_audited(request, svc, rec, actor, purpose, detail)
