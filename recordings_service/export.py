@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from recordings_service import access
 from recordings_service.media import EXTENSIONS
@@ -102,13 +102,42 @@ def _summary_lines(rec: catalog.Recording, now: datetime,
     return lines
 
 
-async def stream_zip(services: Services, customer_id: str, drain: Drain,
-                     before_audio: Callable[[list[str]], Awaitable[None]]) -> dict[str, int]:
-    """Writes the zip through ``drain``; ``before_audio`` is awaited with the ids of each
-    page of recordings before their audio is read (to audit the access first)."""
+async def _access_log_pages(services: Services, ids: tuple[str, ...],
+                            ) -> AsyncIterator[list[dict[str, Any]]]:
+    after = 0
+    while True:
+        async with services.database.read() as conn:
+            entries = await audit_log.list_entries(
+                conn, audit_log.AuditFilter(recording_ids=ids), after, 500)
+        yield entries
+        if len(entries) < 500:
+            return
+        after = entries[-1]["seq"]
+
+
+async def prepare(services: Services, customer_id: str,
+                  audit: Callable[[list[str]], Awaitable[None]]) -> dict[str, int]:
+    """Everything that can fail before the first byte of the zip: ``audit`` commits the
+    access to the recordings whose audio goes out; returns what the zip will hold."""
+    counts = {"recordings": 0, "audio_files": 0, "access_entries": 0}
+    pages = []
+    async for page in pages_of(services, customer_id):
+        counts["recordings"] += len(page)
+        active = [rec.id for rec in page if rec.state == "active"]
+        counts["audio_files"] += len(active)
+        if active:
+            await audit(active)
+        pages.append(tuple(rec.id for rec in page))
+    for ids in pages:
+        async for entries in _access_log_pages(services, ids):
+            counts["access_entries"] += len(entries)
+    return counts
+
+
+async def stream_zip(services: Services, customer_id: str, drain: Drain) -> None:
+    """Writes the zip through ``drain``; ``prepare`` has audited the access already."""
     now = services.clock()
     sink = _Sink()
-    counts = {"recordings": 0, "audio_files": 0, "access_entries": 0}
     archive = zipfile.ZipFile(sink, "w", allowZip64=True)
 
     async def flush() -> None:
@@ -141,43 +170,28 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain,
                 out.write((b"" if first else b",") + b"\n"
                           + json.dumps(recording_json(rec, now)).encode())
                 first = False
-                counts["recordings"] += 1
             await flush()
         out.write(b"\n]\n")
     await flush()
 
     async for page in pages_of(services, customer_id):
-        active = [rec for rec in page if rec.state == "active"]
-        if active:
-            await before_audio([rec.id for rec in active])
-        for rec in active:
+        for rec in (rec for rec in page if rec.state == "active"):
             async with access.open_reader(services, rec) as reader:
                 with open_entry(f"audio/{rec.id}.{EXTENSIONS.get(rec.content_type, 'bin')}",
                                 zipfile.ZIP_STORED) as out:
                     async for chunk in reader.iter_range(0, rec.size_bytes - 1):
                         out.write(chunk)
                         await flush()
-            counts["audio_files"] += 1
             await flush()
 
     with open_entry("access-log.jsonl") as out:
         async for page in pages_of(services, customer_id):
-            ids = tuple(r.id for r in page)
-            after = 0
-            while True:
-                async with services.database.read() as conn:
-                    entries = await audit_log.list_entries(
-                        conn, audit_log.AuditFilter(recording_ids=ids), after, 500)
+            async for entries in _access_log_pages(services, tuple(r.id for r in page)):
                 for entry in entries:
                     out.write(json.dumps(entry).encode() + b"\n")
-                counts["access_entries"] += len(entries)
                 await flush()
-                if len(entries) < 500:
-                    break
-                after = entries[-1]["seq"]
     archive.close()
     await flush()
-    return counts
 
 
 def export_filename(now: datetime) -> str:

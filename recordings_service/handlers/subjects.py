@@ -3,6 +3,7 @@ rectification, and the register of requests."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -48,22 +49,28 @@ async def post_export(request: web.Request) -> web.StreamResponse:
                     actor, where, "export", "allowed", recording_id=recording_id,
                     detail={"request_reference": reference}))
 
+    # Everything that can fail is done before the first byte: the access is audited and
+    # the request registered as answered. Once the zip has started, a failure can only
+    # cut the connection (a client sees a truncated zip, never a second response in it).
+    counts = await export.prepare(svc, customer_id, audit_page)
+    await subjects.complete(svc, actor, where, "access", customer_id, reference, counts)
     now = svc.clock()
     response = web.StreamResponse(headers={
         "Content-Type": "application/zip", "Cache-Control": "no-store",
         "Content-Disposition": f'attachment; filename="{export.export_filename(now)}"'})
     await response.prepare(request)
     try:
-        counts = await export.stream_zip(svc, customer_id, response.write, audit_page)
-    except StorageError as exc:
-        svc.metrics.integrity_failures.inc()
-        log.error("export cut short: stored audio failed authentication",
-                  extra={"error": type(exc).__name__})
+        await export.stream_zip(svc, customer_id, response.write)
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the response has started: cut, never answer twice
+        if isinstance(exc, StorageError):
+            svc.metrics.integrity_failures.inc()
+        log.error("export cut short", extra={"error": type(exc).__name__})
         if request.transport is not None:
             request.transport.abort()
         return response
     await response.write_eof()
-    await subjects.complete(svc, actor, where, "access", customer_id, reference, counts)
     return response
 
 

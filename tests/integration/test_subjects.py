@@ -11,8 +11,10 @@ import zipfile
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
+from recordings_service import auditing, export
 from recordings_service.logs import JsonFormatter, quiet_third_party_loggers
 from tests.audio import FORMATS, wav_tone
 from tests.conftest import Api
@@ -239,3 +241,33 @@ async def test_the_register_tracks_the_one_month_deadline(api: Api) -> None:
 async def test_bad_register_entries_are_refused(api: Api, body: dict[str, Any]) -> None:
     status, problem = await api.call("POST", "/v1/subject-requests", body)
     assert status == 400 and problem["reason"] == "invalid_request"
+
+
+async def test_an_export_whose_audit_entry_cannot_be_stored_sends_no_byte_of_the_zip(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    await api.uploaded(wav_tone(0.2), customer_id="C-77", phone_number="+358401112223")
+
+    async def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the audit log cannot be written")
+
+    monkeypatch.setattr(auditing, "append", refuse)
+    response = await api.client.post("/v1/subjects/C-77/export", json={},
+                                     headers=api.auth("compliance"))
+    assert response.status == 500
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert b"+358401112223" not in await response.read()
+
+
+async def test_a_failure_inside_the_zip_cuts_the_connection_instead_of_answering_twice(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    await api.uploaded(wav_tone(0.2), customer_id="C-78")
+
+    def broken(*args: Any, **kwargs: Any) -> list[str]:
+        raise RuntimeError("the catalog went away mid-export")
+
+    monkeypatch.setattr(export, "_summary_lines", broken)
+    response = await api.client.post("/v1/subjects/C-78/export", json={},
+                                     headers=api.auth("compliance"))
+    assert response.status == 200
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await response.read()
