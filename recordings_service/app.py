@@ -16,7 +16,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from recordings_service import auditing, jobs, retention
-from recordings_service.appkeys import ACTOR, CLOCK, CONFIG, OPENAPI, REQUEST_ID, SERVICES
+from recordings_service.appkeys import (
+    ACTOR,
+    CLOCK,
+    CONFIG,
+    OPENAPI,
+    REQUEST_ID,
+    SERVICES,
+    UPLOAD_SLOTS,
+)
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor, authenticate
 from recordings_service.clock import Clock, system_clock
@@ -239,6 +247,7 @@ def create_app(config: Config, clock: Clock = system_clock,
     app[CLOCK] = clock
     app[OPENAPI] = openapi_document()
     app[IN_FLIGHT] = InFlight()
+    app[UPLOAD_SLOTS] = asyncio.Semaphore(config.max_concurrent_uploads)
     app[DRAINING] = asyncio.Event()
     app.cleanup_ctx.append(_services_ctx)
     app.on_response_prepare.append(_common_headers)

@@ -1,5 +1,7 @@
 """Typed keys for app and request state."""
 
+import asyncio
+
 from aiohttp import web
 
 from recordings_service.auth import Actor
@@ -11,6 +13,8 @@ CONFIG = web.AppKey("config", Config)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict)
+# limits.max_concurrent_uploads, per process.
+UPLOAD_SLOTS = web.AppKey("upload_slots", asyncio.Semaphore)
 
 # Request-scoped values.
 ACTOR = web.RequestKey("actor", Actor)

@@ -53,6 +53,8 @@ class Config:
     blob_store: str = "filesystem"
     database_url: Secret = field(default_factory=lambda: Secret(""))
     max_upload_bytes: int = 2 * 1024**3
+    body_idle_timeout_seconds: float = 30.0
+    max_concurrent_uploads: int = 64
     link_ttl_seconds: int = 600
     audit_origin: str = "recordings-service/audit"
     checkpoint_interval_seconds: int = 300
@@ -202,6 +204,8 @@ def load_config(
         database_url=Secret(environ.get("RECORDINGS_DATABASE_URL")
                             or _get(raw, "storage", "database_url", str, "")),
         max_upload_bytes=_get(raw, "limits", "max_upload_bytes", int, 2 * 1024**3),
+        body_idle_timeout_seconds=_get(raw, "limits", "body_idle_timeout_seconds", float, 30.0),
+        max_concurrent_uploads=_get(raw, "limits", "max_concurrent_uploads", int, 64),
         link_ttl_seconds=_get(raw, "playback", "link_ttl_seconds", int, 600),
         audit_origin=_get(raw, "audit", "origin", str, "recordings-service/audit"),
         checkpoint_interval_seconds=_get(raw, "audit", "checkpoint_interval_seconds", int, 300),
@@ -215,7 +219,8 @@ def load_config(
         scheduler_enabled=_get(raw, "scheduler", "enabled", bool, True),
         log_level=level,
     )
-    for name in ("max_upload_bytes", "link_ttl_seconds", "checkpoint_interval_seconds",
+    for name in ("max_upload_bytes", "body_idle_timeout_seconds", "max_concurrent_uploads",
+                 "link_ttl_seconds", "checkpoint_interval_seconds",
                  "checkpoint_every_entries",
                  "rewrap_interval_seconds", "rewrap_batch", "stale_after_seconds",
                  "purge_interval_seconds", "purge_batch"):

@@ -7,12 +7,16 @@
     ├── Forbidden                     403     missing_role, purpose_not_allowed,
     │                                         purpose_expired, purpose_withdrawn, restricted
     ├── NotFound                      404     not_found
+    ├── RequestTimeout                408     body_timeout
     ├── Conflict                      409     duplicate_call_id
     ├── Gone                          410     purged
     ├── PayloadTooLarge               413     too_large
     ├── UnsupportedMediaType          415     unsupported_media_type
     ├── RangeNotSatisfiable           416     range_not_satisfiable
-    └── Unprocessable                 422     checksum_mismatch, invalid_audio
+    ├── Unprocessable                 422     checksum_mismatch, invalid_audio
+    ├── InsufficientStorage           507     insufficient_storage
+    └── Unavailable                   503     too_many_uploads, storage_unavailable,
+                                              catalog_unavailable (with Retry-After)
     ConfigError                       (startup only, never HTTP)
 """
 
@@ -57,6 +61,11 @@ class NotFound(ServiceError):
         super().__init__("not_found", detail)
 
 
+class RequestTimeout(ServiceError):
+    status = 408
+    title = "Request Timeout"
+
+
 class Conflict(ServiceError):
     status = 409
     title = "Conflict"
@@ -97,6 +106,20 @@ class RangeNotSatisfiable(ServiceError):
 class Unprocessable(ServiceError):
     status = 422
     title = "Unprocessable Content"
+
+
+class InsufficientStorage(ServiceError):
+    status = 507
+    title = "Insufficient Storage"
+
+
+class Unavailable(ServiceError):
+    status = 503
+    title = "Service Unavailable"
+
+    def __init__(self, reason: str, detail: str, retry_after: int = 5) -> None:
+        super().__init__(reason, detail)
+        self.retry_after = retry_after
 
 
 class ConfigError(Exception):

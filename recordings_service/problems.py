@@ -8,7 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
-from recordings_service.errors import RangeNotSatisfiable, ServiceError, Unauthenticated
+from recordings_service.errors import (
+    RangeNotSatisfiable,
+    RequestTimeout,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+)
 from storage.errors import BlobAuthenticationError, BlobNotFoundError, KeyringError, StorageError
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,11 @@ def from_service_error(exc: ServiceError) -> web.Response:
         headers["WWW-Authenticate"] = 'Bearer realm="recordings"'
     if isinstance(exc, RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{exc.size}"
+    if isinstance(exc, Unavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, RequestTimeout | Unavailable):
+        # The rest of a stalled or refused body is not read: this connection is done.
+        headers["Connection"] = "close"
     return problem(exc.status, exc.title, exc.reason, exc.detail, headers)
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from recordings_service import access, ingest
-from recordings_service.appkeys import ACTOR
-from recordings_service.errors import BadRequest, PayloadTooLarge, ServiceError
+from recordings_service.appkeys import ACTOR, UPLOAD_SLOTS
+from recordings_service.errors import BadRequest, PayloadTooLarge, ServiceError, Unavailable
 from recordings_service.handlers.common import (
+    idle_bounded,
     json_response,
     origin,
     page_limit,
@@ -38,11 +40,11 @@ def _cut_short() -> BadRequest:
                       "the multipart body ends before a part's closing boundary")
 
 
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+async def _part_chunks(request: web.Request, part: BodyPartReader) -> AsyncIterator[bytes]:
     """A part's bytes; raises unless the part ended at its boundary (a body cut short
     must never pass for a complete, shorter recording)."""
     try:
-        while chunk := await part.read_chunk(CHUNK):
+        while chunk := await idle_bounded(request, part.read_chunk(CHUNK)):
             yield chunk
     except ValueError:
         raise _cut_short() from None
@@ -50,9 +52,10 @@ async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
         raise _cut_short()
 
 
-async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
+async def _next_part(request: web.Request, reader: MultipartReader,
+                     ) -> BodyPartReader | None:
     try:
-        part = await reader.next()
+        part = await idle_bounded(request, reader.next())
     except (ValueError, AssertionError, KeyError, HttpProcessingError):
         raise BadRequest("invalid_multipart", "the multipart body cannot be parsed") from None
     if part is not None and not isinstance(part, BodyPartReader):
@@ -60,13 +63,13 @@ async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
     return part
 
 
-async def _audio_then_end(reader: MultipartReader, audio: BodyPartReader,
-                          ) -> AsyncIterator[bytes]:
+async def _audio_then_end(request: web.Request, reader: MultipartReader,
+                          audio: BodyPartReader) -> AsyncIterator[bytes]:
     """The audio part's bytes, then proof that the body ended right after it: its closing
     boundary and nothing else (a second audio part is refused, not ignored)."""
-    async for chunk in _part_chunks(audio):
+    async for chunk in _part_chunks(request, audio):
         yield chunk
-    if await _next_part(reader) is not None:
+    if await _next_part(request, reader) is not None:
         raise BadRequest("invalid_multipart",
                          "the body must hold exactly two parts: metadata, then audio")
     if not reader.at_eof():
@@ -93,9 +96,26 @@ async def _upload(request: web.Request, meta: ingest.UploadMetadata,
     return _answer(request, result)
 
 
+@asynccontextmanager
+async def _upload_slot(request: web.Request) -> AsyncIterator[None]:
+    """One of ``limits.max_concurrent_uploads``; refused at once when none is free (a
+    queue would hold the sockets and buffers the cap is there to bound)."""
+    slots = request.app[UPLOAD_SLOTS]
+    if slots.locked():
+        raise Unavailable("too_many_uploads",
+                          "too many uploads are being received; retry shortly", 2)
+    async with slots:
+        yield
+
+
 async def post_recording(request: web.Request) -> web.Response:
     await require(request, "upload", "ingest")
     _check_declared_size(request)
+    async with _upload_slot(request):
+        return await _post_recording(request)
+
+
+async def _post_recording(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("invalid_multipart",
                          "send multipart/form-data with a metadata part, then an audio part")
@@ -103,25 +123,30 @@ async def post_recording(request: web.Request) -> web.Response:
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError):
         raise BadRequest("invalid_multipart", "the multipart body cannot be parsed") from None
-    part = await _next_part(reader)
+    part = await _next_part(request, reader)
     if part is None or part.name != "metadata":
         raise BadRequest("invalid_multipart", "the first part must be named metadata")
     raw = b""
-    async for chunk in _part_chunks(part):
+    async for chunk in _part_chunks(request, part):
         raw += chunk
         if len(raw) > MAX_METADATA:
             raise BadRequest("invalid_metadata", "the metadata part is too large")
     fields = parse_json_object(raw, "invalid_metadata", "the metadata part")
     meta = ingest.parse_metadata(fields, services(request).config.purposes)
-    audio = await _next_part(reader)
+    audio = await _next_part(request, reader)
     if audio is None or audio.name != "audio":
         raise BadRequest("invalid_multipart", "the second part must be named audio")
-    return await _upload(request, meta, _audio_then_end(reader, audio))
+    return await _upload(request, meta, _audio_then_end(request, reader, audio))
 
 
 async def put_recording(request: web.Request) -> web.Response:
     await require(request, "upload", "ingest")
     _check_declared_size(request)
+    async with _upload_slot(request):
+        return await _put_recording(request)
+
+
+async def _put_recording(request: web.Request) -> web.Response:
     q = request.query
     fields: dict[str, object] = {
         key: q[key] for key in ("started_at", "ended_at", "direction", "agent_id",
@@ -130,7 +155,12 @@ async def put_recording(request: web.Request) -> web.Response:
     fields["call_id"] = request.match_info["call_id"]
     fields["purposes"] = q.getall("purpose", [])
     meta = ingest.parse_metadata(fields, services(request).config.purposes)
-    return await _upload(request, meta, request.content.iter_chunked(CHUNK))
+    return await _upload(request, meta, _raw_chunks(request))
+
+
+async def _raw_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    while chunk := await idle_bounded(request, request.content.read(CHUNK)):
+        yield chunk
 
 
 async def get_recording(request: web.Request) -> web.Response:

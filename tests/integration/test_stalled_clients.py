@@ -1,0 +1,89 @@
+"""Slow, stalled and dropped clients: bounded in time and in number, leaving nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from recordings_service.app import create_app
+from recordings_service.auth import create_token
+from recordings_service.config import Config
+from tests.audio import wav_noise
+from tests.conftest import Api, FrozenClock
+from tests.integration.helpers import blob_files, partial_files, recording_count
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any, config: Config, clock: FrozenClock) -> Api:
+    limited = config.with_overrides(body_idle_timeout_seconds=0.5, max_concurrent_uploads=4)
+    client = await aiohttp_client(create_app(limited, clock))
+    api = Api(client, clock)
+    for role in ("ingest", "compliance"):
+        api.tokens[role] = await create_token(api.services.database, role, [role], clock())
+    return api
+
+
+async def _stall(api: Api, call_id: str, body_sent: int = 1_500_000,
+                 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A PUT that declares 2 MB, sends ``body_sent`` bytes and then nothing."""
+    audio = wav_noise(2_000_000)
+    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    writer.write((f"PUT /v1/calls/{call_id}/recording?started_at=2026-11-24T09:00:00Z"
+                  f"&purpose=training HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {api.tokens['ingest']}\r\n"
+                  f"Content-Length: {len(audio)}\r\n\r\n").encode() + audio[:body_sent])
+    await writer.drain()
+    return reader, writer
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, Any], bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    status = int(head.split(b" ")[1])
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    return status, json.loads(await reader.readexactly(length)), head
+
+
+async def test_a_stalled_upload_is_answered_408_and_leaves_nothing(api: Api) -> None:
+    reader, writer = await _stall(api, "stalled")
+    status, problem, head = await _answer(reader)
+    assert (status, problem["reason"]) == (408, "body_timeout")
+    assert b"Connection: close" in head
+    writer.close()
+    assert partial_files(api.services) == [] and blob_files(api.services) == []
+    assert await recording_count(api.services) == 0
+
+
+async def test_many_stalled_clients_are_all_let_go(api: Api) -> None:
+    stalled = [await _stall(api, f"s{i}", body_sent=10_000) for i in range(100)]
+    answers = await asyncio.gather(*(_answer(reader) for reader, _ in stalled))
+    # Four were received until they stalled, the rest refused at once; none is left hanging.
+    assert {(status, problem["reason"]) for status, problem, _ in answers} == {
+        (408, "body_timeout"), (503, "too_many_uploads")}
+    for _, writer in stalled:
+        writer.close()
+    assert partial_files(api.services) == []
+
+
+async def test_uploads_beyond_the_cap_are_refused_at_once_with_retry_after(api: Api) -> None:
+    stalled = [await _stall(api, f"c{i}", body_sent=10_000) for i in range(4)]
+    await asyncio.sleep(0.1)  # all four are being received
+    refused = await api.client.put("/v1/calls/fifth/recording",
+                                   params={"started_at": "2026-11-24T09:00:00Z",
+                                           "purpose": "training"},
+                                   data=wav_noise(20_000), headers=api.auth("ingest"))
+    assert refused.status == 503
+    assert (await refused.json())["reason"] == "too_many_uploads"
+    assert int(refused.headers["Retry-After"]) > 0
+    for reader, writer in stalled:
+        await _answer(reader)
+        writer.close()
+    # Slots come back once the stalled ones are let go.
+    accepted = await api.client.put("/v1/calls/fifth/recording",
+                                    params={"started_at": "2026-11-24T09:00:00Z",
+                                            "purpose": "training"},
+                                    data=wav_noise(20_000), headers=api.auth("ingest"))
+    assert accepted.status == 201
