@@ -36,11 +36,13 @@ from recordings_service.problems import (
     from_http_exception,
     from_service_error,
     from_storage_error,
+    from_unexpected,
     problem,
 )
 from recordings_service.routes import PUBLIC_ROUTES, add_routes
-from recordings_service.services import open_services
+from recordings_service.services import Services, open_services
 from storage.errors import StorageError
+from storage.faults import is_disk_full
 
 log = logging.getLogger("recordings_service.http")
 
@@ -115,11 +117,13 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         except (asyncio.CancelledError, ConnectionResetError):
             status = 499  # client went away
             raise
-        except Exception:
-            log.exception("unhandled error")
-            response = problem(500, "Internal Server Error", "internal_error",
-                               "an unexpected error occurred")
-            reason = "internal_error"
+        except Exception as exc:
+            response, reason = from_unexpected(exc, request.method)
+            if reason == "internal_error":
+                log.exception("unhandled error")
+            else:
+                log.error("request failed", extra={"reason": reason,
+                                                   "error": type(exc).__name__})
         status = response.status
         if reason is not None:
             metrics.errors.labels(reason).inc()
@@ -224,7 +228,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             if changes:
                 log.warning("retention periods changed; stored recordings recomputed",
                             extra={"changes": changes})
-            await jobs.checkpoint(services)
+            await _checkpoint_if_possible(services)
             app[SERVICES] = services
             if config.scheduler_enabled:
                 app[jobs.SCHEDULER_KEY] = jobs.start_scheduler(services)
@@ -233,9 +237,20 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
             if config.scheduler_enabled:
                 app[jobs.SCHEDULER_KEY].shutdown(wait=False)
-            await jobs.checkpoint(services)
+            await _checkpoint_if_possible(services)
         finally:
             lock.release()
+
+
+async def _checkpoint_if_possible(services: Services) -> None:
+    """The start and stop checkpoints; on a full disk the service still starts (and says
+    so in /readyz) and stops cleanly, and the scheduled checkpoint catches up later."""
+    try:
+        await jobs.checkpoint(services)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        log.error("could not sign an audit checkpoint: the disk is full")
 
 
 def create_app(config: Config, clock: Clock = system_clock,

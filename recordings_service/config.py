@@ -55,6 +55,7 @@ class Config:
     max_upload_bytes: int = 2 * 1024**3
     body_idle_timeout_seconds: float = 30.0
     max_concurrent_uploads: int = 64
+    min_free_disk_bytes: int = 64 * 1024**2
     link_ttl_seconds: int = 600
     audit_origin: str = "recordings-service/audit"
     checkpoint_interval_seconds: int = 300
@@ -206,6 +207,7 @@ def load_config(
         max_upload_bytes=_get(raw, "limits", "max_upload_bytes", int, 2 * 1024**3),
         body_idle_timeout_seconds=_get(raw, "limits", "body_idle_timeout_seconds", float, 30.0),
         max_concurrent_uploads=_get(raw, "limits", "max_concurrent_uploads", int, 64),
+        min_free_disk_bytes=_get(raw, "limits", "min_free_disk_bytes", int, 64 * 1024**2),
         link_ttl_seconds=_get(raw, "playback", "link_ttl_seconds", int, 600),
         audit_origin=_get(raw, "audit", "origin", str, "recordings-service/audit"),
         checkpoint_interval_seconds=_get(raw, "audit", "checkpoint_interval_seconds", int, 300),
@@ -226,4 +228,6 @@ def load_config(
                  "purge_interval_seconds", "purge_batch"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive")
+    if config.min_free_disk_bytes < 0:
+        raise ConfigError("min_free_disk_bytes must not be negative")
     return config

@@ -16,6 +16,7 @@ from recordings_service.errors import (
     Unavailable,
 )
 from storage.errors import BlobAuthenticationError, BlobNotFoundError, KeyringError, StorageError
+from storage.faults import is_catalog_unreachable, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +74,24 @@ def from_http_exception(exc: web.HTTPException) -> web.Response:
     reason = _HTTP_REASONS.get(exc.status, "http_error")
     headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
     return problem(exc.status, exc.reason, reason, exc.reason, headers)
+
+
+def from_unexpected(exc: Exception, method: str) -> tuple[web.Response, str]:
+    """An exception no layer turned into a ServiceError, and its reason: a full disk and
+    a lost catalog are named (and retryable), anything else is a plain 500."""
+    if is_disk_full(exc):
+        if method in ("GET", "HEAD"):
+            # A read that cannot be audited is not served: no audio without its entry.
+            return problem(503, "Service Unavailable", "insufficient_storage",
+                           "the service's storage is full, so this access cannot be "
+                           "recorded in the audit log and is refused; retry later",
+                           {"Retry-After": "30"}), "insufficient_storage"
+        return problem(507, "Insufficient Storage", "insufficient_storage",
+                       "the service's storage is full; nothing was stored"), \
+            "insufficient_storage"
+    if is_catalog_unreachable(exc):
+        return problem(503, "Service Unavailable", "catalog_unavailable",
+                       "the catalog database cannot be reached; retry shortly",
+                       {"Retry-After": "5"}), "catalog_unavailable"
+    return problem(500, "Internal Server Error", "internal_error",
+                   "an unexpected error occurred"), "internal_error"

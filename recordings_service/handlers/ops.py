@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from recordings_service import keys
+from recordings_service import disk, keys
 from recordings_service.appkeys import OPENAPI
 from recordings_service.handlers.common import json_response, require, services
 from recordings_service.problems import problem
@@ -35,6 +35,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks["blob_store"] = "unreachable"
     if checks["catalog"] == "ok":
         checks["keys"] = await keys.readiness(svc)
+    checks["disk"] = disk.readiness(svc.config.data_dir, svc.config.min_free_disk_bytes)
     if all(v == "ok" for v in checks.values()):
         return json_response({"status": "ready", "checks": checks})
     return problem(503, "Service Unavailable", "not_ready",

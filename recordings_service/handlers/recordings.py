@@ -8,9 +8,15 @@ from contextlib import asynccontextmanager
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from recordings_service import access, ingest
+from recordings_service import access, disk, ingest
 from recordings_service.appkeys import ACTOR, UPLOAD_SLOTS
-from recordings_service.errors import BadRequest, PayloadTooLarge, ServiceError, Unavailable
+from recordings_service.errors import (
+    BadRequest,
+    InsufficientStorage,
+    PayloadTooLarge,
+    ServiceError,
+    Unavailable,
+)
 from recordings_service.handlers.common import (
     idle_bounded,
     json_response,
@@ -29,10 +35,15 @@ MAX_METADATA = 64 * 1024
 
 
 def _check_declared_size(request: web.Request) -> None:
-    limit = services(request).config.max_upload_bytes
+    config = services(request).config
+    limit = config.max_upload_bytes
     # Multipart framing adds a little; the audio itself is checked byte by byte.
     if request.content_length is not None and request.content_length > limit + MAX_METADATA:
         raise PayloadTooLarge("too_large", f"recordings are limited to {limit} bytes")
+    needed = (request.content_length or 0) + config.min_free_disk_bytes
+    if disk.free_bytes(config.data_dir) < needed:
+        raise InsufficientStorage("insufficient_storage",
+                                  "the service's storage is nearly full; nothing was stored")
 
 
 def _cut_short() -> BadRequest:

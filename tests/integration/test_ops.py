@@ -18,7 +18,8 @@ async def test_health_and_readiness(api: Api) -> None:
     assert (await api.client.get("/healthz")).status == 200
     ready = await api.client.get("/readyz")
     assert ready.status == 200
-    assert (await ready.json())["checks"] == {"catalog": "ok", "blob_store": "ok", "keys": "ok"}
+    assert (await ready.json())["checks"] == {"catalog": "ok", "blob_store": "ok", "keys": "ok",
+                                            "disk": "ok"}
 
 
 async def test_readiness_fails_when_the_blob_store_is_gone(api: Api) -> None:
