@@ -125,8 +125,10 @@ class Database:
             self._reader = _sqlite_engine(self.url, "BEGIN", busy_ms=200)
             self._write_lock = asyncio.Lock()
         else:
+            # pool_pre_ping: a connection PostgreSQL dropped (restart, failover, idle
+            # timeout) is replaced at checkout instead of failing the request that gets it.
             self._async = create_async_engine(self.url, pool_size=10, max_overflow=10,
-                                              hide_parameters=True)
+                                              hide_parameters=True, pool_pre_ping=True)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
