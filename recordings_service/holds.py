@@ -39,9 +39,15 @@ async def place(services: Services, actor: Actor, origin: Origin,
                 body: dict[str, Any]) -> Hold:
     case_reference = _text(body, "case_reference", 255)
     reason = _text(body, "reason", 2000)
-    ids, customer_id = body.get("recording_ids"), body.get("customer_id")
-    if (ids is None) == (customer_id is None):
+    # Exactly one of the two keys; a key that is present must hold a value (null is not
+    # "absent": a client sending it has a bug worth hearing about).
+    if ("recording_ids" in body) == ("customer_id" in body):
         raise BadRequest("invalid_hold", "give either recording_ids or customer_id")
+    ids, customer_id = body.get("recording_ids"), body.get("customer_id")
+    if "recording_ids" in body and ids is None:
+        raise BadRequest("invalid_hold", "recording_ids must be a non-empty list of ids")
+    if "customer_id" in body and customer_id is None:
+        raise BadRequest("invalid_hold", "customer_id must be a non-empty string")
     if ids is not None and (not isinstance(ids, list) or not ids or len(ids) > MAX_IDS
                             or not all(isinstance(i, str) for i in ids)):
         raise BadRequest("invalid_hold", "recording_ids must be a non-empty list of ids")

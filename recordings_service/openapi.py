@@ -11,7 +11,7 @@ _STATUS_TEXT = {200: "OK", 201: "Created", 206: "Partial Content", 400: "Bad Req
                 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
                 410: "Gone", 413: "Content Too Large", 415: "Unsupported Media Type",
                 416: "Range Not Satisfiable", 422: "Unprocessable Content",
-                503: "Service Unavailable"}
+                408: "Request Timeout", 503: "Service Unavailable", 507: "Insufficient Storage"}
 
 _PROBLEM = {
     "type": "object",
@@ -52,48 +52,78 @@ _RECORDING = {
     },
 }
 
-_METADATA = {
-    "type": "object",
-    "required": ["call_id", "started_at", "purposes"],
-    "properties": {
-        "call_id": {"type": "string"}, "started_at": {"type": "string", "format": "date-time"},
-        "ended_at": {"type": "string", "format": "date-time"},
-        "direction": {"type": "string", "enum": ["inbound", "outbound"]},
-        "agent_id": {"type": "string"}, "customer_id": {"type": "string"},
-        "phone_number": {"type": "string"}, "queue": {"type": "string"},
-        "purposes": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-        "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
-    },
-}
+# Upload strings: at most 255 characters, no control characters (ingest._is_text).
+_PRINTABLE = {"type": "string", "maxLength": 255, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
 
 
-_REASON = {"type": "string", "minLength": 1, "maxLength": 2000}
-_JSON_BODIES: dict[str, dict[str, Any]] = {
-    "json": {"type": "object", "required": ["purpose"],
-             "properties": {"purpose": {"type": "string"}}},
-    "reason": {"type": "object", "required": ["reason"],
-               "properties": {"reason": _REASON, "purpose": {"type": "string"},
-                              "request_reference": {"type": "string"}}},
-    "hold": {"type": "object", "required": ["case_reference", "reason"],
-             "properties": {"case_reference": {"type": "string"}, "reason": _REASON,
-                            "recording_ids": {"type": "array", "items": {"type": "string"}},
-                            "customer_id": {"type": "string"}}},
-    "purge": {"type": "object", "properties": {"dry_run": {"type": "boolean"}}},
-    "subject": {"type": "object", "properties": {"request_reference": {"type": "string"}}},
-    "rectify": {"type": "object", "required": ["reason"], "properties": {
-        "reason": _REASON, "request_reference": {"type": "string"},
-        **{f: {"type": ["string", "null"]} for f in ("agent_id", "customer_id",
-                                                      "phone_number", "queue", "direction",
-                                                      "ended_at")}}},
-    "subject_request": {"type": "object", "required": ["type", "customer_id"], "properties": {
-        "type": {"type": "string", "enum": ["access", "erasure", "restriction", "objection",
-                                            "rectification"]},
-        "customer_id": {"type": "string"}, "request_reference": {"type": "string"},
-        "received_at": {"type": "string", "format": "date-time"}}},
-}
+def _metadata(purposes: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["call_id", "started_at", "purposes"],
+        "additionalProperties": False,
+        "properties": {
+            "call_id": {**_PRINTABLE, "pattern": "^[^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f]"
+                                                 "[^\\x00-\\x1f\\x7f]*$"},
+            "started_at": {"type": "string", "format": "date-time"},
+            "ended_at": {"type": ["string", "null"], "format": "date-time"},
+            "direction": {"type": ["string", "null"], "enum": ["inbound", "outbound", None]},
+            **{name: {**_PRINTABLE, "type": ["string", "null"]}
+               for name in ("agent_id", "customer_id", "phone_number", "queue")},
+            "purposes": {"type": "array", "minItems": 1,
+                         "items": {"type": "string", "enum": purposes}},
+            "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-fA-F]{64}$"},
+        },
+    }
 
 
-def _parameters(route: Route) -> list[dict[str, Any]]:
+# What the handlers accept, so that generated requests (schemathesis) and clients agree
+# with them: "reason" must hold a non-space character, references are optional strings.
+_REASON = {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S"}
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "\\S"}
+_REFERENCE = {"type": ["string", "null"], "maxLength": 255}
+_NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": 255}
+
+
+def _json_bodies(purposes: list[str]) -> dict[str, dict[str, Any]]:
+    purpose = {"type": "string", "enum": purposes}
+    return {
+        "json": {"type": "object", "required": ["purpose"],
+                 "properties": {"purpose": purpose}},
+        "reason": {"type": "object", "required": ["reason"],
+                   "properties": {"reason": _REASON, "request_reference": _REFERENCE}},
+        "add_purpose": {"type": "object", "required": ["reason", "purpose"],
+                        "properties": {"reason": _REASON, "purpose": purpose}},
+        "hold": {"type": "object", "required": ["case_reference", "reason"],
+                 "properties": {"case_reference": _TEXT, "reason": _REASON,
+                                "recording_ids": {"type": "array", "minItems": 1,
+                                                  "maxItems": 10_000,
+                                                  "items": {"type": "string"}},
+                                "customer_id": {"type": "string", "minLength": 1}},
+                 # One or the other: a hold names its recordings or its data subject.
+                 "oneOf": [{"required": ["recording_ids"]}, {"required": ["customer_id"]}]},
+        "purge": {"type": "object", "properties": {"dry_run": {"type": "boolean"}}},
+        "subject": {"type": "object", "properties": {"request_reference": _REFERENCE}},
+        "rectify": {"type": "object", "required": ["reason"], "minProperties": 2,
+                    "properties": {
+                        "reason": _REASON, "request_reference": _REFERENCE,
+                        **{f: _NULLABLE_TEXT for f in ("agent_id", "customer_id",
+                                                       "phone_number", "queue")},
+                        "direction": {"type": ["string", "null"],
+                                      "enum": ["inbound", "outbound", None]},
+                        "ended_at": {"type": ["string", "null"], "format": "date-time"}}},
+        "subject_request": {"type": "object", "required": ["type", "customer_id"],
+                            "properties": {
+                                "type": {"type": "string", "enum": [
+                                    "access", "erasure", "restriction", "objection",
+                                    "rectification"]},
+                                "customer_id": {"type": "string", "minLength": 1,
+                                                "maxLength": 255},
+                                "request_reference": _REFERENCE,
+                                "received_at": {"type": "string", "format": "date-time"}}},
+    }
+
+
+def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", route.path)
@@ -106,13 +136,15 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
             {"name": "Range", "in": "header", "schema": {"type": "string"}},
         ]
     if route.operation_id == "putRecording":
-        params += [{"name": n, "in": "query", "schema": {"type": "string"},
-                    "required": n == "started_at"}
+        fields = _metadata(purposes)["properties"]
+        # A query value is a string, never null: the metadata schemas without "null".
+        params += [{"name": n, "in": "query", "required": n == "started_at",
+                    "schema": {**fields[n], "type": "string"}
+                    | ({"enum": ["inbound", "outbound"]} if n == "direction" else {})}
                    for n in ("started_at", "ended_at", "direction", "agent_id", "customer_id",
                              "phone_number", "queue", "sha256")]
         params.append({"name": "purpose", "in": "query", "required": True,
-                       "schema": {"type": "array", "items": {"type": "string"}},
-                       "style": "form", "explode": True})
+                       "schema": fields["purposes"], "style": "form", "explode": True})
     if route.operation_id == "searchRecordings":
         params += [{"name": n, "in": "query", "schema": {"type": "string"}}
                    for n in ("customer_id", "call_id", "agent_id", "started_after",
@@ -134,7 +166,7 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
     return params
 
 
-def _request_body(route: Route) -> dict[str, Any] | None:
+def _request_body(route: Route, bodies: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     if route.body == "multipart":
         return {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "required": ["metadata", "audio"],
@@ -144,15 +176,25 @@ def _request_body(route: Route) -> dict[str, Any] | None:
     if route.body == "audio":
         return {"required": True, "content": {"application/octet-stream": {"schema": {
             "type": "string", "contentMediaType": "application/octet-stream"}}}}
-    schema = _JSON_BODIES.get(route.body or "")
+    schema = bodies.get(route.body or "")
     if schema is not None:
-        return {"required": True, "content": {"application/json": {"schema": schema}}}
+        # A body of optional fields may be left out (the handlers read it as {}).
+        return {"required": bool(schema.get("required")),
+                "content": {"application/json": {"schema": schema}}}
     return None
+
+
+# Answers any route can give, from the middleware rather than its handler: a header that is
+# not UTF-8 (400), a service draining or a catalog unreachable (503); and any request with
+# a body: a stalled body (408), a full disk (507).
+_EVERY_ROUTE = (400, 503)
+_WITH_BODY = (408, 507)
 
 
 def _responses(route: Route) -> dict[str, Any]:
     responses: dict[str, Any] = {}
-    for status in route.responses:
+    statuses = {*route.responses, *_EVERY_ROUTE, *(_WITH_BODY if route.body else ())}
+    for status in sorted(statuses):
         if status >= 400:
             content = {"application/problem+json": {
                 "schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -165,13 +207,14 @@ def _responses(route: Route) -> dict[str, Any]:
     return responses
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(purposes: list[str]) -> dict[str, Any]:
+    bodies = _json_bodies(purposes)
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         operation: dict[str, Any] = {
             "operationId": route.operation_id,
             "summary": route.summary,
-            "parameters": _parameters(route),
+            "parameters": _parameters(route, purposes),
             "responses": _responses(route),
         }
         if route.roles:
@@ -179,7 +222,7 @@ def openapi_document() -> dict[str, Any]:
             operation["x-roles"] = list(route.roles)
         else:
             operation["security"] = []
-        body = _request_body(route)
+        body = _request_body(route, bodies)
         if body is not None:
             operation["requestBody"] = body
         paths.setdefault(route.path, {})[route.method.lower()] = operation
@@ -190,6 +233,7 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Problem": _PROBLEM, "Recording": _RECORDING,
-                        "PurposeState": _PURPOSE_STATE, "UploadMetadata": _METADATA},
+                        "PurposeState": _PURPOSE_STATE,
+                        "UploadMetadata": _metadata(purposes)},
         },
     }

@@ -64,7 +64,7 @@ ROUTES: tuple[Route, ...] = (
           "Headers of the audio behind a playback link", (), (200, 206, 403, 404, 410, 416)),
     Route("POST", "/v1/recordings/{recording_id}/purposes", retention.add_purpose,
           "addPurpose", "Keep the recording for one more purpose (with a reason)",
-          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "reason"),
+          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "add_purpose"),
     Route("DELETE", "/v1/recordings/{recording_id}/purposes/{purpose}",
           retention.withdraw_purpose, "withdrawPurpose",
           "Withdraw a purpose (consent withdrawn, objection); purge_at is recomputed",

@@ -77,8 +77,8 @@ async def register(services: Services, actor: Actor, origin: Origin,
     if reference is not None and (not isinstance(reference, str) or len(reference) > 255):
         raise BadRequest("invalid_request", "request_reference must be a string")
     now = services.clock()
-    received = parse_time(body["received_at"], "received_at") if body.get("received_at") \
-        else now
+    received = parse_time(body["received_at"], "received_at", "invalid_request") \
+        if "received_at" in body else now
     if received > now:
         raise BadRequest("invalid_request", "received_at lies in the future")
     return await _insert(services, actor, origin, type_, customer_id, reference, received)

@@ -1,0 +1,72 @@
+"""Generated requests from the served OpenAPI document (schemathesis), as each role and
+as nobody: no server error, every answer as the document says, and the document no looser
+than what the service accepts. Bounded in examples; a fixed seed keeps CI repeatable (run
+with RECORDINGS_FUZZ_SEED=random to explore)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.audio import wav_tone
+from tests.integration.helpers import free_port, run_cli, start_serve
+
+ROLES = ("ingest", "supervisor", "compliance", "auditor")
+CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
+          "response_headers_conformance,response_schema_conformance,negative_data_rejection")
+
+
+async def _fuzz(url: str, token: str | None, workdir: Path) -> tuple[int, str]:
+    seed = os.environ.get("RECORDINGS_FUZZ_SEED", "1")
+    command = [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/v1/openapi.json",
+               "--checks", CHECKS, "--max-examples", "10", "--workers", "1",
+               "--phases", "examples,coverage,fuzzing", "--no-color",
+               "--request-timeout", "30",
+               *([] if seed == "random" else ["--seed", seed]),
+               *(["-H", f"Authorization: Bearer {token}"] if token else [])]
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=workdir, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(), 600)
+    return process.returncode or 0, out.decode(errors="replace")
+
+
+@pytest.mark.slow
+async def test_generated_requests_find_no_server_error_and_no_mismatch(tmp_path: Path) -> None:
+    data, config = tmp_path / "data", tmp_path / "c.toml"
+    config.write_text("[scheduler]\nenabled = false\n")
+    tokens = {role: run_cli(data, "tokens", "create", "--name", role, "--role", role,
+                            check=True).stdout.split()[-1] for role in ROLES}
+    port = free_port()
+    process = await start_serve(data, config, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import aiohttp  # a recording, so that some generated ids can meet real data
+
+        async with aiohttp.ClientSession() as session:
+            form = aiohttp.FormData()
+            form.add_field("metadata", '{"call_id": "fuzz-1", "started_at": '
+                           '"2026-11-24T09:00:00Z", "purposes": ["training"]}',
+                           content_type="application/json")
+            form.add_field("audio", wav_tone(0.2), filename="a.wav")
+            async with session.post(f"{url}/v1/recordings", data=form, headers={
+                    "Authorization": f"Bearer {tokens['ingest']}"}) as response:
+                assert response.status == 201
+        started = time.perf_counter()
+        runs = {who: (tmp_path / who) for who in [*ROLES, "nobody"]}
+        for workdir in runs.values():
+            workdir.mkdir()
+        results = await asyncio.gather(*(
+            _fuzz(url, tokens.get(who), workdir) for who, workdir in runs.items()))
+        print(f"schemathesis: {len(runs)} runs in {time.perf_counter() - started:.1f} s")
+        for who, (code, output) in zip(runs, results, strict=True):
+            assert code == 0, f"as {who}:\n{output[-6000:]}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
