@@ -76,7 +76,9 @@ async def start_serve(data: Path, config: Path, port: int,
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
         "--config", str(config), "--port", str(port), env=service_env(),
-        stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
+        stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+        # Its own process group: a test can kill it with its workers, as a crash would.
+        start_new_session=True)
     async with aiohttp.ClientSession() as session:
         for _ in range(200):
             try:
