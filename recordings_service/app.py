@@ -114,9 +114,13 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             reason = "storage_error"
         except web.HTTPException as exc:
             response = from_http_exception(exc)
-        except (asyncio.CancelledError, ConnectionResetError):
+        except (asyncio.CancelledError, ConnectionResetError) as exc:
             status = 499  # client went away
-            raise
+            # aiohttp keeps a lost connection's exception on the request's payload stream,
+            # and its traceback holds every frame of this request (an upload's buffers,
+            # its sniffer's megabyte): a reference cycle that only a full collection frees,
+            # about 2 MB per dropped upload. Nothing reads that traceback: drop it here.
+            raise exc.with_traceback(None)  # noqa: B904 - the same exception, re-raised
         except Exception as exc:
             response, reason = from_unexpected(exc, request.method)
             if reason == "internal_error":

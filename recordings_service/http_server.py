@@ -25,8 +25,11 @@ class _ProblemRequestHandler(RequestHandler):
     def handle_error(self, request: BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        log.warning("request could not be parsed", extra={
-            "status": status, "error": type(exc).__name__ if exc else None})
+        if isinstance(exc, ConnectionError):
+            log.debug("connection lost", extra={"error": type(exc).__name__})
+        else:
+            log.warning("request could not be parsed", extra={
+                "status": status, "error": type(exc).__name__ if exc else None})
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; the connection is closed")
         title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ \
