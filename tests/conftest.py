@@ -128,3 +128,19 @@ async def api(aiohttp_client: Any, config: Config, clock: FrozenClock) -> AsyncI
         api.tokens[role] = await create_token(api.services.database, role, [role], clock())
     yield api
 
+
+
+# Each test module's time, printed at the end of the run (CI keeps the whole run well
+# under its budget; this shows where the time goes).
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    module = report.nodeid.split("::")[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.section("time per test module")
+    for module, seconds in sorted(_MODULE_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{seconds:8.1f} s  {module}")

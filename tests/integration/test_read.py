@@ -94,6 +94,6 @@ async def test_serve_schedules_its_jobs(aiohttp_client: Any, config: Config,
     client = await aiohttp_client(create_app(config.with_overrides(scheduler_enabled=True),
                                              clock))
     scheduler = client.server.app[jobs.SCHEDULER_KEY]
-    assert {job.id for job in scheduler.get_jobs()} == {"checkpoint", "rewrap", "purge",
-                                                        "orphan_sweep"}
+    assert {job.id for job in scheduler.get_jobs()} == {
+        "checkpoint", "checkpoint_on_size", "rewrap", "purge", "orphan_sweep"}
     assert scheduler.running

@@ -1,0 +1,111 @@
+"""The parsers every request goes through, tried with generated input: each answers with
+a value or a 400 naming the problem, never another exception."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recordings_service.errors import BadRequest, RangeNotSatisfiable
+from recordings_service.handlers.common import parse_json_object
+from recordings_service.pagination import decode_cursor, encode_cursor
+from recordings_service.ranges import parse_range
+from recordings_service.times import parse_time, rfc3339
+
+aware_times = st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30),
+                           timezones=st.sampled_from([UTC, timezone(timedelta(hours=2)),
+                                                      timezone(timedelta(hours=-9, minutes=-30))]))
+
+
+@given(aware_times)
+def test_every_rfc_3339_time_parses_to_the_same_instant_in_utc(moment: datetime) -> None:
+    text = moment.isoformat()
+    parsed = parse_time(text, "t")
+    assert parsed == moment and parsed.tzinfo == UTC
+    assert parse_time(rfc3339(parsed), "t") == parsed
+
+
+def _refusal() -> str:
+    try:
+        parse_time("never", "t")
+    except BadRequest as refused:
+        return refused.detail
+    raise AssertionError("accepted")
+
+
+_REFUSAL = _refusal()
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=500)
+def test_any_text_is_a_utc_time_or_a_400(text: str) -> None:
+    try:
+        parsed = parse_time(text, "t")
+    except BadRequest as refused:
+        assert refused.reason == "invalid_metadata"
+        assert refused.detail == _REFUSAL  # the same words whatever came: no echo
+        return
+    assert parsed.tzinfo == UTC
+
+
+@given(st.text(max_size=60), st.integers(0, 10**12))
+@settings(max_examples=500)
+def test_any_range_header_is_a_range_inside_the_size_none_or_a_416(header: str,
+                                                                   size: int) -> None:
+    try:
+        byte_range = parse_range(header, size)
+    except RangeNotSatisfiable:
+        return
+    if byte_range is not None:
+        assert 0 <= byte_range.start <= byte_range.end < size
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                    max_leaves=30))
+def test_any_json_value_is_an_object_of_storable_values_or_a_400(value: object) -> None:
+    raw = json.dumps(value).encode()
+    try:
+        parsed = parse_json_object(raw, "invalid_json", "the body")
+    except BadRequest as refused:
+        assert refused.reason == "invalid_json"
+        return
+    assert isinstance(parsed, dict)
+    json.dumps(parsed).encode("utf-8")  # storable: encodes
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=500)
+def test_any_bytes_are_a_json_object_or_a_400(raw: bytes) -> None:
+    with contextlib.suppress(BadRequest):
+        assert isinstance(parse_json_object(raw, "invalid_json", "the body"), dict)
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=500)
+def test_any_cursor_is_one_we_gave_or_a_400(cursor: str) -> None:
+    try:
+        position = decode_cursor(cursor)
+    except BadRequest as refused:
+        assert refused.reason == "invalid_cursor"
+        return
+    if position is not None:
+        assert position[0].tzinfo is not None and isinstance(position[1], str)
+
+
+@given(aware_times, st.text(max_size=20))
+def test_cursors_round_trip(moment: datetime, key: str) -> None:
+    assert decode_cursor(encode_cursor(moment, key)) == (moment, key)
+
+
+@pytest.mark.parametrize("digits", ["\u00b2", "\u0663", "1" * 5000])
+def test_absurd_digit_strings_in_a_range_are_answered(digits: str) -> None:
+    try:
+        assert parse_range(f"bytes={digits}-", 100) is None
+    except RangeNotSatisfiable:
+        assert digits == "1" * 5000  # a start far past the end
