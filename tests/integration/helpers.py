@@ -64,6 +64,21 @@ def run_cli(data_dir: Path, *args: str, check: bool = False) -> subprocess.Compl
                           env=service_env(), timeout=60, check=check)
 
 
+def new_service(tmp_path: Path, config_text: str = "", *roles: str,
+                ) -> tuple[Path, Path, dict[str, str]]:
+    """A data directory, a config file (scheduler off, then ``config_text``) and a token
+    per role (named after it), as an operator sets up before ``serve``."""
+    data, config = tmp_path / "data", tmp_path / "c.toml"
+    config.write_text("[scheduler]\nenabled = false\n" + config_text)
+    tokens = {role: token(data, role) for role in roles}
+    return data, config, tokens
+
+
+def token(data_dir: Path, role: str) -> str:
+    return run_cli(data_dir, "tokens", "create", "--name", role, "--role", role,
+                   check=True).stdout.split()[-1]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,13 @@ import aiohttp
 import pytest
 
 from tests.audio import wav_noise
-from tests.integration.helpers import free_port, run_cli, service_env, start_serve
+from tests.integration.helpers import (
+    free_port,
+    new_service,
+    run_cli,
+    service_env,
+    start_serve,
+)
 
 UPLOADS = 40
 
@@ -56,12 +62,9 @@ def _files(path: Path, suffix: str = "") -> list[Path]:
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_kill_9_under_concurrent_uploads_loses_nothing_acknowledged(
         tmp_path: Path, workers: int) -> None:
-    data, config = tmp_path / "data", tmp_path / "c.toml"
-    config.write_text(f"[server]\nworkers = {workers}\n[scheduler]\nenabled = false\n")
-    ingest = run_cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest",
-                     check=True).stdout.split()[-1]
-    listener = run_cli(data, "tokens", "create", "--name", "sv", "--role", "supervisor",
-                       check=True).stdout.split()[-1]
+    data, config, tokens = new_service(tmp_path, f"[server]\nworkers = {workers}\n",
+                                       "ingest", "supervisor")
+    ingest, listener = tokens["ingest"], tokens["supervisor"]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = await start_serve(data, config, port)
@@ -104,10 +107,8 @@ async def test_kill_9_under_concurrent_uploads_loses_nothing_acknowledged(
 
 
 async def test_a_retention_run_killed_half_way_completes_on_the_next(tmp_path: Path) -> None:
-    data, config = tmp_path / "data", tmp_path / "c.toml"
-    config.write_text("[scheduler]\nenabled = false\n[purge]\nbatch = 20\n")
-    ingest = run_cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest",
-                     check=True).stdout.split()[-1]
+    data, config, tokens = new_service(tmp_path, "[purge]\nbatch = 20\n", "ingest")
+    ingest = tokens["ingest"]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = await start_serve(data, config, port)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.audio import wav_noise
 from tests.conftest import Api
-from tests.integration.helpers import free_port, run_cli, start_serve
+from tests.integration.helpers import free_port, new_service, start_serve
 
 MB = 1024 * 1024
 
@@ -117,10 +117,8 @@ async def _stall_then_drop(port: int, token: str, audio: bytes) -> None:
 async def test_uploads_dropped_mid_body_leave_memory_flat(tmp_path: Path) -> None:
     import asyncio
 
-    data, config = tmp_path / "data", tmp_path / "c.toml"
-    config.write_text("[scheduler]\nenabled = false\n")
-    token = run_cli(data, "tokens", "create", "--name", "p", "--role", "ingest",
-                    check=True).stdout.split()[-1]
+    data, config, tokens = new_service(tmp_path, "", "ingest")
+    token = tokens["ingest"]
     port = free_port()
     process = await start_serve(data, config, port)
     audio = wav_noise(2_000_000)

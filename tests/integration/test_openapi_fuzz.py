@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.audio import wav_tone
-from tests.integration.helpers import free_port, run_cli, start_serve
+from tests.integration.helpers import free_port, new_service, start_serve
 
 ROLES = ("ingest", "supervisor", "compliance", "auditor")
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -39,10 +39,7 @@ async def _fuzz(url: str, token: str | None, workdir: Path) -> tuple[int, str]:
 
 @pytest.mark.slow
 async def test_generated_requests_find_no_server_error_and_no_mismatch(tmp_path: Path) -> None:
-    data, config = tmp_path / "data", tmp_path / "c.toml"
-    config.write_text("[scheduler]\nenabled = false\n")
-    tokens = {role: run_cli(data, "tokens", "create", "--name", role, "--role", role,
-                            check=True).stdout.split()[-1] for role in ROLES}
+    data, config, tokens = new_service(tmp_path, "", *ROLES)
     port = free_port()
     process = await start_serve(data, config, port)
     url = f"http://127.0.0.1:{port}"

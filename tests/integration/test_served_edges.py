@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import free_port, run_cli, start_serve
+from tests.integration.helpers import free_port, new_service, start_serve
 
 TOKEN_LIKE = "rst_SECRETSECRETSECRETSECRET"
 CUSTOMER = "CUST-4711-PRIVATE"
@@ -48,9 +48,7 @@ async def _send(port: int, raw: bytes) -> bytes:
 
 @pytest.fixture
 async def served(tmp_path: Path):  # type: ignore[no-untyped-def]
-    data, config = tmp_path / "data", tmp_path / "c.toml"
-    config.write_text("[scheduler]\nenabled = false\n")
-    assert run_cli(data, "tokens", "create", "--name", "a", "--role", "auditor").returncode == 0
+    data, config, _ = new_service(tmp_path, "", "auditor")
     port = free_port()
     process = await start_serve(data, config, port, stderr=asyncio.subprocess.PIPE)
     yield port, process
