@@ -155,7 +155,7 @@ async def _refuse_undecodable(request: web.Request) -> None:
     them (they cannot be stored, logged or compared safely). Refused and audited, with
     the header's name only."""
     where = next((name for name, value in request.headers.items()
-                  if _UNDECODABLE.search(value)), None)
+                  if not value.isascii() and _UNDECODABLE.search(value)), None)
     if where is None and _UNDECODABLE.search(request.raw_path):
         where = "request target"
     if where is None:

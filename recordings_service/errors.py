@@ -15,9 +15,12 @@
     ├── RangeNotSatisfiable           416     range_not_satisfiable
     ├── Unprocessable                 422     checksum_mismatch, invalid_audio
     ├── InsufficientStorage           507     insufficient_storage
-    └── Unavailable                   503     too_many_uploads, storage_unavailable,
-                                              catalog_unavailable (with Retry-After)
+    └── Unavailable                   503     too_many_uploads (with Retry-After)
     ConfigError                       (startup only, never HTTP)
+
+A full disk and a lost catalog surface as the drivers' own exceptions; problems.py
+recognises them (storage/faults.py) and answers 507/503 insufficient_storage or 503
+catalog_unavailable.
 """
 
 from __future__ import annotations
