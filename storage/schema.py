@@ -116,11 +116,13 @@ audit_entries = Table(
     Column("leaf_hash", LargeBinary, nullable=False),
     Column("prev_hash", LargeBinary, nullable=False),
     Column("chain_hash", LargeBinary, nullable=False),
-    Column("recording_id", String(32), index=True),
-    Column("actor", String(128), nullable=False),
-    Column("action", String(64), nullable=False),
-    Column("purpose", String(64)),
-    Column("outcome", String(16), nullable=False),
+    # Text: they copy what a request named (a path's recording id, an Access-Purpose
+    # header), which may be of any length; the entry is stored whatever it says.
+    Column("recording_id", Text, index=True),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("purpose", Text),
+    Column("outcome", Text, nullable=False),
     Index("ix_audit_entries_actor_seq", "actor", "seq"),
     Index("ix_audit_entries_action_seq", "action", "seq"),
 )

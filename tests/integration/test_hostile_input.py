@@ -327,3 +327,17 @@ async def test_lying_or_expensive_audio_headers_are_corrected_or_refused(api: Ap
     assert (await response.json())["reason"] == "invalid_audio"
     assert await recording_count(api.services) == 2
     assert len(blob_files(api.services)) == 2
+
+
+async def test_ids_and_purposes_of_any_length_are_answered_and_audited(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.2))
+    long_id = "x" * 300
+    for path in (f"/v1/recordings/{long_id}", f"/v1/recordings/{long_id}/audio"):
+        response = await api.client.get(path, headers={
+            **api.auth("supervisor"), "Access-Purpose": "training"})
+        assert response.status == 404, path
+    response = await api.audio(rec["id"], "p" * 500, "supervisor")
+    assert response.status == 400
+    assert (await response.json())["reason"] == "unknown_purpose"
+    denied = await api.audit(recording_id=long_id)
+    assert denied and all(e["outcome"] == "denied" for e in denied)
