@@ -70,13 +70,10 @@ def new_service(tmp_path: Path, config_text: str = "", *roles: str,
     per role (named after it), as an operator sets up before ``serve``."""
     data, config = tmp_path / "data", tmp_path / "c.toml"
     config.write_text("[scheduler]\nenabled = false\n" + config_text)
-    tokens = {role: token(data, role) for role in roles}
+    tokens = {role: run_cli(data, "tokens", "create", "--name", role, "--role", role,
+                            "--config", str(config), check=True).stdout.split()[-1]
+              for role in roles}
     return data, config, tokens
-
-
-def token(data_dir: Path, role: str) -> str:
-    return run_cli(data_dir, "tokens", "create", "--name", role, "--role", role,
-                   check=True).stdout.split()[-1]
 
 
 def free_port() -> int:

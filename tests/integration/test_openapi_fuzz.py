@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.audio import wav_tone
+from tests.conftest import BACKENDS, PG_URL, reset_postgres
 from tests.integration.helpers import free_port, new_service, start_serve
 
 ROLES = ("ingest", "supervisor", "compliance", "auditor")
@@ -38,8 +39,15 @@ async def _fuzz(url: str, token: str | None, workdir: Path) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-async def test_generated_requests_find_no_server_error_and_no_mismatch(tmp_path: Path) -> None:
-    data, config, tokens = new_service(tmp_path, "", *ROLES)
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_generated_requests_find_no_server_error_and_no_mismatch(
+        tmp_path: Path, backend: str) -> None:
+    catalog = ""
+    if backend == "postgresql":  # its column types refuse what SQLite lets through
+        assert PG_URL is not None
+        await reset_postgres(PG_URL)
+        catalog = f'[storage]\ndatabase_url = "{PG_URL}"\n'
+    data, config, tokens = new_service(tmp_path, catalog, *ROLES)
     port = free_port()
     process = await start_serve(data, config, port)
     url = f"http://127.0.0.1:{port}"
