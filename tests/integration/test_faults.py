@@ -73,10 +73,12 @@ async def test_kill_9_under_concurrent_uploads_loses_nothing_acknowledged(
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         tasks = [asyncio.ensure_future(
             _upload(session, url, ingest, i, acknowledged, enough)) for i in range(UPLOADS)]
-        await asyncio.wait_for(enough.wait(), 120)
-        os.killpg(process.pid, signal.SIGKILL)  # every serve process, mid-upload
-        await process.wait()
-        await asyncio.gather(*tasks)
+        try:
+            await asyncio.wait_for(enough.wait(), 120)
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)  # every serve process, mid-upload
+            await process.wait()
+            await asyncio.gather(*tasks)
     killed_with = len(acknowledged)
 
     started = time.perf_counter()
