@@ -62,12 +62,23 @@ _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def _storable(value: Any) -> Any:
+    """``value`` itself when it is clean (the common case, on every audited request),
+    else a copy with the offending characters replaced."""
     if isinstance(value, str):
+        if "\x00" not in value and value.isascii():
+            return value
         return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, Mapping):
-        return {_storable(k): _storable(v) for k, v in value.items()}
+        items = [(_storable(k), _storable(v)) for k, v in value.items()]
+        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(),
+                                                                 strict=True)):
+            return value
+        return dict(items)
     if isinstance(value, list | tuple):
-        return [_storable(v) for v in value]
+        cleaned = [_storable(v) for v in value]
+        if all(c is v for c, v in zip(cleaned, value, strict=True)):
+            return value
+        return cleaned
     return value
 
 
