@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -17,8 +17,8 @@ from recordings_service.errors import (
     ServiceError,
     Unavailable,
 )
+from recordings_service.handlers.body_watch import BodyWatch, watched_body
 from recordings_service.handlers.common import (
-    idle_bounded,
     json_response,
     origin,
     page_limit,
@@ -51,11 +51,12 @@ def _cut_short() -> BadRequest:
                       "the multipart body ends before a part's closing boundary")
 
 
-async def _part_chunks(request: web.Request, part: BodyPartReader) -> AsyncIterator[bytes]:
+async def _part_chunks(watch: BodyWatch, part: BodyPartReader) -> AsyncIterator[bytes]:
     """A part's bytes; raises unless the part ended at its boundary (a body cut short
     must never pass for a complete, shorter recording)."""
     try:
-        while chunk := await idle_bounded(request, part.read_chunk(CHUNK)):
+        while chunk := await part.read_chunk(CHUNK):
+            watch.progress()
             yield chunk
     except ValueError:
         raise _cut_short() from None
@@ -63,10 +64,10 @@ async def _part_chunks(request: web.Request, part: BodyPartReader) -> AsyncItera
         raise _cut_short()
 
 
-async def _next_part(request: web.Request, reader: MultipartReader,
-                     ) -> BodyPartReader | None:
+async def _next_part(watch: BodyWatch, reader: MultipartReader) -> BodyPartReader | None:
     try:
-        part = await idle_bounded(request, reader.next())
+        part = await reader.next()
+        watch.progress()
     except (ValueError, AssertionError, KeyError, HttpProcessingError):
         raise BadRequest("invalid_multipart", "the multipart body cannot be parsed") from None
     if part is not None and not isinstance(part, BodyPartReader):
@@ -74,17 +75,18 @@ async def _next_part(request: web.Request, reader: MultipartReader,
     return part
 
 
-async def _audio_then_end(request: web.Request, reader: MultipartReader,
+async def _audio_then_end(watch: BodyWatch, reader: MultipartReader,
                           audio: BodyPartReader) -> AsyncIterator[bytes]:
     """The audio part's bytes, then proof that the body ended right after it: its closing
     boundary and nothing else (a second audio part is refused, not ignored)."""
-    async for chunk in _part_chunks(request, audio):
+    async for chunk in _part_chunks(watch, audio):
         yield chunk
-    if await _next_part(request, reader) is not None:
+    if await _next_part(watch, reader) is not None:
         raise BadRequest("invalid_multipart",
                          "the body must hold exactly two parts: metadata, then audio")
     if not reader.at_eof():
         raise _cut_short()
+    watch.finished()
 
 
 def _answer(request: web.Request, result: ingest.UploadResult) -> web.Response:
@@ -122,11 +124,11 @@ async def _upload_slot(request: web.Request) -> AsyncIterator[None]:
 async def post_recording(request: web.Request) -> web.Response:
     await require(request, "upload", "ingest")
     _check_declared_size(request)
-    async with _upload_slot(request):
-        return await _post_recording(request)
+    async with _upload_slot(request), _watched(request) as watch:
+        return await _post_recording(request, watch)
 
 
-async def _post_recording(request: web.Request) -> web.Response:
+async def _post_recording(request: web.Request, watch: BodyWatch) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("invalid_multipart",
                          "send multipart/form-data with a metadata part, then an audio part")
@@ -134,30 +136,30 @@ async def _post_recording(request: web.Request) -> web.Response:
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError):
         raise BadRequest("invalid_multipart", "the multipart body cannot be parsed") from None
-    part = await _next_part(request, reader)
+    part = await _next_part(watch, reader)
     if part is None or part.name != "metadata":
         raise BadRequest("invalid_multipart", "the first part must be named metadata")
     raw = b""
-    async for chunk in _part_chunks(request, part):
+    async for chunk in _part_chunks(watch, part):
         raw += chunk
         if len(raw) > MAX_METADATA:
             raise BadRequest("invalid_metadata", "the metadata part is too large")
     fields = parse_json_object(raw, "invalid_metadata", "the metadata part")
     meta = ingest.parse_metadata(fields, services(request).config.purposes)
-    audio = await _next_part(request, reader)
+    audio = await _next_part(watch, reader)
     if audio is None or audio.name != "audio":
         raise BadRequest("invalid_multipart", "the second part must be named audio")
-    return await _upload(request, meta, _audio_then_end(request, reader, audio))
+    return await _upload(request, meta, _audio_then_end(watch, reader, audio))
 
 
 async def put_recording(request: web.Request) -> web.Response:
     await require(request, "upload", "ingest")
     _check_declared_size(request)
-    async with _upload_slot(request):
-        return await _put_recording(request)
+    async with _upload_slot(request), _watched(request) as watch:
+        return await _put_recording(request, watch)
 
 
-async def _put_recording(request: web.Request) -> web.Response:
+async def _put_recording(request: web.Request, watch: BodyWatch) -> web.Response:
     q = request.query
     fields: dict[str, object] = {
         key: q[key] for key in ("started_at", "ended_at", "direction", "agent_id",
@@ -166,12 +168,18 @@ async def _put_recording(request: web.Request) -> web.Response:
     fields["call_id"] = request.match_info["call_id"]
     fields["purposes"] = q.getall("purpose", [])
     meta = ingest.parse_metadata(fields, services(request).config.purposes)
-    return await _upload(request, meta, _raw_chunks(request))
+    return await _upload(request, meta, _raw_chunks(watch, request))
 
 
-async def _raw_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    while chunk := await idle_bounded(request, request.content.read(CHUNK)):
+async def _raw_chunks(watch: BodyWatch, request: web.Request) -> AsyncIterator[bytes]:
+    while chunk := await request.content.read(CHUNK):
+        watch.progress()
         yield chunk
+    watch.finished()
+
+
+def _watched(request: web.Request) -> AbstractAsyncContextManager[BodyWatch]:
+    return watched_body(services(request).config.body_idle_timeout_seconds)
 
 
 async def get_recording(request: web.Request) -> web.Response:

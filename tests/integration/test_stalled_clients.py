@@ -87,3 +87,17 @@ async def test_uploads_beyond_the_cap_are_refused_at_once_with_retry_after(api: 
                                             "purpose": "training"},
                                     data=wav_noise(20_000), headers=api.auth("ingest"))
     assert accepted.status == 201
+
+
+async def test_a_slow_but_steady_upload_is_not_cut(api: Api) -> None:
+    audio = wav_noise(200_000)
+
+    async def steady() -> Any:
+        for at in range(0, len(audio), 20_000):
+            yield audio[at : at + 20_000]
+            await asyncio.sleep(0.3)  # under the 0.5 s idle limit, 3 s in all
+
+    response = await api.client.put("/v1/calls/steady/recording", data=steady(), params={
+        "started_at": "2026-11-24T09:00:00Z", "purpose": "training"},
+        headers=api.auth("ingest"))
+    assert response.status == 201
