@@ -76,6 +76,18 @@ def new_service(tmp_path: Path, config_text: str = "", *roles: str,
     return data, config, tokens
 
 
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def listeners(port: int) -> int:
+    """Listening TCP sockets on the port: one per serve process (SO_REUSEPORT)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows
+               if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

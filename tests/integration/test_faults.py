@@ -6,6 +6,7 @@ verifies. Figures are printed (run with -s to see them)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,9 @@ import pytest
 
 from tests.audio import wav_noise
 from tests.integration.helpers import (
+    children,
     free_port,
+    listeners,
     new_service,
     run_cli,
     service_env,
@@ -32,7 +35,8 @@ UPLOADS = 40
 
 
 async def _upload(session: aiohttp.ClientSession, url: str, token: str, i: int,
-                  acknowledged: dict[str, bytes], enough: asyncio.Event) -> None:
+                  acknowledged: dict[str, bytes], enough: asyncio.Event,
+                  answers: list[int] | None = None, pause: float = 0.01) -> None:
     audio = wav_noise(1_200_000 + i * 997, seed=i)
 
     async def trickle() -> AsyncIterator[bytes]:
@@ -40,13 +44,15 @@ async def _upload(session: aiohttp.ClientSession, url: str, token: str, i: int,
         await asyncio.sleep(i * 0.04)
         for at in range(0, len(audio), 100_000):
             yield audio[at : at + 100_000]
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(pause)
 
     try:
         async with session.put(f"{url}/v1/calls/kill-{i}/recording", data=trickle(),
                                params={"started_at": "2026-11-24T09:00:00Z",
                                        "purpose": "training"},
                                headers={"Authorization": f"Bearer {token}"}) as response:
+            if answers is not None:
+                answers.append(response.status)
             if response.status in (200, 201):
                 acknowledged[(await response.json())["id"]] = audio
                 if len(acknowledged) >= UPLOADS // 4:
@@ -159,3 +165,59 @@ async def test_a_retention_run_killed_half_way_completes_on_the_next(tmp_path: P
     assert _files(data / "blobs") == []
     assert json.loads(run_cli(data, "audit", "verify", check=True).stdout)["ok"]
     print(f"\npurge killed after {half} of 200; the next run completed the rest")
+
+
+async def test_a_restart_of_the_first_process_spares_a_draining_workers_uploads(
+        tmp_path: Path) -> None:
+    """The first serve process dies and is started again while its extra worker still
+    receives uploads: the new process's start-up clean-up must leave them alone."""
+    data, config, tokens = new_service(tmp_path, "[server]\nworkers = 2\n", "ingest",
+                                       "supervisor")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = await start_serve(data, config, port)
+    for _ in range(200):  # the worker is up when two sockets listen on the port
+        if listeners(port) == 2:
+            break
+        await asyncio.sleep(0.05)
+    [worker] = children(first.pid)
+    acknowledged: dict[str, bytes] = {}
+    answers: list[int] = []
+    never = asyncio.Event()
+    restarted: asyncio.subprocess.Process | None = None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        # Slow bodies (about 4 s each): still arriving when the new process starts.
+        tasks = [asyncio.ensure_future(_upload(session, url, tokens["ingest"], i,
+                                               acknowledged, never, answers, pause=0.3))
+                 for i in range(UPLOADS)]
+        try:
+            await asyncio.sleep(0.5)  # uploads on both processes, mid-body
+            first.kill()  # the worker notices and drains what it is receiving
+            await first.wait()
+            restarted = await start_serve(data, config, port)  # cleans up at start
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
+    assert restarted is not None
+    try:
+        # Uploads on the killed process lose their connection; the worker finishes its own
+        # and answers new ones 503 while it drains. None fails on the server side (all of
+        # the worker's did when the new process's start-up removed its files).
+        assert acknowledged, "no upload was acknowledged"
+        assert set(answers) <= {201, 503}, answers
+        async with aiohttp.ClientSession() as session:
+            for recording_id, audio in acknowledged.items():
+                async with session.get(f"{url}/v1/recordings/{recording_id}/audio", headers={
+                        "Authorization": f"Bearer {tokens['supervisor']}",
+                        "Access-Purpose": "training"}) as response:
+                    assert response.status == 200
+                    assert await response.read() == audio
+    finally:
+        os.killpg(restarted.pid, signal.SIGTERM)
+        await restarted.wait()
+    print(f"\nrestart under a draining worker: {len(acknowledged)} of {UPLOADS} acknowledged,"
+          f" all intact; answers {sorted(answers)}")
+

@@ -15,14 +15,9 @@ from pathlib import Path
 import aiohttp
 
 from tests.audio import wav_noise
-from tests.integration.helpers import free_port, run_cli, start_serve
+from tests.integration.helpers import children, free_port, listeners, run_cli, start_serve
 
 START = {"started_at": "2026-11-24T09:00:00Z", "purpose": "training"}
-
-
-def _children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(p) for p in text.split()]
 
 
 def _alive(pid: int) -> bool:
@@ -30,13 +25,6 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def _listeners(port: int) -> int:
-    """Listening TCP sockets on the port: one per serve process (SO_REUSEPORT)."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(1 for row in rows
-               if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
 
 
 @asynccontextmanager
@@ -47,10 +35,10 @@ async def _serve(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proce
     process = await start_serve(data, config, port, stderr=asyncio.subprocess.PIPE)
     try:
         for _ in range(200):  # until the worker listens too
-            if _listeners(port) == 2:
+            if listeners(port) == 2:
                 break
             await asyncio.sleep(0.05)
-        assert _listeners(port) == 2, "the extra worker never listened"
+        assert listeners(port) == 2, "the extra worker never listened"
         yield process, port, data
     finally:
         if process.returncode is None:
@@ -61,7 +49,7 @@ async def _serve(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proce
 async def test_workers_serve_one_port_with_one_audit_chain_and_stop_together(
         tmp_path: Path) -> None:
     async with _serve(tmp_path) as (process, port, data):
-        [worker] = _children(process.pid)
+        [worker] = children(process.pid)
         ingest = run_cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest",
                          check=True).stdout.split()[-1]
         supervisor = run_cli(data, "tokens", "create", "--name", "sv", "--role", "supervisor",
@@ -110,7 +98,7 @@ async def test_workers_serve_one_port_with_one_audit_chain_and_stop_together(
 
 async def test_an_extra_worker_stops_when_the_first_process_dies(tmp_path: Path) -> None:
     async with _serve(tmp_path) as (process, _, _):
-        [worker] = _children(process.pid)
+        [worker] = children(process.pid)
         process.kill()  # no SIGTERM to forward: the worker sees its stdin close
         await process.wait()
         for _ in range(100):
@@ -122,11 +110,11 @@ async def test_an_extra_worker_stops_when_the_first_process_dies(tmp_path: Path)
 
 async def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
     async with _serve(tmp_path) as (process, port, _):
-        [worker] = _children(process.pid)
+        [worker] = children(process.pid)
         os.kill(worker, signal.SIGKILL)
         replacement: list[int] = []
         for _ in range(100):
-            replacement = [p for p in _children(process.pid) if p != worker and _alive(p)]
+            replacement = [p for p in children(process.pid) if p != worker and _alive(p)]
             if replacement:
                 break
             await asyncio.sleep(0.1)
