@@ -91,6 +91,9 @@ def _json_bodies(purposes: list[str]) -> dict[str, dict[str, Any]]:
                  "properties": {"purpose": purpose}},
         "reason": {"type": "object", "required": ["reason"],
                    "properties": {"reason": _REASON, "request_reference": _REFERENCE}},
+        # Changes that record a reason only (withdrawal, restriction, hold release).
+        "reason_only": {"type": "object", "required": ["reason"],
+                        "properties": {"reason": _REASON}},
         "add_purpose": {"type": "object", "required": ["reason", "purpose"],
                         "properties": {"reason": _REASON, "purpose": purpose}},
         "hold": {"type": "object", "required": ["case_reference", "reason"],

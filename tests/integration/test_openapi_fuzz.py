@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.audio import wav_tone
@@ -38,6 +39,31 @@ async def _fuzz(url: str, token: str | None, workdir: Path) -> tuple[int, str]:
     return process.returncode or 0, out.decode(errors="replace")
 
 
+async def _seed(url: str, tokens: dict[str, str]) -> dict[str, str]:
+    """A recording of a data subject, a playback link to it and a legal hold."""
+    def auth(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[role]}"}
+
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"{url}/v1/calls/fuzz-1/recording", data=wav_tone(0.2),
+                               params=[("started_at", "2026-11-24T09:00:00Z"),
+                                       ("purpose", "training"), ("customer_id", "C-1")],
+                               headers=auth("ingest")) as response:
+            assert response.status == 201
+            recording_id = (await response.json())["id"]
+        async with session.post(f"{url}/v1/recordings/{recording_id}/playback-links",
+                                json={"purpose": "training"},
+                                headers=auth("supervisor")) as response:
+            assert response.status == 201
+            token = (await response.json())["url"].rsplit("/", 1)[1]
+        async with session.post(f"{url}/v1/legal-holds", json={
+                "case_reference": "FUZZ-1", "reason": "fuzz", "customer_id": "C-2"},
+                headers=auth("compliance")) as response:
+            assert response.status == 201
+            hold_id = (await response.json())["id"]
+    return {"recording_id": recording_id, "token": token, "hold_id": hold_id}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_generated_requests_find_no_server_error_and_no_mismatch(
@@ -52,21 +78,14 @@ async def test_generated_requests_find_no_server_error_and_no_mismatch(
     process = await start_serve(data, config, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        import aiohttp  # a recording, so that some generated ids can meet real data
-
-        async with aiohttp.ClientSession() as session:
-            form = aiohttp.FormData()
-            form.add_field("metadata", '{"call_id": "fuzz-1", "started_at": '
-                           '"2026-11-24T09:00:00Z", "purposes": ["training"]}',
-                           content_type="application/json")
-            form.add_field("audio", wav_tone(0.2), filename="a.wav")
-            async with session.post(f"{url}/v1/recordings", data=form, headers={
-                    "Authorization": f"Bearer {tokens['ingest']}"}) as response:
-                assert response.status == 201
+        ids = await _seed(url, tokens)
         started = time.perf_counter()
         runs = {who: (tmp_path / who) for who in [*ROLES, "nobody"]}
         for workdir in runs.values():
             workdir.mkdir()
+            # Real ids for the path parameters, so generated requests reach past the 404.
+            (workdir / "schemathesis.toml").write_text("[parameters]\n" + "".join(
+                f'"path.{name}" = "{value}"\n' for name, value in ids.items()))
         results = await asyncio.gather(*(
             _fuzz(url, tokens.get(who), workdir) for who, workdir in runs.items()))
         print(f"schemathesis: {len(runs)} runs in {time.perf_counter() - started:.1f} s")
