@@ -20,6 +20,7 @@ from recordings_service.serve import serve
 from recordings_service.services import Services, open_services
 from storage import catalog
 from storage.errors import KeyFileError
+from storage.key_files import KEY_FILES
 
 CLI_ACTOR = Actor("system:cli", frozenset())
 
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
 
     key_cmds = sub.add_parser("keys", help="key-encryption keys").add_subparsers(
         dest="action", required=True)
+    key_cmds.add_parser("init", parents=[common],
+                        help="make the key material of a new data directory")
     key_cmds.add_parser("rotate", parents=[common], help="make a new key version current")
     key_cmds.add_parser("rewrap", parents=[common], help="re-wrap data keys to the current "
                                                          "version now")
@@ -100,6 +103,13 @@ async def _tokens_revoke(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _keys_init(services: Services, args: argparse.Namespace) -> int:
+    # open_services made the key files (only a new installation gets them): list them.
+    for name in KEY_FILES:
+        print(services.config.data_dir.resolve() / name)
+    return 0
+
+
 async def _keys_rotate(services: Services, args: argparse.Namespace) -> int:
     version = await keys.rotate(services, CLI_ACTOR)
     print(f"key-encryption key version {version} is now current; data keys move to it on "
@@ -145,6 +155,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("tokens", "create"): _tokens_create,
     ("tokens", "list"): _tokens_list,
     ("tokens", "revoke"): _tokens_revoke,
+    ("keys", "init"): _keys_init,
     ("keys", "rotate"): _keys_rotate,
     ("keys", "rewrap"): _keys_rewrap,
     ("keys", "status"): _keys_status,
@@ -181,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cannot start: {exc}", file=sys.stderr)
             return 1
         return 0
+    if (args.command, getattr(args, "action", None)) == ("keys", "init") and any(
+            (config.data_dir / name).exists() for name in KEY_FILES):
+        print(f"error: {config.data_dir} has its key material already; keys init makes it "
+              f"only for a new data directory", file=sys.stderr)
+        return 1
     try:
         command = COMMANDS[(args.command, getattr(args, "action", None))]
         return asyncio.run(_run(config, command, args))

@@ -92,3 +92,22 @@ def test_every_command_refuses_a_data_directory_without_its_keyring(tmp_path: Pa
         assert "keyring.json is missing" in result.stderr, command
         assert "Traceback" not in result.stderr
         assert not (data / "keyring.json").exists(), command
+
+
+def test_keys_init_makes_key_material_once_and_never_over_data(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    made = run_cli(data, "keys", "init")
+    assert made.returncode == 0, made.stderr
+    assert sorted(Path(line).name for line in made.stdout.split()) == sorted(KEY_FILES)
+    assert all((data / name).stat().st_mode & 0o777 == 0o600 for name in KEY_FILES)
+    before = (data / "keyring.json").read_bytes()
+    again = run_cli(data, "keys", "init")
+    assert again.returncode == 1 and "already" in again.stderr
+    assert (data / "keyring.json").read_bytes() == before
+    # A data directory holding data whose key files are gone is refused, not re-keyed.
+    assert run_cli(data, "tokens", "create", "--name", "a", "--role", "auditor").returncode == 0
+    for name in KEY_FILES:
+        (data / name).unlink()
+    refused = run_cli(data, "keys", "init")
+    assert refused.returncode == 2 and "keyring.json is missing" in refused.stderr
+    assert not (data / "keyring.json").exists()
