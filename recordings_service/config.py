@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from recordings_service.errors import ConfigError
+from storage import erasure_ledger
 
 ROLES = frozenset({"ingest", "supervisor", "compliance", "auditor"})
 LEGAL_BASES = frozenset({"contract", "legitimate_interest", "consent", "legal_obligation"})
@@ -72,6 +73,10 @@ class Config:
     @property
     def checkpoint_path(self) -> Path:
         return self.checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
+
+    @property
+    def erasure_ledger_path(self) -> Path:
+        return self.data_dir / erasure_ledger.FILE_NAME
 
     def with_overrides(self, **changes: Any) -> Config:
         return replace(self, **changes)

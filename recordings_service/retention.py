@@ -8,6 +8,7 @@ deletion receipts + audit entries (one transaction).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -24,7 +25,7 @@ from recordings_service.errors import BadRequest, Conflict, Gone, NotFound, Refu
 from recordings_service.receipts import sign_receipt
 from recordings_service.services import Services
 from recordings_service.views import rfc3339
-from storage import catalog, retention_store
+from storage import catalog, erasure_ledger, retention_store
 from storage.database import Conn
 from storage.errors import StorageError
 
@@ -198,18 +199,24 @@ async def _tombstone_all(services: Services, ids: list[str], request: PurgeReque
     now = services.clock()
     async with services.database.write() as conn:
         shredded = await retention_store.lock_shredded(conn, ids)
-        receipts, entries = {}, []
+        receipts, entries, ledger = {}, [], []
         for rec in shredded:
             reason = rec.purge_reason or request.reason
-            receipts[rec.id] = json.dumps(sign_receipt(
-                services.signing_key, services.config.audit_origin, rec.id, rec.sha256, now,
-                reason))
+            receipt = sign_receipt(services.signing_key, services.config.audit_origin,
+                                   rec.id, rec.sha256, now, reason)
+            receipts[rec.id] = json.dumps(receipt)
             entries.append(auditing.event(
                 request.actor, request.origin, request.action, "allowed",
                 recording_id=rec.id, reason=reason,
                 detail={**request.detail, "data_key_destroyed": True, "blob_deleted": True}))
+            ledger.append({"recording_id": rec.id, "blob_name": rec.blob_name,
+                           "purged_at": rfc3339(now), "reason": reason,
+                           "action": request.action, "deletion_receipt": receipt})
         await retention_store.tombstone_many(conn, receipts, now)
         await auditing.append_many(services, conn, entries)
+        # Durable before the tombstones commit (storage/erasure_ledger.py says why).
+        await asyncio.to_thread(erasure_ledger.append, services.config.erasure_ledger_path,
+                                ledger)
     return list(receipts)
 
 

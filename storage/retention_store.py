@@ -192,16 +192,18 @@ class Shredded:
     id: str
     sha256: str
     purge_reason: str | None
+    blob_name: str | None
 
 
 async def lock_shredded(conn: Conn, ids: list[str]) -> list[Shredded]:
     """Locks (PostgreSQL) the recordings among ``ids`` still waiting for their tombstone."""
     rows = await conn.execute(
-        select(recordings.c.id, recordings.c.sha256, recordings.c.purge_reason)
+        select(recordings.c.id, recordings.c.sha256, recordings.c.purge_reason,
+               recordings.c.blob_name)
         .where(recordings.c.id.in_(ids), recordings.c.state == "purging",
                recordings.c.wrapped_dek.is_(None))
         .order_by(recordings.c.id).with_for_update())
-    return [Shredded(r.id, r.sha256, r.purge_reason) for r in rows]
+    return [Shredded(r.id, r.sha256, r.purge_reason, r.blob_name) for r in rows]
 
 
 async def tombstone_many(conn: Conn, receipts: dict[str, str],
