@@ -1,4 +1,4 @@
-"""The body idle timeout for uploads: one timer per request, not one per read.
+"""The request body idle timeout: one timer per request, not one per read.
 
 A timer armed and cancelled around every read of a 100 MB body (400+ reads) cost about a
 tenth of ingest throughput (docs/benchmarks.md). Here reads only note the time; a single

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
@@ -15,11 +13,10 @@ from recordings_service import auditing
 from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
-from recordings_service.errors import BadRequest, Forbidden, RequestTimeout, Unauthenticated
+from recordings_service.errors import BadRequest, Forbidden, Unauthenticated
+from recordings_service.handlers.body_watch import watched_body
 from recordings_service.services import Services
 from recordings_service.times import parse_time
-
-T = TypeVar("T")
 
 MAX_JSON_BODY = 64 * 1024
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -85,28 +82,17 @@ def parse_json_object(raw: bytes, reason: str, what: str) -> dict[str, Any]:
     return body
 
 
-async def idle_bounded(request: web.Request, read: Awaitable[T]) -> T:
-    """One read of the request body, or 408 when the client sends nothing for
-    ``limits.body_idle_timeout_seconds`` (a stalled client must not hold its socket, a
-    temporary file and memory for ever)."""
-    try:
-        async with asyncio.timeout(services(request).config.body_idle_timeout_seconds):
-            return await read
-    except TimeoutError:
-        raise RequestTimeout("body_timeout",
-                             "the request body stopped arriving; send it again") from None
-
-
 async def json_body(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise BadRequest("invalid_json", "the JSON body is too large")
     # read(n) returns what has arrived so far, not n bytes: read until the end.
     raw = b""
-    while chunk := await idle_bounded(request,
-                                      request.content.read(MAX_JSON_BODY + 1 - len(raw))):
-        raw += chunk
-        if len(raw) > MAX_JSON_BODY:
-            raise BadRequest("invalid_json", "the JSON body is too large")
+    async with watched_body(services(request).config.body_idle_timeout_seconds) as watch:
+        while chunk := await request.content.read(MAX_JSON_BODY + 1 - len(raw)):
+            watch.progress()
+            raw += chunk
+            if len(raw) > MAX_JSON_BODY:
+                raise BadRequest("invalid_json", "the JSON body is too large")
     if not raw.strip():
         return {}
     return parse_json_object(raw, "invalid_json", "the body")

@@ -101,3 +101,15 @@ async def test_a_slow_but_steady_upload_is_not_cut(api: Api) -> None:
         "started_at": "2026-11-24T09:00:00Z", "purpose": "training"},
         headers=api.auth("ingest"))
     assert response.status == 201
+
+
+async def test_a_stalled_json_body_is_answered_408(api: Api) -> None:
+    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    writer.write((f"POST /v1/legal-holds HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {api.tokens['compliance']}\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                  '{"case_reference": ').encode())
+    await writer.drain()
+    status, problem, _ = await _answer(reader)
+    assert (status, problem["reason"]) == (408, "body_timeout")
+    writer.close()
