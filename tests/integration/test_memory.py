@@ -132,7 +132,7 @@ async def test_uploads_dropped_mid_body_leave_memory_flat(tmp_path: Path) -> Non
         process.terminate()
         await process.wait()
     print(f"\nRSS after each cycle of 50 dropped uploads: {[round(r) for r in rss]} MB")
-    # The first cycles size the allocator's pools; after them, dropped uploads must not
-    # accumulate (they kept about 1.8 MB each, 90 MB a cycle, while a reference cycle held
-    # their buffers).
-    assert rss[-1] - rss[2] < 20, rss
+    # Dropped uploads must not accumulate: they kept about 1.8 MB each, 90 MB a cycle
+    # (over 500 MB in these seven), while a reference cycle held their buffers. Without it
+    # RSS wanders with the allocator and with handlers still finishing (seen: 150 to 207).
+    assert rss[-1] - min(rss[:2]) < 100, rss
