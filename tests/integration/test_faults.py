@@ -176,10 +176,11 @@ async def test_a_restart_of_the_first_process_spares_a_draining_workers_uploads(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     first = await start_serve(data, config, port)
-    for _ in range(200):  # the worker is up when two sockets listen on the port
+    for _ in range(600):  # the worker is up when two sockets listen on the port
         if listeners(port) == 2:
             break
         await asyncio.sleep(0.05)
+    assert listeners(port) == 2, "the extra worker never listened"
     [worker] = children(first.pid)
     acknowledged: dict[str, bytes] = {}
     answers: list[int] = []
@@ -191,7 +192,12 @@ async def test_a_restart_of_the_first_process_spares_a_draining_workers_uploads(
                                                acknowledged, never, answers, pause=0.3))
                  for i in range(UPLOADS)]
         try:
-            await asyncio.sleep(0.5)  # uploads on both processes, mid-body
+            for _ in range(400):  # until both processes are receiving uploads
+                if len({p.parent for p in _files(data / "tmp", ".partial")}) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert len({p.parent for p in _files(data / "tmp", ".partial")}) >= 2, \
+                "the uploads did not reach both processes"
             first.kill()  # the worker notices and drains what it is receiving
             await first.wait()
             restarted = await start_serve(data, config, port)  # cleans up at start
