@@ -93,9 +93,9 @@ async def test_a_slow_but_steady_upload_is_not_cut(api: Api) -> None:
     audio = wav_noise(200_000)
 
     async def steady() -> Any:
-        for at in range(0, len(audio), 20_000):
-            yield audio[at : at + 20_000]
-            await asyncio.sleep(0.3)  # under the 0.5 s idle limit, 3 s in all
+        for at in range(0, len(audio), 10_000):
+            yield audio[at : at + 10_000]
+            await asyncio.sleep(0.15)  # well under the 0.5 s idle limit, 3 s in all
 
     response = await api.client.put("/v1/calls/steady/recording", data=steady(), params={
         "started_at": "2026-11-24T09:00:00Z", "purpose": "training"},
