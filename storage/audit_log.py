@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from storage.database import Conn, Database
 from storage.errors import AuditChainError
 from storage.schema import audit_checkpoints, audit_entries, audit_head
 from storage.signing import open_note, sign_note
+from storage.text import make_storable
 
 ENTRY_FIELDS = ("actor", "roles", "action", "recording_id", "purpose", "outcome", "reason",
                 "client_ip", "request_id", "detail")
@@ -58,16 +58,11 @@ class AuditEvent:
         object.__setattr__(self, "detail", _storable(self.detail))
 
 
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-
-
 def _storable(value: Any) -> Any:
     """``value`` itself when it is clean (the common case, on every audited request),
     else a copy with the offending characters replaced."""
     if isinstance(value, str):
-        if "\x00" not in value and value.isascii():
-            return value
-        return _UNSTORABLE.sub("\ufffd", value)
+        return make_storable(value)
     if isinstance(value, Mapping):
         items = [(_storable(k), _storable(v)) for k, v in value.items()]
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(),

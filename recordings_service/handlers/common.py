@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -14,12 +15,12 @@ from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.errors import BadRequest, Forbidden, Unauthenticated
-from recordings_service.handlers.body_watch import watched_body
+from recordings_service.handlers.body_watch import BodyWatch, watched_body
 from recordings_service.services import Services
 from recordings_service.times import parse_time
+from storage.text import is_storable
 
 MAX_JSON_BODY = 64 * 1024
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _LIMIT = re.compile(r"[0-9]{1,3}")
 
 
@@ -57,7 +58,7 @@ def _storable(value: Any) -> bool:
         if depth > MAX_JSON_DEPTH:
             return False
         if isinstance(item, str):
-            if "\x00" in item or (not item.isascii() and _SURROGATE.search(item)):
+            if not is_storable(item):
                 return False
         elif isinstance(item, dict):
             stack.extend((k, depth + 1) for k in item)
@@ -82,12 +83,17 @@ def parse_json_object(raw: bytes, reason: str, what: str) -> dict[str, Any]:
     return body
 
 
+def watched(request: web.Request) -> AbstractAsyncContextManager[BodyWatch]:
+    """The request body's idle watch (``limits.body_idle_timeout_seconds``)."""
+    return watched_body(services(request).config.body_idle_timeout_seconds)
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise BadRequest("invalid_json", "the JSON body is too large")
     # read(n) returns what has arrived so far, not n bytes: read until the end.
     raw = b""
-    async with watched_body(services(request).config.body_idle_timeout_seconds) as watch:
+    async with watched(request) as watch:
         while chunk := await request.content.read(MAX_JSON_BODY + 1 - len(raw)):
             watch.progress()
             raw += chunk

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -17,7 +17,7 @@ from recordings_service.errors import (
     ServiceError,
     Unavailable,
 )
-from recordings_service.handlers.body_watch import BodyWatch, watched_body
+from recordings_service.handlers.body_watch import BodyWatch
 from recordings_service.handlers.common import (
     json_response,
     origin,
@@ -26,6 +26,7 @@ from recordings_service.handlers.common import (
     query_time,
     require,
     services,
+    watched,
 )
 from recordings_service.views import recording_json
 from storage.catalog import SearchFilter
@@ -124,7 +125,7 @@ async def _upload_slot(request: web.Request) -> AsyncIterator[None]:
 async def post_recording(request: web.Request) -> web.Response:
     await require(request, "upload", "ingest")
     _check_declared_size(request)
-    async with _upload_slot(request), _watched(request) as watch:
+    async with _upload_slot(request), watched(request) as watch:
         return await _post_recording(request, watch)
 
 
@@ -155,7 +156,7 @@ async def _post_recording(request: web.Request, watch: BodyWatch) -> web.Respons
 async def put_recording(request: web.Request) -> web.Response:
     await require(request, "upload", "ingest")
     _check_declared_size(request)
-    async with _upload_slot(request), _watched(request) as watch:
+    async with _upload_slot(request), watched(request) as watch:
         return await _put_recording(request, watch)
 
 
@@ -177,9 +178,6 @@ async def _raw_chunks(watch: BodyWatch, request: web.Request) -> AsyncIterator[b
         yield chunk
     watch.finished()
 
-
-def _watched(request: web.Request) -> AbstractAsyncContextManager[BodyWatch]:
-    return watched_body(services(request).config.body_idle_timeout_seconds)
 
 
 async def get_recording(request: web.Request) -> web.Response:
