@@ -9,7 +9,8 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,10 +104,14 @@ async def record_failure(services: Services, actor: Actor, origin: Origin, actio
         reason=type(error).__name__, detail=detail))
 
 
-def open_reader(services: Services, rec: catalog.Recording) -> DecryptingReader:
+@asynccontextmanager
+async def open_reader(services: Services, rec: catalog.Recording,
+                      ) -> AsyncIterator[DecryptingReader]:
     assert rec.wrapped_dek is not None and rec.key_version is not None and rec.blob_name
-    dek = services.keyring.unwrap(rec.wrapped_dek, rec.key_version, rec.id)
-    return DecryptingReader(services.blobs, rec.blob_name, dek, rec.id, rec.size_bytes)
+    dek = await services.keyring.unwrap_fresh(rec.wrapped_dek, rec.key_version, rec.id)
+    async with DecryptingReader(services.blobs, rec.blob_name, dek, rec.id,
+                                rec.size_bytes) as reader:
+        yield reader
 
 
 # --- playback links --------------------------------------------------------------------

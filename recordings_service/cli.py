@@ -10,17 +10,21 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from recordings_service import auditing, jobs, keys, logs, retention
+from recordings_service import auditing, backup, jobs, keys, logs, restore, retention
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor, create_token
 from recordings_service.clock import system_clock
 from recordings_service.config import ROLES, Config, load_config
-from recordings_service.errors import ConfigError, ServiceError
+from recordings_service.custody import open_root_key
+from recordings_service.errors import BackupError, ConfigError, ServiceError
 from recordings_service.serve import serve
 from recordings_service.services import Services, open_services
-from storage import catalog
-from storage.errors import KeyFileError
-from storage.key_files import KEY_FILES
+from storage import catalog, legacy_keys
+from storage.custody import export
+from storage.custody.file import decode, write_private
+from storage.database import Database, sqlite_url
+from storage.errors import CustodyError
+from storage.migrate import upgrade
 
 CLI_ACTOR = Actor("system:cli", frozenset())
 
@@ -48,14 +52,41 @@ def _parser() -> argparse.ArgumentParser:
     revoke = tokens.add_parser("revoke", parents=[common], help="revoke a token by name")
     revoke.add_argument("--name", required=True)
 
-    key_cmds = sub.add_parser("keys", help="key-encryption keys").add_subparsers(
+    key_cmds = sub.add_parser("keys", help="the key hierarchy").add_subparsers(
         dest="action", required=True)
     key_cmds.add_parser("init", parents=[common],
-                        help="make the key material of a new data directory")
-    key_cmds.add_parser("rotate", parents=[common], help="make a new key version current")
+                        help="make the key material of a new installation")
+    rotate = key_cmds.add_parser("rotate", parents=[common],
+                                 help="make a new key-encryption key version current")
+    rotate.add_argument("--root", action="store_true",
+                        help="make a new root key instead, re-sealing the catalog's keys")
     key_cmds.add_parser("rewrap", parents=[common], help="re-wrap data keys to the current "
                                                          "version now")
-    key_cmds.add_parser("status", parents=[common], help="versions and their data-key counts")
+    key_cmds.add_parser("status", parents=[common],
+                        help="root key generations, key versions and their data-key counts")
+    key_cmds.add_parser("upgrade", parents=[common],
+                        help="move an earlier release's key files under the root key")
+    export_cmd = key_cmds.add_parser(
+        "export", parents=[common],
+        help="write the root key (file backend) encrypted under a passphrase from stdin")
+    export_cmd.add_argument("--out", type=Path, required=True)
+    import_cmd = key_cmds.add_parser(
+        "import", parents=[common],
+        help="restore the root key file from an export (passphrase from stdin)")
+    import_cmd.add_argument("--in", dest="source", type=Path, required=True)
+
+    backup_cmd = sub.add_parser("backup", parents=[common],
+                                help="consistent online backup into a directory")
+    backup_cmd.add_argument("dest", type=Path, metavar="DEST")
+    restore_cmd = sub.add_parser(
+        "restore", parents=[common],
+        help="verify a backup, restore it into a new data directory, replay erasures")
+    restore_cmd.add_argument("src", type=Path, metavar="SRC")
+    restore_cmd.add_argument("--into", type=Path, required=True, metavar="DIR")
+    restore_cmd.add_argument("--snapshot", help="a snapshot name (default: the newest)")
+    restore_cmd.add_argument("--erasures", type=Path, action="append", default=[],
+                             metavar="LEDGER",
+                             help="a newer copy of erasure-ledger.jsonl (repeatable)")
 
     purge = sub.add_parser("purge", parents=[common],
                            help="one retention run now, printing what it did")
@@ -104,13 +135,19 @@ async def _tokens_revoke(services: Services, args: argparse.Namespace) -> int:
 
 
 async def _keys_init(services: Services, args: argparse.Namespace) -> int:
-    # open_services made the key files (only a new installation gets them): list them.
-    for name in KEY_FILES:
-        print(services.config.data_dir.resolve() / name)
+    # open_services made the key material (only a new installation gets it).
+    print(f"key material created: {services.keyring.root.describe()}, key-encryption keys "
+          f"and secrets sealed in the catalog")
     return 0
 
 
 async def _keys_rotate(services: Services, args: argparse.Namespace) -> int:
+    if args.root:
+        result = await keys.rotate_root(services, CLI_ACTOR)
+        _print(result)
+        print("the root key is new: take a new key backup now (keys export); backups made "
+              "before this rotation need the old root key", file=sys.stderr)
+        return 0
     version = await keys.rotate(services, CLI_ACTOR)
     print(f"key-encryption key version {version} is now current; data keys move to it on "
           f"the next re-wrap (or run: recordings-service keys rewrap)")
@@ -125,6 +162,34 @@ async def _keys_rewrap(services: Services, args: argparse.Namespace) -> int:
 
 async def _keys_status(services: Services, args: argparse.Namespace) -> int:
     _print(await keys.status(services))
+    return 0
+
+
+async def _keys_export(services: Services, args: argparse.Namespace) -> int:
+    config = services.config
+    if config.keys_backend != "file":
+        print(f"nothing exported: the root key stays in {services.keyring.root.describe()}; "
+              f"back it up with the HSM's own procedure")
+        return 0
+    passphrase = sys.stdin.readline().rstrip("\n")
+    content = config.root_key_path.read_bytes()
+    decode(content, str(config.root_key_path))
+    write_private(args.out, export.export_key_file(content, passphrase))
+    await auditing.record(services, auditing.event(
+        CLI_ACTOR, SYSTEM_ORIGIN, "root_key_exported", "allowed"))
+    print(f"root key exported to {args.out}, encrypted under the passphrase; keep it apart "
+          f"from the data backups")
+    return 0
+
+
+async def _backup(services: Services, args: argparse.Namespace) -> int:
+    result = await backup.backup(services, args.dest,
+                                 lambda line: print(line, file=sys.stderr))
+    for message in result.messages:
+        print(message, file=sys.stderr)
+    _print({"snapshot": result.snapshot, "path": str(result.path),
+            "blobs": len(result.manifest["blobs"]), "copied_blobs": result.copied_blobs,
+            "recordings": result.manifest["recordings"], "audit": result.manifest["audit"]})
     return 0
 
 
@@ -159,6 +224,8 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("keys", "rotate"): _keys_rotate,
     ("keys", "rewrap"): _keys_rewrap,
     ("keys", "status"): _keys_status,
+    ("keys", "export"): _keys_export,
+    ("backup", None): _backup,
     ("audit", "verify"): _audit_verify,
     ("audit", "checkpoint"): _audit_checkpoint,
     ("purge", None): _purge,
@@ -168,6 +235,52 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
 async def _run(config: Config, command: Command, args: argparse.Namespace) -> int:
     async with open_services(config, system_clock) as services:
         return await command(services, args)
+
+
+async def _keys_upgrade(config: Config) -> int:
+    database = Database(config.database_url.reveal() or sqlite_url(config.data_dir))
+    root = None
+    try:
+        await upgrade(database)
+        root = open_root_key(config)
+        report = await legacy_keys.upgrade(database, root, config.data_dir, system_clock())
+    finally:
+        if root is not None:
+            root.close()
+        await database.dispose()
+    async with open_services(config, system_clock) as services:
+        await auditing.record(services, auditing.event(
+            CLI_ACTOR, SYSTEM_ORIGIN, "keys_upgraded", "allowed",
+            detail={"key_versions": report["key_versions"]}))
+    _print(report)
+    print("the key files are now sealed in the catalog under the root key; back up the "
+          "root key (keys export) apart from the data", file=sys.stderr)
+    return 0
+
+
+def _keys_import(config: Config, source: Path) -> int:
+    if config.keys_backend != "file":
+        print("error: keys import is for the file backend", file=sys.stderr)
+        return 2
+    path = config.root_key_path
+    if path.exists():
+        print(f"error: {path} exists; not overwriting a root key", file=sys.stderr)
+        return 1
+    passphrase = sys.stdin.readline().rstrip("\n")
+    content = export.import_key_file(source.read_bytes(), passphrase)
+    decode(content, str(source))
+    write_private(path, content)
+    print(f"root key restored to {path}")
+    return 0
+
+
+async def _restore(config: Config, args: argparse.Namespace) -> int:
+    report = await restore.restore(config, system_clock, args.src, args.snapshot,
+                                   args.erasures, lambda line: print(line, file=sys.stderr))
+    for warning in report.warnings:
+        print(f"\n!!! {warning}\n", file=sys.stderr)
+    _print(report.as_json())
+    return 0 if report.audit_ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,26 +299,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             asyncio.run(serve(config, extra_worker=args.worker,
                               argv=[a for a in argv if a != "--worker"]))
-        except (RuntimeError, OSError, KeyFileError) as exc:
+        except (RuntimeError, OSError, CustodyError) as exc:
             # e.g. the port is taken, another serve holds this data directory, a key file
             # is missing (its message names the file, never its content)
             print(f"cannot start: {exc}", file=sys.stderr)
             return 1
         return 0
-    if (args.command, getattr(args, "action", None)) == ("keys", "init") and any(
-            (config.data_dir / name).exists() for name in KEY_FILES):
-        print(f"error: {config.data_dir} has its key material already; keys init makes it "
-              f"only for a new data directory", file=sys.stderr)
-        return 1
+    which = (args.command, getattr(args, "action", None))
     try:
-        command = COMMANDS[(args.command, getattr(args, "action", None))]
-        return asyncio.run(_run(config, command, args))
+        if which == ("keys", "init") and _has_root_key(config):
+            print("error: the root key exists already; keys init makes key material only "
+                  "for a new installation", file=sys.stderr)
+            return 1
+        if which == ("keys", "upgrade"):
+            return asyncio.run(_keys_upgrade(config))
+        if which == ("keys", "import"):
+            return _keys_import(config, args.source)
+        if which == ("restore", None):
+            return asyncio.run(_restore(config.with_overrides(data_dir=args.into), args))
+        return asyncio.run(_run(config, COMMANDS[which], args))
     except ServiceError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 2
-    except KeyFileError as exc:
+    except (CustodyError, BackupError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _has_root_key(config: Config) -> bool:
+    root = open_root_key(config)
+    try:
+        return root.exists()
+    finally:
+        root.close()
 
 
 if __name__ == "__main__":

@@ -63,16 +63,28 @@ class Config:
     checkpoint_every_entries: int = 1000
     checkpoint_file: Path | None = None
     stale_after_seconds: int = 900
+    keys_backend: str = "file"
+    root_key_file: Path | None = None
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    pkcs11_key_label: str = ""
+    pkcs11_pin: Secret = field(default_factory=lambda: Secret(""))
+    key_refresh_interval_seconds: int = 30
     rewrap_interval_seconds: int = 300
     rewrap_batch: int = 500
     purge_interval_seconds: int = 3600
     purge_batch: int = 500
+    backup_destination: Path | None = None
     scheduler_enabled: bool = True
     log_level: str = "INFO"
 
     @property
     def checkpoint_path(self) -> Path:
         return self.checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
+
+    @property
+    def root_key_path(self) -> Path:
+        return self.root_key_file or self.data_dir / "root.key"
 
     @property
     def erasure_ledger_path(self) -> Path:
@@ -133,6 +145,14 @@ def _refuse_unknown_keys(shipped: Mapping[str, Any], given: Mapping[str, Any],
             elif key not in shipped[section]:
                 raise ConfigError(f"{path}: unknown key [{section}] {key} (known: "
                                   f"{', '.join(sorted(shipped[section]))})")
+            elif isinstance(shipped[section][key], Mapping):
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{path}: [{section}.{key}] must be a table")
+                known = shipped[section][key]
+                unknown = sorted(set(value) - set(known))
+                if unknown:
+                    raise ConfigError(f"{path}: unknown key [{section}.{key}] {unknown[0]} "
+                                      f"(known: {', '.join(sorted(known))})")
 
 
 def _get(raw: Mapping[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
@@ -142,6 +162,13 @@ def _get(raw: Mapping[str, Any], section: str, key: str, kind: type, default: An
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
         raise ConfigError(f"[{section}] {key} must be {names.get(kind, kind.__name__)}")
+    return value
+
+
+def _get_nested(raw: Mapping[str, Any], section: str, table: str, key: str) -> str:
+    value = raw.get(section, {}).get(table, {}).get(key, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"[{section}.{table}] {key} must be a string")
     return value
 
 
@@ -195,6 +222,19 @@ def load_config(
         raise ConfigError("[server] workers must be between 1 and 64")
     checkpoint_file = _get(raw, "audit", "checkpoint_file", str, "")
     level = _get(raw, "logging", "level", str, "INFO").upper()
+    keys_backend = _get(raw, "keys", "backend", str, "file")
+    if keys_backend not in {"file", "pkcs11"}:
+        raise ConfigError("[keys] backend must be 'file' or 'pkcs11'")
+    root_key_file = _get(raw, "keys", "root_key_file", str, "")
+    pkcs11 = {k: _get_nested(raw, "keys", "pkcs11", k)
+              for k in ("module", "token_label", "key_label")}
+    if keys_backend == "pkcs11":
+        empty = [k for k, v in pkcs11.items() if not v]
+        if empty:
+            raise ConfigError(f"[keys.pkcs11] {empty[0]} must be set for the pkcs11 backend")
+        if not environ.get("RECORDINGS_PKCS11_PIN"):
+            raise ConfigError("the pkcs11 key backend needs the token's PIN in the "
+                              "RECORDINGS_PKCS11_PIN environment variable")
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("[logging] level must be DEBUG, INFO, WARNING or ERROR")
 
@@ -219,17 +259,27 @@ def load_config(
         checkpoint_every_entries=_get(raw, "audit", "checkpoint_every_entries", int, 1000),
         checkpoint_file=Path(checkpoint_file) if checkpoint_file else None,
         stale_after_seconds=_get(raw, "audit", "stale_after_seconds", int, 900),
+        keys_backend=keys_backend,
+        root_key_file=Path(root_key_file) if root_key_file else None,
+        pkcs11_module=pkcs11["module"],
+        pkcs11_token_label=pkcs11["token_label"],
+        pkcs11_key_label=pkcs11["key_label"],
+        pkcs11_pin=Secret(environ.get("RECORDINGS_PKCS11_PIN", "")),
+        key_refresh_interval_seconds=_get(raw, "keys", "refresh_interval_seconds", int, 30),
         rewrap_interval_seconds=_get(raw, "keys", "rewrap_interval_seconds", int, 300),
         rewrap_batch=_get(raw, "keys", "rewrap_batch", int, 500),
         purge_interval_seconds=_get(raw, "purge", "interval_seconds", int, 3600),
         purge_batch=_get(raw, "purge", "batch", int, 500),
+        backup_destination=Path(_get(raw, "backup", "destination", str, ""))
+        if _get(raw, "backup", "destination", str, "") else None,
         scheduler_enabled=_get(raw, "scheduler", "enabled", bool, True),
         log_level=level,
     )
     for name in ("max_upload_bytes", "body_idle_timeout_seconds", "max_concurrent_uploads",
                  "link_ttl_seconds", "checkpoint_interval_seconds",
                  "checkpoint_every_entries",
-                 "rewrap_interval_seconds", "rewrap_batch", "stale_after_seconds",
+                 "rewrap_interval_seconds", "rewrap_batch", "key_refresh_interval_seconds",
+                 "stale_after_seconds",
                  "purge_interval_seconds", "purge_batch"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive")

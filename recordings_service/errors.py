@@ -17,6 +17,7 @@
     ├── InsufficientStorage           507     insufficient_storage
     └── Unavailable                   503     too_many_uploads (with Retry-After)
     ConfigError                       (startup only, never HTTP)
+    BackupError                       (backup and restore commands, never HTTP)
 
 A full disk and a lost catalog surface as the drivers' own exceptions; problems.py
 recognises them (storage/faults.py) and answers 507/503 insufficient_storage or 503
@@ -127,3 +128,7 @@ class Unavailable(ServiceError):
 
 class ConfigError(Exception):
     """The configuration is invalid; raised at start, printed, never served."""
+
+
+class BackupError(Exception):
+    """A backup cannot be taken or restored; the message says what and where."""

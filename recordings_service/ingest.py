@@ -183,6 +183,7 @@ async def upload(
               for p in meta.purposes]
     recording_id = new_recording_id()
     dek = new_dek()
+    await services.keyring.refresh_if_older(services.config.key_refresh_interval_seconds)
     key_version, wrapped = services.keyring.wrap(dek, recording_id)
     blob_name = new_blob_name()
     writer = EncryptingWriter(await services.blobs.open_writer(blob_name), dek, recording_id)

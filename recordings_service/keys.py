@@ -1,6 +1,9 @@
-"""Key-encryption key rotation: new version, re-wrap data keys in batches, retire the old.
+"""Key rotation at both levels of the hierarchy.
 
-Audio is never re-encrypted: only the 60-byte wrapped data keys change.
+A new key-encryption key version: data keys are re-wrapped in batches and the old version
+retired. Audio is never re-encrypted: only the 60-byte wrapped data keys change. A new
+root key generation: the catalog's sealed KEKs and secrets are re-sealed (data keys are
+untouched) and the older generation destroyed.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from recordings_service import auditing
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor
 from recordings_service.services import Services
-from storage import catalog
-from storage.errors import KeyringError
+from storage import catalog, key_material, key_store
+from storage.errors import CustodyError, KeyringError
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +30,22 @@ RETIRE_GRACE = timedelta(hours=1)
 
 
 async def rotate(services: Services, actor: Actor = KEYS_ACTOR) -> int:
-    version = services.keyring.rotate(services.clock())
+    version = await services.keyring.rotate(services.clock())
     await auditing.record(services, auditing.event(
         actor, SYSTEM_ORIGIN, "key_rotation", "allowed", detail={"new_version": version}))
     log.info("rotated key-encryption key", extra={"key_version": version})
     return version
+
+
+async def rotate_root(services: Services, actor: Actor = KEYS_ACTOR) -> dict[str, Any]:
+    generation, destroyed = await key_material.rotate_root(services.database,
+                                                           services.keyring.root)
+    await services.keyring.refresh()
+    await auditing.record(services, auditing.event(
+        actor, SYSTEM_ORIGIN, "root_key_rotation", "allowed",
+        detail={"new_generation": generation, "destroyed_generations": destroyed}))
+    log.info("rotated the root key", extra={"root_generation": generation})
+    return {"root_generation": generation, "destroyed_generations": destroyed}
 
 
 @dataclass(frozen=True)
@@ -42,7 +56,7 @@ class RewrapResult:
 
 async def rewrap(services: Services, actor: Actor = KEYS_ACTOR) -> RewrapResult:
     keyring = services.keyring
-    keyring.refresh()
+    await keyring.refresh()
     current = keyring.current_version()
     moved = 0
     while True:
@@ -52,7 +66,7 @@ async def rewrap(services: Services, actor: Actor = KEYS_ACTOR) -> RewrapResult:
             break
         async with services.database.write() as conn:
             for recording_id, version, wrapped in batch:
-                dek = keyring.unwrap(wrapped, version, recording_id)
+                dek = await keyring.unwrap_fresh(wrapped, version, recording_id)
                 new_version, rewrapped = keyring.wrap(dek, recording_id)
                 if new_version != current:
                     raise KeyringError("the current key version changed during re-wrap")
@@ -78,19 +92,22 @@ async def _retire_unused(services: Services, current: int, now: datetime) -> lis
         since = superseded_at[v.version]
         if v.retired or v.version == current or counts.get(v.version, 0) or since is None:
             continue
-        if now - datetime.fromisoformat(since) < RETIRE_GRACE:
+        if now - since < RETIRE_GRACE:
             continue
-        services.keyring.retire(v.version, now)
+        await services.keyring.retire(v.version, now)
         retired.append(v.version)
     return retired
 
 
 async def status(services: Services) -> dict[str, Any]:
-    services.keyring.refresh()
+    await services.keyring.refresh()
     async with services.database.read() as conn:
         counts = await catalog.key_version_counts(conn)
     current = services.keyring.current_version()
+    root = services.keyring.root
     return {
+        "root_key": {"custody": services.config.keys_backend, "where": root.describe(),
+                     "generations": root.generations()},
         "current_version": current,
         "versions": [
             {"version": v.version, "created_at": v.created_at, "retired_at": v.retired_at,
@@ -103,11 +120,18 @@ async def status(services: Services) -> dict[str, Any]:
 async def readiness(services: Services) -> str:
     """"ok", or why stored data keys cannot be unwrapped (``/readyz``)."""
     try:
-        services.keyring.refresh()
-    except KeyringError:
-        return "keyring file missing or damaged"
+        await services.keyring.refresh()
+        # The process keeps its unsealed keys, but a new version or a restart needs the
+        # custody: look at it too.
+        available = set(services.keyring.root.generations())
+    except (CustodyError, KeyringError):
+        return "root key or key-encryption keys unavailable"
     async with services.database.read() as conn:
         counts = await catalog.key_version_counts(conn)
+        sealed_under = await key_store.generations_in_use(conn)
+    if sealed_under - available:
+        return "root key generations not available: " + ", ".join(
+            map(str, sorted(sealed_under - available)))
     usable = {v.version for v in services.keyring.versions() if not v.retired}
     missing = sorted(set(counts) - usable)
     if missing:

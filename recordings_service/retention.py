@@ -220,6 +220,21 @@ async def _tombstone_all(services: Services, ids: list[str], request: PurgeReque
     return list(receipts)
 
 
+async def mirror_ledger(services: Services) -> None:
+    """Copies the erasure ledger's new lines to the backup destination, when configured.
+    A failure is logged, not raised: the purge is done and its line is durable locally;
+    the next purge or backup copies it."""
+    destination = services.config.backup_destination
+    if destination is None:
+        return
+    try:
+        await asyncio.to_thread(erasure_ledger.mirror, services.config.erasure_ledger_path,
+                                destination / erasure_ledger.FILE_NAME)
+    except OSError as exc:
+        log.error("copying the erasure ledger to the backup destination failed",
+                  extra={"error": type(exc).__name__})
+
+
 async def purge_batch(services: Services, ids: list[str], request: PurgeRequest,
                       check_erasure: bool = False,
                       ) -> tuple[list[str], dict[str, policy.Refusal], list[str]]:
@@ -229,6 +244,8 @@ async def purge_batch(services: Services, ids: list[str], request: PurgeRequest,
         return [], refusals, []
     gone = await _delete_blobs(services, marked)
     purged = await _tombstone_all(services, gone, request)
+    if purged:
+        await mirror_ledger(services)
     done = set(purged)
     failed = [r.id for r in marked if r.id not in done]
     return purged, refusals, failed

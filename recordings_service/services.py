@@ -13,14 +13,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recordings_service.clock import Clock
 from recordings_service.config import Config
+from recordings_service.custody import open_root_key
 from recordings_service.metrics import Metrics
-from storage import catalog
 from storage.audit_batch import GroupCommitAppender
 from storage.blobstore.base import BlobStore
 from storage.blobstore.filesystem import FilesystemBlobStore
+from storage.custody.base import RootKey
 from storage.database import Database, sqlite_url
 from storage.group_commit import GroupCommit
-from storage.key_files import KEY_FILES, open_key_material
+from storage.key_material import open_key_material
 from storage.keyring import Keyring
 from storage.migrate import upgrade
 
@@ -36,6 +37,7 @@ class Services:
     keyring: Keyring
     signing_key: Ed25519PrivateKey
     link_secret: bytes
+    subject_secret: bytes
     metrics: Metrics
     audit: GroupCommitAppender
     # Small write transactions that may share one commit (an upload's row).
@@ -43,8 +45,7 @@ class Services:
 
     def subject_ref(self, customer_id: str) -> str:
         """A keyed pseudonym of a customer id: finds a subject's tombstones after purge."""
-        key = hmac.new(self.link_secret, b"subject-ref/v1", hashlib.sha256).digest()
-        return hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self.subject_secret, customer_id.encode(), hashlib.sha256).hexdigest()
 
 
 @asynccontextmanager
@@ -59,14 +60,14 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
     appender = GroupCommitAppender(database)
     group_commit = GroupCommit(database)
     blobs: BlobStore | None = None
+    root: RootKey | None = None
     try:
         await upgrade(database)
-        async with database.read() as conn:
-            holds_data = await catalog.holds_data(conn)
-        keys, created = open_key_material(data_dir, clock(), catalog_holds_data=holds_data)
+        root = open_root_key(config)
+        keys, created = await open_key_material(database, root, data_dir, clock())
         if created:
-            log.info("created key material for a new data directory",
-                     extra={"key_files": [str((data_dir / n).resolve()) for n in KEY_FILES]})
+            log.info("created key material for a new installation",
+                     extra={"root_key": root.describe()})
         blobs = FilesystemBlobStore(data_dir)
         yield Services(
             config=config,
@@ -76,6 +77,7 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
             keyring=keys.keyring,
             signing_key=keys.signing_key,
             link_secret=keys.link_secret,
+            subject_secret=keys.subject_secret,
             metrics=Metrics(),
             audit=appender,
             group_commit=group_commit,
@@ -83,6 +85,8 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
     finally:
         if blobs is not None:
             await blobs.close()
+        if root is not None:
+            root.close()
         await group_commit.close()
         await appender.close()
         await database.dispose()

@@ -239,12 +239,10 @@ async def make_checkpoint(
 ) -> Checkpoint:
     """Signs the current head, even when nothing was appended since the last one."""
     async with database.write() as conn:
-        head = (await conn.execute(select(audit_head).where(audit_head.c.id == 1))).one()
-        frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
-        root = merkle.frontier_root(frontier)
-        note = sign_note(checkpoint_text(origin, head.size, root, now), origin, key)
+        size, root = await head_root(conn)
+        note = sign_note(checkpoint_text(origin, size, root, now), origin, key)
         await conn.execute(
-            insert(audit_checkpoints).values(size=head.size, root_hash=root, signed_at=now,
+            insert(audit_checkpoints).values(size=size, root_hash=root, signed_at=now,
                                              note=note)
         )
         # Mirrored outside the database before the transaction commits: whoever
@@ -254,7 +252,14 @@ async def make_checkpoint(
             f.write(json.dumps({"note": note}) + "\n")
             f.flush()
             os.fsync(f.fileno())
-    return Checkpoint(head.size, root, now, note)
+    return Checkpoint(size, root, now, note)
+
+
+async def head_root(conn: Conn) -> tuple[int, bytes]:
+    """The log's size and Merkle root now."""
+    head = (await conn.execute(select(audit_head).where(audit_head.c.id == 1))).one()
+    return int(head.size), merkle.frontier_root([bytes.fromhex(h)
+                                                 for h in json.loads(head.frontier)])
 
 
 async def entries_since_checkpoint(conn: Conn) -> int:

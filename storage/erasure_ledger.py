@@ -10,36 +10,43 @@ without its line.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 FILE_NAME = "erasure-ledger.jsonl"
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialises the writers of one ledger file (a purge appending, a backup replacing)."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC,
+                 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def append(path: Path, entries: Sequence[dict[str, Any]]) -> None:
     """Appends ``entries`` and fsyncs them (blocking: call it from a worker thread)."""
     if not entries:
         return
+    with _locked(path):
+        _append(path, entries)
+
+
+def _append(path: Path, entries: Sequence[dict[str, Any]]) -> None:
     created = not path.exists()
-    data = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n"
-                   for e in entries).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _write(path, "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n"
+                         for e in entries).encode())
     if created:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(path.parent)
 
 
 def read(path: Path) -> Iterator[dict[str, Any]]:
@@ -54,3 +61,51 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(entry, dict):
                 yield entry
+
+
+def mirror(source: Path, copy: Path) -> None:
+    """Makes ``copy`` (a backup destination's ledger) hold everything ``source`` holds.
+
+    The source is append-only, so a good copy is a prefix of it and only the missing tail
+    is appended (under the copy's lock, fsynced); a copy that is not a prefix (another
+    ledger's) is replaced whole.
+    """
+    copy.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _locked(copy), source.open("rb") as src:
+        have = copy.stat().st_size if copy.exists() else 0
+        check = min(have, 4096)
+        if check:
+            with copy.open("rb") as old:
+                old.seek(have - check)
+                src.seek(have - check)
+                if old.read(check) != src.read(check):
+                    have = 0
+        src.seek(have)
+        tail = src.read()
+        if have == 0:
+            tmp = copy.with_name(copy.name + ".tmp")
+            tmp.unlink(missing_ok=True)
+            _write(tmp, tail)
+            os.replace(tmp, copy)
+            _fsync_dir(copy.parent)
+        elif tail:
+            _write(copy, tail)
+
+
+def _write(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

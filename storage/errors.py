@@ -5,7 +5,9 @@
     │                             swapped); never served
     ├── BlobNotFoundError         a blob the catalog names is missing
     ├── KeyringError              a key-encryption key is unknown, retired or unusable
-    ├── KeyFileError              a key file is missing, empty or damaged (start-up only)
+    ├── CustodyError              the root key's custody refused or cannot be reached
+    │   └── KeyFileError          key material is missing, damaged or of an older release
+    │                             (start-up only; the message says what to do)
     ├── AuditChainError           an append found the chain head inconsistent
     └── DuplicateCallIdError      the call id is already in the catalog
 """
@@ -27,8 +29,12 @@ class KeyringError(StorageError):
     pass
 
 
-class KeyFileError(StorageError):
-    """Its message names the file and what to do; it never holds key material."""
+class CustodyError(StorageError):
+    """Its message names the custody (a file, a token), never key material or a PIN."""
+
+
+class KeyFileError(CustodyError):
+    """Its message names the file or token key and what to do."""
 
 
 class AuditChainError(StorageError):

@@ -225,3 +225,26 @@ subject_requests = Table(
     Index("ix_subject_requests_received_at_id", "received_at", "id"),
     Index("ix_subject_requests_open_due", "completed_at", "due_at"),
 )
+
+# The key hierarchy's catalog half: key-encryption keys (KEKs) and the service's secrets,
+# each sealed under a generation of the root key, which stays in its custody (a file or
+# an HSM). Every replica sharing the database sees a rotation at once.
+key_versions = Table(
+    "key_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("root_generation", Integer),
+    # NULL once retired: the KEK is destroyed and can unwrap nothing.
+    Column("sealed_key", LargeBinary),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime),
+)
+
+key_secrets = Table(
+    "key_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("root_generation", Integer, nullable=False),
+    Column("sealed_value", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

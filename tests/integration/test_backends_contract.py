@@ -1,4 +1,5 @@
-"""One contract for every BlobStore and Keyring backend (today: filesystem and file).
+"""One contract for every BlobStore and every root key custody (filesystem; file and
+PKCS#11 through SoftHSM2), and for the catalog keyring over each custody.
 
 A new backend (S3, Vault Transit, a KMS) is added to the fixtures' params and must pass
 the same tests unchanged.
@@ -7,7 +8,7 @@ the same tests unchanged.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,8 +16,13 @@ import pytest
 
 from storage.blobstore.base import BlobStore, new_blob_name
 from storage.blobstore.filesystem import FilesystemBlobStore
-from storage.errors import BlobNotFoundError, KeyringError
-from storage.keyring import FileKeyring, Keyring, new_dek
+from storage.custody.base import RootKey
+from storage.custody.file import FileRootKey
+from storage.database import Database, sqlite_url
+from storage.errors import BlobNotFoundError, CustodyError, KeyringError
+from storage.keyring import Keyring, new_dek
+from storage.migrate import upgrade
+from tests.hsm import make_token
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -34,9 +40,40 @@ async def store(open_store: Callable[[], BlobStore]) -> AsyncIterator[BlobStore]
     await opened.close()
 
 
-@pytest.fixture(params=["file"])
-def keyring(request: pytest.FixtureRequest, tmp_path: Path) -> Keyring:
-    return FileKeyring.create(tmp_path / "keyring.json", NOW)
+@pytest.fixture(params=["file", "pkcs11"])
+def open_root(request: pytest.FixtureRequest, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> Callable[[], RootKey]:
+    """Opens the custody as one more process would: the same key, its own handle."""
+    if request.param == "file":
+        return lambda: FileRootKey(tmp_path / "secrets" / "root.key")
+    hsm = make_token(tmp_path / "hsm")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(hsm.conf))
+    from storage.custody.pkcs11 import Pkcs11RootKey
+
+    return lambda: Pkcs11RootKey(hsm.module, hsm.token_label, "root", hsm.pin)
+
+
+@pytest.fixture
+def root(open_root: Callable[[], RootKey]) -> Iterator[RootKey]:
+    opened = open_root()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(sqlite_url(tmp_path))
+    await upgrade(db)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def keyring(root: RootKey, database: Database) -> Keyring:
+    root.add_generation(first=True)
+    ring = Keyring(database, root)
+    await ring.create_first(NOW)
+    return ring
 
 
 async def _names(store: BlobStore) -> set[str]:
@@ -101,20 +138,67 @@ async def test_names_are_random_and_reveal_nothing(store: BlobStore) -> None:
     assert len(names) == 1000 and all(len(n) == 32 for n in names)
 
 
-def test_keyring_round_trip_rotation_and_binding(keyring: Keyring) -> None:
+def test_root_key_seals_bound_to_generation_and_associated_data(
+        root: RootKey, open_root: Callable[[], RootKey]) -> None:
+    assert not root.exists()
+    first = root.add_generation(first=True)
+    assert root.add_generation(first=True) == first  # a second starter makes no other
+    assert root.exists() and root.generations() == [first]
+    sealed = root.seal(first, b"k" * 32, b"kek:1")
+    assert b"k" * 32 not in sealed
+    other = open_root()  # another process
+    try:
+        assert other.unseal(first, sealed, b"kek:1") == b"k" * 32
+    finally:
+        other.close()
+    with pytest.raises(CustodyError):
+        root.unseal(first, sealed, b"kek:2")
+    with pytest.raises(CustodyError):
+        root.unseal(first, sealed[:-1] + bytes([sealed[-1] ^ 1]), b"kek:1")
+
+
+def test_a_destroyed_root_generation_unseals_nothing(root: RootKey) -> None:
+    first = root.add_generation(first=True)
+    sealed = root.seal(first, b"secret", b"a")
+    second = root.add_generation()
+    assert root.generations() == [first, second] and root.current() == second
+    root.destroy(first)
+    assert root.generations() == [second]
+    with pytest.raises(CustodyError):
+        root.unseal(first, sealed, b"a")
+
+
+async def test_keyring_round_trip_rotation_and_binding(keyring: Keyring) -> None:
     dek = new_dek()
     v1, wrapped = keyring.wrap(dek, "rec_1")
     assert keyring.unwrap(wrapped, v1, "rec_1") == dek
     with pytest.raises(KeyringError):
         keyring.unwrap(wrapped, v1, "rec_2")
-    v2 = keyring.rotate(NOW)
+    v2 = await keyring.rotate(NOW)
     assert v2 == keyring.current_version() != v1
     assert keyring.wrap(dek, "rec_1")[0] == v2
     assert keyring.unwrap(wrapped, v1, "rec_1") == dek  # old versions still unwrap
-    keyring.retire(v1, NOW)
+    await keyring.retire(v1, NOW)
     with pytest.raises(KeyringError):
         keyring.unwrap(wrapped, v1, "rec_1")
     assert [v.retired for v in keyring.versions()] == [True, False]
+
+
+async def test_a_rotation_through_one_keyring_reaches_another(
+        keyring: Keyring, database: Database, open_root: Callable[[], RootKey]) -> None:
+    root = open_root()
+    try:
+        replica = Keyring(database, root)
+        await replica.refresh()
+        assert replica.current_version() == 1
+        v2 = await keyring.rotate(NOW)
+        version, wrapped = keyring.wrap(new_dek(), "rec_a")
+        assert version == v2
+        # The replica has not refreshed, but a read of an unknown version does.
+        assert len(await replica.unwrap_fresh(wrapped, v2, "rec_a")) == 32
+        assert replica.current_version() == v2
+    finally:
+        root.close()
 
 
 async def test_delete_many_deletes_them_all(store: BlobStore) -> None:
