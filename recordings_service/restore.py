@@ -162,7 +162,10 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
                   erasures: list[Path],
                   progress: Callable[[str], None] = lambda _: None) -> RestoreReport:
     into = config.data_dir
-    if into.exists() and any(into.iterdir()):
+    root_files = {config.root_key_path.name, config.root_key_path.name + ".lock"}
+    # A new directory may already hold the root key (restored with ``keys import``).
+    kept = {p.name for p in into.iterdir()} if into.exists() else set()
+    if kept - root_files:
         raise BackupError(f"{into} is not empty: restore only into a new directory")
     folder = choose_snapshot(src, snapshot)
     try:
@@ -182,7 +185,6 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
     await asyncio.to_thread(verify_files, src, folder, manifest)
 
     report = RestoreReport(folder.name, manifest["taken_at"])
-    created = not into.exists()
     into.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         progress("copying")
@@ -223,7 +225,14 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
             await jobs.checkpoint(services)
             report.audit_ok = (await jobs.verify_audit(services)).ok
     except (BackupError, StorageError, OSError):
-        if created:
-            shutil.rmtree(into, ignore_errors=True)
+        # Nothing half-restored is left behind; a root key put there beforehand stays.
+        for path in into.iterdir():
+            if path.name not in kept:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        if not kept:
+            into.rmdir()
         raise
     return report

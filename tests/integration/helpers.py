@@ -57,11 +57,14 @@ def service_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("RECORDINGS_")}
 
 
-def run_cli(data_dir: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    """``recordings-service ARGS --data-dir DATA_DIR`` in a subprocess."""
+def run_cli(data_dir: Path, *args: str, check: bool = False, env: dict[str, str] | None = None,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``recordings-service ARGS --data-dir DATA_DIR`` in a subprocess (``env`` added to
+    the service environment, ``stdin`` its input)."""
     return subprocess.run([sys.executable, "-m", "recordings_service", *args,
                            "--data-dir", str(data_dir)], capture_output=True, text=True,
-                          env=service_env(), timeout=60, check=check)
+                          env=service_env() | (env or {}), timeout=60, check=check,
+                          input=stdin)
 
 
 def new_service(tmp_path: Path, config_text: str = "", *roles: str,

@@ -251,3 +251,37 @@ def test_restore_without_a_newer_ledger_warns_loudly(tmp_path: Path) -> None:
     again = run_cli(restored, "restore", str(tmp_path / "b"), "--into", str(restored),
                     "--config", str(config))
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_the_drill_a_new_machine_from_a_key_export_and_a_backup(tmp_path: Path) -> None:
+    data, config, _ = new_service(tmp_path, "", "auditor")
+    export = tmp_path / "keys" / "root-key.export"
+    short = run_cli(data, "keys", "export", "--out", str(export), "--config", str(config),
+                    stdin="short\n")
+    assert short.returncode == 2 and "at least 12" in short.stderr
+    made = run_cli(data, "keys", "export", "--out", str(export), "--config", str(config),
+                   stdin="correct horse battery staple\n")
+    assert made.returncode == 0, made.stderr
+    assert export.stat().st_mode & 0o777 == 0o600
+    assert (data / "root.key").read_bytes() not in export.read_bytes()
+    assert run_cli(data, "backup", str(tmp_path / "b"), "--config",
+                   str(config)).returncode == 0
+
+    # The machine is lost; a new one gets the key export and the backup.
+    new = tmp_path / "new-machine" / "data"
+    wrong = run_cli(new, "keys", "import", "--in", str(export), "--config", str(config),
+                    stdin="wrong horse battery staple\n")
+    assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr
+    imported = run_cli(new, "keys", "import", "--in", str(export), "--config", str(config),
+                       stdin="correct horse battery staple\n")
+    assert imported.returncode == 0, imported.stderr
+    assert (new / "root.key").read_bytes() == (data / "root.key").read_bytes()
+    restored = run_cli(new, "restore", str(tmp_path / "b"), "--into", str(new),
+                       "--erasures", str(data / "erasure-ledger.jsonl"),
+                       "--config", str(config))
+    assert restored.returncode == 0, restored.stderr
+    assert "WARNING" not in restored.stderr or "no erasure ledger" in restored.stderr
+    verified = run_cli(new, "audit", "verify", "--config", str(config))
+    assert verified.returncode == 0, verified.stdout
+    tokens = run_cli(new, "tokens", "list", "--config", str(config))
+    assert json.loads(tokens.stdout)[0]["name"] == "auditor"
