@@ -98,11 +98,12 @@ def free_port() -> int:
 
 
 async def start_serve(data: Path, config: Path, port: int,
-                      stderr: int = asyncio.subprocess.DEVNULL) -> asyncio.subprocess.Process:
+                      stderr: int = asyncio.subprocess.DEVNULL,
+                      env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     """``recordings-service serve`` in a subprocess, returned once it answers /readyz."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
-        "--config", str(config), "--port", str(port), env=service_env(),
+        "--config", str(config), "--port", str(port), env=service_env() | (env or {}),
         stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
         # Its own process group: a test can kill it with its workers, as a crash would.
         start_new_session=True)

@@ -200,7 +200,7 @@ async def test_backup_while_uploads_and_streams_run_restores_byte_exact(
                     waiter = asyncio.create_task(proc.communicate())
                 if proc is not None and waiter.done():
                     break
-            out, err = await waiter
+            _, err = await waiter
             assert proc.returncode == 0, err.decode()
     finally:
         process.terminate()
