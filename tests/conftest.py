@@ -20,6 +20,7 @@ from recordings_service.appkeys import SERVICES
 from recordings_service.auth import create_token
 from recordings_service.config import Config, load_config
 from recordings_service.services import Services
+from tests.hsm import softhsm  # noqa: F401 (a fixture: a private SoftHSM2 token)
 
 PG_URL = os.environ.get("RECORDINGS_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]

@@ -20,7 +20,7 @@ from recordings_service.services import open_services
 from storage.errors import CustodyError
 from tests.audio import wav_tone
 from tests.conftest import Api, FrozenClock
-from tests.hsm import SoftHsm, softhsm  # noqa: F401 (a fixture)
+from tests.hsm import SoftHsm
 from tests.integration.helpers import run_cli
 
 

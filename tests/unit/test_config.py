@@ -86,3 +86,29 @@ def test_any_operator_file_loads_or_is_refused_with_a_config_error(
     file.write_text(tomli_w.dumps(tables))
     with contextlib.suppress(ConfigError):
         load_config(file, environ={})
+
+
+@pytest.mark.parametrize(("text", "environ", "message"), [
+    ('[keys.pkcs11]\nmodul = "/x.so"\n', {}, r"unknown key \[keys.pkcs11\] modul"),
+    ('[keys]\nbackend = "vault"\n', {}, "backend must be 'file' or 'pkcs11'"),
+    ('[keys]\nbackend = "pkcs11"\n[keys.pkcs11]\nmodule = "/x.so"\ntoken_label = "t"\n',
+     {}, "RECORDINGS_PKCS11_PIN"),
+    ('[keys]\nbackend = "pkcs11"\n', {"RECORDINGS_PKCS11_PIN": "1"},
+     r"\[keys.pkcs11\] module must be set"),
+])
+def test_key_custody_settings_are_checked(tmp_path: Path, text: str,
+                                          environ: dict[str, str], message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, environ=environ)
+
+
+def test_the_pin_is_masked_and_the_root_key_file_may_be_elsewhere(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[keys]\nbackend = "pkcs11"\nroot_key_file = "/etc/rec/root.key"\n'
+                    '[keys.pkcs11]\nmodule = "/x.so"\ntoken_label = "t"\n')
+    config = load_config(path, environ={"RECORDINGS_PKCS11_PIN": "secret-pin"})
+    assert "secret-pin" not in repr(config)
+    assert config.pkcs11_pin.reveal() == "secret-pin"
+    assert str(config.root_key_path) == "/etc/rec/root.key"
