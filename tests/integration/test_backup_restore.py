@@ -285,3 +285,17 @@ def test_the_drill_a_new_machine_from_a_key_export_and_a_backup(tmp_path: Path) 
     assert verified.returncode == 0, verified.stdout
     tokens = run_cli(new, "tokens", "list", "--config", str(config))
     assert json.loads(tokens.stdout)[0]["name"] == "auditor"
+
+
+async def test_each_erasure_reaches_the_backup_destination_at_once(
+        api: Api, tmp_path: Path) -> None:
+    dest = tmp_path / "backup"
+    api.services.config = api.services.config.with_overrides(backup_destination=dest)
+    rec = await api.uploaded(wav_tone(0.3), call_id="a")
+    status, _ = await api.call("DELETE", f"/v1/recordings/{rec['id']}",
+                               {"reason": "customer asked"})
+    assert status == 200
+    copied = list(erasure_ledger.read(dest / erasure_ledger.FILE_NAME))
+    assert [e["recording_id"] for e in copied] == [rec["id"]]
+    assert (dest / erasure_ledger.FILE_NAME).read_bytes() == \
+        api.services.config.erasure_ledger_path.read_bytes()

@@ -3,6 +3,7 @@ data, written before the tombstone commits."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,3 +63,17 @@ async def test_no_tombstone_commits_without_its_ledger_line(
     assert [e["recording_id"] for e in _ledger(api)] == [rec["id"]]
     status, body = await api.call("GET", f"/v1/recordings/{rec['id']}")
     assert body["state"] == "purged"
+
+
+def test_the_destination_copy_gets_only_the_new_tail_or_is_replaced_when_foreign(
+        tmp_path: Path) -> None:
+    live, copy = tmp_path / "live.jsonl", tmp_path / "dest" / "erasure-ledger.jsonl"
+    erasure_ledger.append(live, [{"recording_id": "rec_a"}])
+    erasure_ledger.mirror(live, copy)
+    erasure_ledger.append(live, [{"recording_id": "rec_b"}])
+    erasure_ledger.mirror(live, copy)
+    assert copy.read_bytes() == live.read_bytes()
+    # A copy that is not a prefix of the live ledger (another installation's) is replaced.
+    copy.write_bytes(b'{"recording_id":"rec_other"}\n' * 3)
+    erasure_ledger.mirror(live, copy)
+    assert [e["recording_id"] for e in erasure_ledger.read(copy)] == ["rec_a", "rec_b"]
