@@ -34,12 +34,15 @@ from recordings_service.auth import Actor
 from recordings_service.services import Services
 from recordings_service.times import rfc3339
 from storage import audit_log, erasure_ledger
+from storage.blobstore.base import BlobStore
 from storage.database import Database
+from storage.errors import BlobNotFoundError
 from storage.schema import recordings
 from storage.signing import public_key_pem
 
 FORMAT = "recordings-backup/1"
 CATALOG = "catalog.sqlite3"
+COPY_CHUNK = 8 * 1024 * 1024
 MIRROR = "audit-checkpoints.jsonl"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
@@ -47,7 +50,7 @@ BACKUP_ACTOR = Actor("system:backup", frozenset())
 
 
 def blob_relpath(name: str) -> str:
-    """Where the filesystem store (and a backup) keeps a blob, relative to its root."""
+    """Where a backup keeps a blob, relative to its root."""
     return f"blobs/{name[:2]}/{name}"
 
 
@@ -171,17 +174,36 @@ def _previous_sums(dest: Path) -> dict[str, tuple[int, str]]:
         return {}
 
 
-def _copy_blob(src: Path, dst: Path, known: tuple[int, str] | None,
-               ) -> tuple[dict[str, Any] | None, bool]:
-    """(manifest entry, whether copied now); (None, False) when the source is gone."""
-    name = dst.name
-    if known is not None and dst.exists() and dst.stat().st_size == known[0]:
+async def _copy_blob(store: BlobStore, name: str, dst: Path, known: tuple[int, str] | None,
+                     ) -> tuple[dict[str, Any] | None, bool]:
+    """(manifest entry, whether copied now); (None, False) when the blob is gone.
+    Read through the store (a directory or a bucket), written through a temporary file."""
+    if known is not None and await asyncio.to_thread(
+            lambda: dst.exists() and dst.stat().st_size == known[0]):
         return {"name": name, "size": known[0], "sha256": known[1]}, False
     try:
-        copy_durably(src, dst)
-    except FileNotFoundError:
+        reader = await store.open_reader(name)
+    except BlobNotFoundError:
         return None, False
-    return {"name": name, "size": dst.stat().st_size, "sha256": sha256_file(dst)}, True
+    digest = hashlib.sha256()
+    tmp = dst.with_name(dst.name + ".partial")
+    await asyncio.to_thread(dst.parent.mkdir, parents=True, exist_ok=True, mode=0o700)
+    fd = await asyncio.to_thread(os.open, tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    try:
+        offset = 0
+        while offset < reader.size:
+            chunk = bytes(await reader.read(offset, COPY_CHUNK))
+            if not chunk:
+                break
+            digest.update(chunk)
+            await asyncio.to_thread(os.write, fd, chunk)
+            offset += len(chunk)
+        await asyncio.to_thread(os.fsync, fd)
+    finally:
+        os.close(fd)
+        await reader.close()
+    await asyncio.to_thread(os.replace, tmp, dst)
+    return {"name": name, "size": offset, "sha256": digest.hexdigest()}, True
 
 
 async def backup(services: Services, dest: Path,
@@ -217,9 +239,8 @@ async def backup(services: Services, dest: Path,
     listed, missing = [], []
     copied = 0
     for rec_id, name in blobs:
-        entry, was_copied = await asyncio.to_thread(
-            _copy_blob, config.data_dir / blob_relpath(name), dest / blob_relpath(name),
-            previous.get(name))
+        entry, was_copied = await _copy_blob(services.blobs, name, dest / blob_relpath(name),
+                                             previous.get(name))
         if entry is None:
             # Purged after the snapshot: its erasure is in the ledger copied below.
             missing.append({"name": name, "recording_id": rec_id})

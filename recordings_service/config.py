@@ -52,6 +52,10 @@ class Config:
     shutdown_timeout: float = 60.0
     workers: int = 1
     blob_store: str = "filesystem"
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
     database_url: Secret = field(default_factory=lambda: Secret(""))
     max_upload_bytes: int = 2 * 1024**3
     body_idle_timeout_seconds: float = 30.0
@@ -214,9 +218,16 @@ def load_config(
         port = int(port_text) if port_text else _get(raw, "server", "port", int, 8080)
     except ValueError:
         raise ConfigError("the port must be a number") from None
-    blob_store = _get(raw, "storage", "blob_store", str, "filesystem")
-    if blob_store != "filesystem":
-        raise ConfigError(f"blob store {blob_store!r} is not supported (use 'filesystem')")
+    blob_store = environ.get("RECORDINGS_BLOB_STORE") or _get(raw, "storage", "blob_store",
+                                                               str, "filesystem")
+    if blob_store not in {"filesystem", "s3"}:
+        raise ConfigError(f"blob store {blob_store!r} is not supported (use 'filesystem' or "
+                          f"'s3')")
+    s3 = {k: environ.get(f"RECORDINGS_S3_{k.upper()}") or _get_nested(raw, "storage", "s3", k)
+          for k in ("endpoint_url", "bucket", "region", "prefix")}
+    if blob_store == "s3" and not s3["bucket"]:
+        raise ConfigError("the s3 blob store needs a bucket ([storage.s3] bucket or "
+                          "RECORDINGS_S3_BUCKET)")
     workers = _get(raw, "server", "workers", int, 1)
     if not 1 <= workers <= 64:
         raise ConfigError("[server] workers must be between 1 and 64")
@@ -247,6 +258,10 @@ def load_config(
         shutdown_timeout=_get(raw, "server", "shutdown_timeout", float, 60.0),
         workers=workers,
         blob_store=blob_store,
+        s3_endpoint_url=s3["endpoint_url"],
+        s3_bucket=s3["bucket"],
+        s3_region=s3["region"] or "us-east-1",
+        s3_prefix=s3["prefix"],
         database_url=Secret(environ.get("RECORDINGS_DATABASE_URL")
                             or _get(raw, "storage", "database_url", str, "")),
         max_upload_bytes=_get(raw, "limits", "max_upload_bytes", int, 2 * 1024**3),

@@ -1,9 +1,13 @@
-"""The root key's custody named by the configuration (``[keys] backend``)."""
+"""The backends the configuration names: the root key's custody (``[keys] backend``) and
+the blob store (``[storage] blob_store``)."""
 
 from __future__ import annotations
 
 from recordings_service.config import Config
 from recordings_service.errors import ConfigError
+from storage.blobstore.base import BlobStore
+from storage.blobstore.filesystem import FilesystemBlobStore
+from storage.blobstore.s3 import S3BlobStore
 from storage.custody.base import RootKey
 from storage.custody.file import FileRootKey
 
@@ -18,3 +22,10 @@ def open_root_key(config: Config) -> RootKey:
                           "pip install 'recordings-service[hsm]'") from None
     return Pkcs11RootKey(config.pkcs11_module, config.pkcs11_token_label,
                          config.pkcs11_key_label, config.pkcs11_pin.reveal())
+
+
+async def open_blob_store(config: Config) -> BlobStore:
+    if config.blob_store == "s3":
+        return await S3BlobStore.open(config.s3_bucket, config.s3_prefix,
+                                      config.s3_endpoint_url, config.s3_region)
+    return FilesystemBlobStore(config.data_dir)

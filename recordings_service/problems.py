@@ -15,7 +15,13 @@ from recordings_service.errors import (
     Unauthenticated,
     Unavailable,
 )
-from storage.errors import BlobAuthenticationError, BlobNotFoundError, KeyringError, StorageError
+from storage.errors import (
+    BlobAuthenticationError,
+    BlobNotFoundError,
+    KeyringError,
+    StorageError,
+    StorageUnavailableError,
+)
 from storage.faults import is_catalog_unreachable, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,9 @@ def from_storage_error(exc: StorageError) -> web.Response:
         log.error("data key could not be unwrapped", extra={"error": type(exc).__name__})
         return problem(500, "Internal Server Error", "key_unavailable",
                        "the recording's key is not available")
+    if isinstance(exc, StorageUnavailableError):
+        return problem(503, "Service Unavailable", "storage_unavailable",
+                       "the blob store cannot be reached; try again", {"Retry-After": "5"})
     if isinstance(exc, BlobNotFoundError):
         log.error("stored audio is missing", extra={"error": type(exc).__name__})
         return problem(500, "Internal Server Error", "blob_missing",

@@ -45,6 +45,7 @@ from recordings_service.config import Config
 from recordings_service.errors import BackupError
 from recordings_service.services import Services, open_services
 from storage import catalog, erasure_ledger, retention_store
+from storage.blobstore.base import BlobStore
 from storage.errors import StorageError
 
 RESTORE_ACTOR = Actor("system:restore", frozenset())
@@ -97,6 +98,19 @@ def verify_files(src: Path, folder: Path, manifest: dict[str, Any]) -> None:
     for blob in manifest["blobs"]:
         _check_file(src / blob_relpath(blob["name"]), blob["size"], blob["sha256"],
                     f"blob {blob['name']}")
+
+
+async def _put_blob(store: BlobStore, path: Path, name: str) -> None:
+    """Writes a backed-up blob into the store (a directory or a bucket) under its name."""
+    writer = await store.open_writer(name)
+    try:
+        with path.open("rb") as f:
+            while chunk := await asyncio.to_thread(f.read, 8 * 1024 * 1024):
+                await writer.write(chunk)
+        await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
 
 
 def read_ledger(paths: list[Path]) -> list[dict[str, Any]]:
@@ -194,10 +208,6 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
         if mirror:
             await asyncio.to_thread(copy_durably, folder / mirror["file"],
                                     config.checkpoint_path)
-        for blob in manifest["blobs"]:
-            await asyncio.to_thread(copy_durably, src / blob_relpath(blob["name"]),
-                                    into / blob_relpath(blob["name"]))
-        report.blobs = len(manifest["blobs"])
         await asyncio.to_thread(fsync_dir, into)
 
         ledgers = erasures or [src / erasure_ledger.FILE_NAME]
@@ -211,6 +221,11 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
             except InvalidSignature:
                 raise BackupError("the manifest's signature does not verify with the "
                                   "restored audit key: the backup was altered") from None
+            progress(f"restoring {len(manifest['blobs'])} blobs")
+            for blob in manifest["blobs"]:
+                await _put_blob(services.blobs, src / blob_relpath(blob["name"]),
+                                blob["name"])
+            report.blobs = len(manifest["blobs"])
             progress(f"replaying {len(entries)} ledger entries")
             report.replayed = await replay_erasures(services, entries)
             # The restored directory's own ledger holds everything erased so far.

@@ -13,11 +13,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recordings_service.clock import Clock
 from recordings_service.config import Config
-from recordings_service.custody import open_root_key
+from recordings_service.custody import open_blob_store, open_root_key
 from recordings_service.metrics import Metrics
 from storage.audit_batch import GroupCommitAppender
 from storage.blobstore.base import BlobStore
-from storage.blobstore.filesystem import FilesystemBlobStore
 from storage.custody.base import RootKey
 from storage.database import Database, sqlite_url
 from storage.group_commit import GroupCommit
@@ -68,7 +67,7 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
         if created:
             log.info("created key material for a new installation",
                      extra={"root_key": root.describe()})
-        blobs = FilesystemBlobStore(data_dir)
+        blobs = await open_blob_store(config)
         yield Services(
             config=config,
             clock=clock,

@@ -105,6 +105,7 @@ class DecryptingReader:
             return
         p = self._params
         first, last = p.segment_of(start), p.segment_of(end)
+        await self._blob.expect(*p.ciphertext_span(first, last, self._size))
         for batch_start in range(first, last + 1, SEGMENTS_PER_READ):
             batch_end = min(batch_start + SEGMENTS_PER_READ - 1, last)
             plain = self._decrypter.decrypt_span(batch_start, await self._read_exact(

@@ -4,6 +4,7 @@
     ├── BlobAuthenticationError   stored bytes failed authentication (tampered, truncated,
     │                             swapped); never served
     ├── BlobNotFoundError         a blob the catalog names is missing
+    ├── StorageUnavailableError   the object store cannot be reached or refused a request
     ├── KeyringError              a key-encryption key is unknown, retired or unusable
     ├── CustodyError              the root key's custody refused or cannot be reached
     │   └── KeyFileError          key material is missing, damaged or of an older release
@@ -23,6 +24,11 @@ class BlobAuthenticationError(StorageError):
 
 class BlobNotFoundError(StorageError):
     pass
+
+
+class StorageUnavailableError(StorageError):
+    """Its message names the store's error code or the exception type, never a key name
+    or credentials."""
 
 
 class KeyringError(StorageError):

@@ -21,6 +21,7 @@ from recordings_service.auth import create_token
 from recordings_service.config import Config, load_config
 from recordings_service.services import Services
 from tests.hsm import softhsm  # noqa: F401 (a fixture: a private SoftHSM2 token)
+from tests.s3 import s3_env, seaweedfs  # noqa: F401 (fixtures)
 
 PG_URL = os.environ.get("RECORDINGS_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
@@ -54,12 +55,16 @@ async def reset_postgres(url: str) -> None:
 
 @pytest.fixture(params=BACKENDS)
 async def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
-    database_url = ""
+    """The two stacks: SQLite + filesystem blobs, and PostgreSQL + S3 (SeaweedFS)."""
+    env: dict[str, str] = {}
     if request.param == "postgresql":
         assert PG_URL is not None
         await reset_postgres(PG_URL)
-        database_url = PG_URL
-    env = {"RECORDINGS_DATABASE_URL": database_url} if database_url else {}
+        env["RECORDINGS_DATABASE_URL"] = PG_URL
+        seaweed = request.getfixturevalue("s3_env")
+        env |= {"RECORDINGS_BLOB_STORE": "s3", "RECORDINGS_S3_ENDPOINT_URL": seaweed.endpoint,
+                "RECORDINGS_S3_BUCKET": seaweed.bucket,
+                "RECORDINGS_S3_PREFIX": seaweed.new_prefix()}
     return load_config(environ=env, data_dir=str(tmp_path / "data")).with_overrides(
         scheduler_enabled=False)
 

@@ -37,6 +37,10 @@ class BlobReader(ABC):
     async def read(self, offset: int, length: int) -> bytes | bytearray:
         """Reads up to ``length`` bytes at ``offset``; short only at the end of the blob."""
 
+    async def expect(self, offset: int, length: int) -> None:  # noqa: B027 - a hint
+        """The reads that follow will cover ``length`` bytes from ``offset`` in order: a
+        remote store fetches them with one request instead of one per read."""
+
     @abstractmethod
     async def close(self) -> None:
         """Releases the blob; safe to call twice. Call it after the reads have returned:
@@ -80,6 +84,10 @@ class BlobStore(ABC):
     async def discard_incomplete(self) -> int:
         """Removes writes left behind by processes that are gone (never those of a live
         process); returns how many."""
+
+    @abstractmethod
+    async def incomplete_writes(self) -> int:
+        """How many writes are begun and neither committed nor discarded (any process)."""
 
     async def writers_elsewhere(self) -> bool:
         """Whether another live process may be writing: then a blob without a catalog row

@@ -275,6 +275,12 @@ class FilesystemBlobStore(BlobStore):
     async def writers_elsewhere(self) -> bool:
         return (await asyncio.to_thread(self._sweep_tmp, False))[1] > 0
 
+    async def incomplete_writes(self) -> int:
+        def count() -> int:
+            return sum(1 for p in self._tmp.rglob("*.partial") if p.is_file())
+
+        return await asyncio.to_thread(count)
+
     def _sweep_tmp(self, remove: bool = True) -> tuple[int, int]:
         """(partial files removed, live writers elsewhere)."""
         removed = live = 0

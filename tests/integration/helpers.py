@@ -20,12 +20,14 @@ def files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
 
 
-def blob_files(services: Services) -> list[Path]:
-    return files_under(services.config.data_dir / "blobs")
+async def stored_blobs(services: Services) -> list[str]:
+    """The names of the committed blobs, from the store (a directory or a bucket)."""
+    return sorted([name async for name, _ in services.blobs.names()])
 
 
-def partial_files(services: Services) -> list[Path]:
-    return [p for p in files_under(services.config.data_dir / "tmp") if p.suffix == ".partial"]
+async def incomplete(services: Services) -> int:
+    """Writes begun and neither committed nor discarded."""
+    return await services.blobs.incomplete_writes()
 
 
 async def recording_count(services: Services) -> int:
@@ -33,11 +35,22 @@ async def recording_count(services: Services) -> int:
         return int((await conn.execute(select(func.count()).select_from(recordings))).scalar_one())
 
 
-async def blob_path(services: Services, recording_id: str) -> Path:
+async def blob_name(services: Services, recording_id: str) -> str:
     async with services.database.read() as conn:
-        name = (await conn.execute(
-            select(recordings.c.blob_name).where(recordings.c.id == recording_id))).scalar_one()
-    return services.config.data_dir / "blobs" / name[:2] / name
+        return str((await conn.execute(
+            select(recordings.c.blob_name).where(recordings.c.id == recording_id))).scalar_one())
+
+
+async def blob_bytes(services: Services, recording_id: str) -> bytes:
+    name = await blob_name(services, recording_id)
+    return await services.blobs.read(name, 0, await services.blobs.size(name))
+
+
+async def replace_blob(services: Services, recording_id: str, data: bytes) -> None:
+    """Overwrites a recording's stored blob, as an attacker with write access would."""
+    writer = await services.blobs.open_writer(await blob_name(services, recording_id))
+    await writer.write(data)
+    await writer.commit()
 
 
 def contains_plaintext_run(haystack: bytes, plaintext: bytes, window: int = 32) -> bool:

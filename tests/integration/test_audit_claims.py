@@ -12,7 +12,7 @@ from recordings_service import jobs
 from storage.schema import audit_checkpoints, audit_entries
 from tests.audio import wav_tone
 from tests.conftest import Api
-from tests.integration.helpers import blob_path
+from tests.integration.helpers import blob_name
 
 
 async def _verify(api: Api) -> dict[str, Any]:
@@ -99,7 +99,7 @@ async def test_a_revoked_callers_playback_link_is_refused_and_logged(api: Api) -
 
 async def test_an_allowed_access_that_then_fails_is_logged_as_an_error(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.5))
-    (await blob_path(api.services, rec["id"])).unlink()
+    await api.services.blobs.delete(await blob_name(api.services, rec["id"]))
     response = await api.audio(rec["id"], "training", "supervisor")
     assert response.status == 500
     entries = await api.audit(recording_id=rec["id"], action="stream")

@@ -25,13 +25,13 @@ from storage.schema import recordings
 from tests.audio import wav_tone
 from tests.conftest import Api, FrozenClock
 from tests.integration.helpers import (
-    blob_files,
     files_under,
     free_port,
     new_service,
     run_cli,
     service_env,
     start_serve,
+    stored_blobs,
 )
 
 
@@ -98,7 +98,7 @@ async def test_restore_replays_erasures_made_after_the_backup(
     async with services.database.read() as conn:
         rows = {r.id: r for r in await conn.execute(recordings.select())}
     assert all(rows[i].wrapped_dek is None and rows[i].blob_name is None for i in gone)
-    assert len(blob_files(services)) == 3
+    assert len(await stored_blobs(services)) == 3
     assert [e for e in erasure_ledger.read(target.erasure_ledger_path)
             if e["recording_id"] in gone]
 

@@ -24,7 +24,7 @@ from tests.audio import wav_noise, wav_tone
 from tests.conftest import Api, FrozenClock
 from tests.integration.helpers import (
     free_port,
-    partial_files,
+    incomplete,
     recording_count,
     run_cli,
     service_env,
@@ -78,7 +78,7 @@ async def test_a_full_disk_refuses_clearly_and_recovers_by_itself(
     upload = await api.upload(wav_noise(900_000), call_id="while-full")
     assert upload.status == 507
     assert (await upload.json())["reason"] == "insufficient_storage"
-    assert partial_files(api.services) == []
+    assert await incomplete(api.services) == 0
 
     async def chunked() -> Any:  # no Content-Length: the disk itself refuses the bytes
         audio = wav_noise(2_000_000)
@@ -90,7 +90,7 @@ async def test_a_full_disk_refuses_clearly_and_recovers_by_itself(
                                        "purpose": "training"}, headers=api.auth("ingest"))
     assert put.status == 507
     assert (await put.json())["reason"] == "insufficient_storage"
-    assert partial_files(api.services) == []
+    assert await incomplete(api.services) == 0
 
     read = await api.audio(rec["id"], "training", "supervisor")
     assert read.status == 503

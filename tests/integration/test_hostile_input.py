@@ -13,7 +13,7 @@ import pytest
 from recordings_service import auditing
 from tests.audio import wav_tone
 from tests.conftest import Api
-from tests.integration.helpers import blob_files, partial_files, recording_count
+from tests.integration.helpers import incomplete, recording_count, stored_blobs
 
 BOUNDARY = "b0undary"
 META = {"call_id": "call-h", "started_at": "2026-11-24T09:00:00Z", "purposes": ["training"]}
@@ -39,8 +39,8 @@ async def post_raw(api: Api, body: bytes) -> tuple[int, dict[str, Any]]:
 
 async def assert_nothing_stored(api: Api) -> None:
     assert await recording_count(api.services) == 0
-    assert blob_files(api.services) == []
-    assert partial_files(api.services) == []
+    assert await stored_blobs(api.services) == []
+    assert await incomplete(api.services) == 0
 
 
 def _cut_points(total: int, audio_end: int) -> list[int]:
@@ -326,7 +326,7 @@ async def test_lying_or_expensive_audio_headers_are_corrected_or_refused(api: Ap
     assert response.status == 422
     assert (await response.json())["reason"] == "invalid_audio"
     assert await recording_count(api.services) == 2
-    assert len(blob_files(api.services)) == 2
+    assert len(await stored_blobs(api.services)) == 2
 
 
 async def test_ids_and_purposes_of_any_length_are_answered_and_audited(api: Api) -> None:

@@ -10,8 +10,10 @@ from openapi_spec_validator import validate
 
 from recordings_service.logs import JsonFormatter, quiet_third_party_loggers
 from recordings_service.routes import PUBLIC_ROUTES
+from storage.blobstore.s3 import S3BlobStore
 from tests.audio import wav_tone
 from tests.conftest import Api
+from tests.integration.helpers import blob_name
 
 
 async def test_health_and_readiness(api: Api) -> None:
@@ -23,8 +25,14 @@ async def test_health_and_readiness(api: Api) -> None:
 
 
 async def test_readiness_fails_when_the_blob_store_is_gone(api: Api) -> None:
-    blobs = api.services.config.data_dir / "blobs"
-    blobs.rename(blobs.with_name("moved"))
+    config = api.services.config
+    if config.blob_store == "s3":
+        await api.services.blobs.close()
+        api.services.blobs = await S3BlobStore.open("no-such-bucket", "",
+                                                    config.s3_endpoint_url)
+    else:
+        blobs = config.data_dir / "blobs"
+        blobs.rename(blobs.with_name("moved"))
     ready = await api.client.get("/readyz")
     assert ready.status == 503
     assert (await ready.json())["reason"] == "not_ready"
@@ -127,10 +135,7 @@ async def test_logs_hold_no_personal_data(api: Api, caplog: pytest.LogCaptureFix
 
 async def test_errors_never_leak_paths_or_traces(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.2))
-    path = api.services.config.data_dir / "blobs"
-    for blob in path.rglob("*"):
-        if blob.is_file():
-            blob.unlink()
+    await api.services.blobs.delete(await blob_name(api.services, rec["id"]))
     response = await api.audio(rec["id"], "training", "supervisor")
     assert response.status == 500
     text = await response.text()

@@ -13,7 +13,7 @@ from recordings_service.receipts import verify_receipt
 from storage.schema import recordings
 from tests.audio import wav_noise, wav_tone
 from tests.conftest import Api
-from tests.integration.helpers import blob_files, contains_plaintext_run, files_under
+from tests.integration.helpers import contains_plaintext_run, files_under, stored_blobs
 
 OLD = "2020-01-10T08:00:00Z"  # every default purpose but accounting_record has lapsed
 
@@ -213,7 +213,7 @@ async def test_erasure_leaves_a_tombstone_and_a_verifiable_receipt(api: Api) -> 
     assert again == tomb
     entry = (await api.audit(action="erasure"))[-1]
     assert entry["actor"] == "compliance" and entry["detail"]["request_reference"] == "DSR-1"
-    assert blob_files(api.services) == []
+    assert await stored_blobs(api.services) == []
 
 
 async def test_erasure_is_refused_with_the_reason_and_date(api: Api) -> None:
@@ -239,7 +239,7 @@ async def test_erasure_is_refused_with_the_reason_and_date(api: Api) -> None:
     assert status == 409 and problem["reason"] == "restricted"
     denied = await api.audit(action="erasure", outcome="denied")
     assert [e["reason"] for e in denied] == ["legal_obligation", "legal_hold", "restricted"]
-    assert len(blob_files(api.services)) == 3
+    assert len(await stored_blobs(api.services)) == 3
 
 
 # --- purge runs ------------------------------------------------------------------------
@@ -333,7 +333,7 @@ async def test_a_purge_interrupted_at_any_step_completes_on_the_next_run(
     assert run["purged"] == [rec["id"]]
     _, tomb = await api.call("GET", f"/v1/recordings/{rec['id']}")
     assert tomb["state"] == "purged" and tomb["deletion_receipt"]
-    assert blob_files(api.services) == []
+    assert await stored_blobs(api.services) == []
     assert len(await api.audit(action="purge", recording_id=rec["id"])) == 1
     assert (await _purge(api))["purged"] == []
 

@@ -13,7 +13,7 @@ from recordings_service.auth import create_token
 from recordings_service.config import Config
 from tests.audio import wav_noise
 from tests.conftest import Api, FrozenClock
-from tests.integration.helpers import blob_files, partial_files, recording_count
+from tests.integration.helpers import incomplete, recording_count, stored_blobs
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ async def test_a_stalled_upload_is_answered_408_and_leaves_nothing(api: Api) -> 
     assert (status, problem["reason"]) == (408, "body_timeout")
     assert b"Connection: close" in head
     writer.close()
-    assert partial_files(api.services) == [] and blob_files(api.services) == []
+    assert await incomplete(api.services) == 0 and await stored_blobs(api.services) == []
     assert await recording_count(api.services) == 0
 
 
@@ -65,7 +65,7 @@ async def test_many_stalled_clients_are_all_let_go(api: Api) -> None:
         (408, "body_timeout"), (503, "too_many_uploads")}
     for _, writer in stalled:
         writer.close()
-    assert partial_files(api.services) == []
+    assert await incomplete(api.services) == 0
 
 
 async def test_uploads_beyond_the_cap_are_refused_at_once_with_retry_after(api: Api) -> None:

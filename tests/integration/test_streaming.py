@@ -11,7 +11,7 @@ from storage import streaming_aead
 from storage.schema import recordings
 from tests.audio import wav_noise
 from tests.conftest import Api
-from tests.integration.helpers import blob_path
+from tests.integration.helpers import blob_bytes, replace_blob
 
 SEG = streaming_aead.DEFAULT_PARAMS
 FIRST = SEG.first_plaintext_size  # plaintext bytes in segment 0
@@ -229,10 +229,9 @@ async def test_the_access_is_committed_before_the_first_byte(
 
 async def test_a_flipped_bit_is_a_500_and_no_audio(api: Api) -> None:
     rec = await api.uploaded(wav_noise(10_000))
-    path = await blob_path(api.services, rec["id"])
-    data = bytearray(path.read_bytes())
+    data = bytearray(await blob_bytes(api.services, rec["id"]))
     data[100] ^= 0x01
-    path.write_bytes(bytes(data))
+    await replace_blob(api.services, rec["id"], bytes(data))
     response = await api.audio(rec["id"], "training", "supervisor")
     assert response.status == 500
     assert (await response.json())["reason"] == "integrity_failure"
@@ -240,8 +239,8 @@ async def test_a_flipped_bit_is_a_500_and_no_audio(api: Api) -> None:
 
 async def test_a_truncated_blob_is_a_500(api: Api) -> None:
     rec = await api.uploaded(wav_noise(200_000))
-    path = await blob_path(api.services, rec["id"])
-    path.write_bytes(path.read_bytes()[: SEG.segment_size * 2])
+    data = await blob_bytes(api.services, rec["id"])
+    await replace_blob(api.services, rec["id"], data[: SEG.segment_size * 2])
     response = await api.audio(rec["id"], "training", "supervisor", {"Range": "bytes=0-10"})
     assert response.status == 500
     assert (await response.json())["reason"] == "integrity_failure"
@@ -250,10 +249,10 @@ async def test_a_truncated_blob_is_a_500(api: Api) -> None:
 async def test_swapped_blobs_fail(api: Api) -> None:
     a = await api.uploaded(wav_noise(50_000, seed=1), call_id="a")
     b = await api.uploaded(wav_noise(50_000, seed=2), call_id="b")
-    path_a, path_b = await blob_path(api.services, a["id"]), await blob_path(api.services, b["id"])
-    data_a, data_b = path_a.read_bytes(), path_b.read_bytes()
-    path_a.write_bytes(data_b)
-    path_b.write_bytes(data_a)
+    data_a, data_b = (await blob_bytes(api.services, a["id"]),
+                      await blob_bytes(api.services, b["id"]))
+    await replace_blob(api.services, a["id"], data_b)
+    await replace_blob(api.services, b["id"], data_a)
     for rid in (a["id"], b["id"]):
         response = await api.audio(rid, "training", "supervisor")
         assert response.status == 500
@@ -262,11 +261,10 @@ async def test_swapped_blobs_fail(api: Api) -> None:
 async def test_corruption_late_in_the_file_cuts_the_stream_short(api: Api) -> None:
     audio = wav_noise(1_000_000, seed=5)
     rec = await api.uploaded(audio)
-    path = await blob_path(api.services, rec["id"])
-    data = bytearray(path.read_bytes())
+    data = bytearray(await blob_bytes(api.services, rec["id"]))
     bad_segment = 9
     data[SEG.segment_size * bad_segment + 50] ^= 0x80
-    path.write_bytes(bytes(data))
+    await replace_blob(api.services, rec["id"], bytes(data))
     received = b""
     with pytest.raises(aiohttp.ClientPayloadError):
         async with api.client.get(f"/v1/recordings/{rec['id']}/audio",
@@ -365,10 +363,10 @@ async def test_streams_run_concurrently(api: Api, big: tuple[str, bytes]) -> Non
 
 async def test_reordered_segments_fail(api: Api) -> None:
     rec = await api.uploaded(wav_noise(300_000))
-    path = await blob_path(api.services, rec["id"])
-    data = path.read_bytes()
+    data = await blob_bytes(api.services, rec["id"])
     seg = SEG.segment_size
-    path.write_bytes(data[:seg] + data[2 * seg : 3 * seg] + data[seg : 2 * seg] + data[3 * seg :])
+    await replace_blob(api.services, rec["id"], data[:seg] + data[2 * seg : 3 * seg]
+                       + data[seg : 2 * seg] + data[3 * seg :])
     response = await api.audio(rec["id"], "training", "supervisor",
                                {"Range": f"bytes={FIRST}-{FIRST + 10}"})
     assert response.status == 500

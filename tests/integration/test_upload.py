@@ -13,11 +13,11 @@ import pytest
 from tests.audio import FORMATS, wav_noise, wav_tone
 from tests.conftest import Api
 from tests.integration.helpers import (
-    blob_files,
     contains_plaintext_run,
     files_under,
-    partial_files,
+    incomplete,
     recording_count,
+    stored_blobs,
 )
 
 
@@ -84,7 +84,7 @@ async def test_same_call_id_same_audio_is_an_idempotent_retry(api: Api) -> None:
     assert retry.status == 200
     assert (await retry.json())["id"] == first["id"]
     assert await recording_count(api.services) == 1
-    assert len(blob_files(api.services)) == 1
+    assert len(await stored_blobs(api.services)) == 1
 
 
 async def test_same_call_id_different_audio_conflicts(api: Api) -> None:
@@ -93,7 +93,7 @@ async def test_same_call_id_different_audio_conflicts(api: Api) -> None:
     assert response.status == 409
     problem = await response.json()
     assert problem["reason"] == "duplicate_call_id"
-    assert len(blob_files(api.services)) == 1
+    assert len(await stored_blobs(api.services)) == 1
 
 
 async def test_concurrent_uploads_of_one_call_store_it_once(api: Api) -> None:
@@ -103,7 +103,7 @@ async def test_concurrent_uploads_of_one_call_store_it_once(api: Api) -> None:
     assert statuses.count(201) == 1 and statuses.count(200) == 3
     assert len({(await r.json())["id"] for r in responses}) == 1
     assert await recording_count(api.services) == 1
-    assert len(blob_files(api.services)) == 1
+    assert len(await stored_blobs(api.services)) == 1
 
 
 async def test_checksum_is_verified(api: Api) -> None:
@@ -115,8 +115,8 @@ async def test_checksum_is_verified(api: Api) -> None:
     assert bad.headers["Content-Type"] == "application/problem+json"
     assert (await bad.json())["reason"] == "checksum_mismatch"
     assert await recording_count(api.services) == 1
-    assert len(blob_files(api.services)) == 1
-    assert partial_files(api.services) == []
+    assert len(await stored_blobs(api.services)) == 1
+    assert await incomplete(api.services) == 0
 
 
 @pytest.mark.parametrize("body", [b"just some text, not audio" * 10, os.urandom(5000),
@@ -127,7 +127,7 @@ async def test_non_audio_is_refused_as_unsupported_media(api: Api, body: bytes) 
     assert response.status == 415
     assert (await response.json())["reason"] == "unsupported_media_type"
     assert await recording_count(api.services) == 0
-    assert blob_files(api.services) == [] and partial_files(api.services) == []
+    assert await stored_blobs(api.services) == [] and await incomplete(api.services) == 0
 
 
 async def test_content_type_is_detected_not_believed(api: Api) -> None:
@@ -147,7 +147,7 @@ async def test_too_large_is_refused_and_leaves_nothing(api: Api) -> None:
     small = await api.upload(wav_noise(50_000), call_id="call-small")
     assert small.status == 201
     assert await recording_count(api.services) == 1
-    assert len(blob_files(api.services)) == 1 and partial_files(api.services) == []
+    assert len(await stored_blobs(api.services)) == 1 and await incomplete(api.services) == 0
 
 
 @pytest.mark.parametrize(("metadata", "reason"), [
@@ -225,17 +225,17 @@ async def test_interrupted_upload_leaves_nothing(api: Api) -> None:
                   f"Content-Length: {total}\r\n\r\n").encode() + head + audio[:1_500_000])
     await writer.drain()
     for _ in range(100):  # wait until the server has written part of it (past 1 MiB)
-        if partial_files(api.services):
+        if await incomplete(api.services):
             break
         await asyncio.sleep(0.02)
-    assert partial_files(api.services), "the upload never started"
+    assert await incomplete(api.services), "the upload never started"
     writer.close()
     for _ in range(200):
-        if not partial_files(api.services):
+        if not await incomplete(api.services):
             break
         await asyncio.sleep(0.02)
-    assert partial_files(api.services) == []
-    assert blob_files(api.services) == []
+    assert await incomplete(api.services) == 0
+    assert await stored_blobs(api.services) == []
     assert await recording_count(api.services) == 0
     search = await api.client.get("/v1/recordings", params={"call_id": "cut"},
                                   headers=api.auth("compliance"))
