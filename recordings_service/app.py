@@ -219,19 +219,11 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             return
         lock = DataDirLock(config.data_dir / "serve.lock")
         try:
-            discarded = await services.blobs.discard_incomplete()
-            # A crash's orphans go at once, unless another process still writes (a worker
-            # draining while we restart): its blobs may be about to get their rows.
-            busy = await services.blobs.writers_elsewhere()
-            orphans = await jobs.sweep_orphans(
-                services, grace=jobs.ORPHAN_GRACE if busy else timedelta(0))
-            if discarded or orphans:
-                log.warning("cleaned up after an interrupted run",
-                            extra={"partial_uploads": discarded, "orphan_blobs": orphans})
-            changes = await retention.apply_configured_retention(services)
-            if changes:
-                log.warning("retention periods changed; stored recordings recomputed",
-                            extra={"changes": changes})
+            # With replicas on one catalog, one of them at a time does this; the others
+            # serve meanwhile (and their uploads are safe from it: see the grace below).
+            async with services.database.exclusive("startup") as held:
+                if held:
+                    await _recover(services)
             await _checkpoint_if_possible(services)
             app[SERVICES] = services
             if config.scheduler_enabled:
@@ -244,6 +236,22 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             await _checkpoint_if_possible(services)
         finally:
             lock.release()
+
+
+async def _recover(services: Services) -> None:
+    discarded = await services.blobs.discard_incomplete()
+    # A crash's orphans go at once, unless another process still writes (a worker
+    # draining while we restart, another replica): its blobs may be about to get rows.
+    busy = await services.blobs.writers_elsewhere()
+    orphans = await jobs.sweep_orphans(
+        services, grace=jobs.ORPHAN_GRACE if busy else timedelta(0))
+    if discarded or orphans:
+        log.warning("cleaned up after an interrupted run",
+                    extra={"partial_uploads": discarded, "orphan_blobs": orphans})
+    changes = await retention.apply_configured_retention(services)
+    if changes:
+        log.warning("retention periods changed; stored recordings recomputed",
+                    extra={"changes": changes})
 
 
 async def _checkpoint_if_possible(services: Services) -> None:

@@ -81,14 +81,20 @@ async def sweep_orphans(services: Services, grace: timedelta) -> int:
 
 def _guarded(services: Services, name: str,
              job: Callable[[Services], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    """Runs ``job`` on one replica at a time: a replica that finds it running elsewhere
+    (PostgreSQL advisory lock) skips this turn."""
     async def run() -> None:
+        outcome = "ok"
         try:
-            await job(services)
+            async with services.database.exclusive(name) as held:
+                if held:
+                    await job(services)
+                else:
+                    outcome = "elsewhere"
         except Exception:
-            services.metrics.job_runs.labels(name, "error").inc()
+            outcome = "error"
             log.exception("scheduled job failed", extra={"job": name})
-        else:
-            services.metrics.job_runs.labels(name, "ok").inc()
+        services.metrics.job_runs.labels(name, outcome).inc()
     return run
 
 

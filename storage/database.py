@@ -14,13 +14,14 @@ serialize there with ``SELECT … FOR UPDATE``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -171,6 +172,29 @@ class Database:
             return
         with self._reader.connect() as sync_conn, sync_conn.begin():
             yield _SyncConn(sync_conn)
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Whether this process holds ``name`` (a job) across every process sharing the
+        catalog, for the body of the ``with``. PostgreSQL: a session advisory lock on a
+        connection of its own, released when the body ends or the connection dies (a
+        killed replica frees its jobs). SQLite: one host, where one process runs the jobs:
+        always held."""
+        if self._async is None:
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(b"recordings-job:" + name.encode()).digest()[:8],
+                             "big", signed=True)
+        async with self._async.connect() as conn:
+            held = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                            {"k": key})).scalar())
+            await conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    await conn.commit()
 
     async def truncate_wal(self) -> None:
         """SQLite: copy the write-ahead log into the database and empty it, so page images

@@ -64,32 +64,40 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def mirror(source: Path, copy: Path) -> None:
-    """Makes ``copy`` (a backup destination's ledger) hold everything ``source`` holds.
+    """Appends to ``copy`` (a backup destination's ledger) the lines of ``source`` it has
+    not received yet.
 
-    The source is append-only, so a good copy is a prefix of it and only the missing tail
-    is appended (under the copy's lock, fsynced); a copy that is not a prefix (another
-    ledger's) is replaced whole.
+    Several replicas, each with its own ledger, may mirror into one shared copy: each
+    remembers how far its own ledger was copied (``<source>.mirrored.json``, per copy) and
+    appends the rest under the copy's lock, so the copy holds every replica's lines. Only
+    whole lines are copied (a torn last line is left until it is complete or replaced).
     """
     copy.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state_path = source.with_name(source.name + ".mirrored.json")
+    try:
+        state = json.loads(state_path.read_bytes())
+        if not isinstance(state, dict):
+            state = {}
+    except (OSError, ValueError):
+        state = {}
+    key = str(copy.resolve())
     with _locked(copy), source.open("rb") as src:
-        have = copy.stat().st_size if copy.exists() else 0
-        check = min(have, 4096)
-        if check:
-            with copy.open("rb") as old:
-                old.seek(have - check)
-                src.seek(have - check)
-                if old.read(check) != src.read(check):
-                    have = 0
-        src.seek(have)
+        offset = int(state.get(key, 0))
+        size = src.seek(0, os.SEEK_END)
+        if offset > size:
+            offset = 0  # the ledger was replaced (a restore): copy it again
+        src.seek(offset)
         tail = src.read()
-        if have == 0:
-            tmp = copy.with_name(copy.name + ".tmp")
-            tmp.unlink(missing_ok=True)
-            _write(tmp, tail)
-            os.replace(tmp, copy)
-            _fsync_dir(copy.parent)
-        elif tail:
+        tail = tail[: tail.rfind(b"\n") + 1]
+        if tail:
+            created = not copy.exists()
             _write(copy, tail)
+            if created:
+                _fsync_dir(copy.parent)
+    state[key] = offset + len(tail)
+    tmp = state_path.with_name(state_path.name + ".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, state_path)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -65,15 +65,22 @@ async def test_no_tombstone_commits_without_its_ledger_line(
     assert body["state"] == "purged"
 
 
-def test_the_destination_copy_gets_only_the_new_tail_or_is_replaced_when_foreign(
+def test_replicas_ledgers_meet_in_one_destination_copy_without_repeats(
         tmp_path: Path) -> None:
-    live, copy = tmp_path / "live.jsonl", tmp_path / "dest" / "erasure-ledger.jsonl"
-    erasure_ledger.append(live, [{"recording_id": "rec_a"}])
-    erasure_ledger.mirror(live, copy)
-    erasure_ledger.append(live, [{"recording_id": "rec_b"}])
-    erasure_ledger.mirror(live, copy)
-    assert copy.read_bytes() == live.read_bytes()
-    # A copy that is not a prefix of the live ledger (another installation's) is replaced.
-    copy.write_bytes(b'{"recording_id":"rec_other"}\n' * 3)
-    erasure_ledger.mirror(live, copy)
-    assert [e["recording_id"] for e in erasure_ledger.read(copy)] == ["rec_a", "rec_b"]
+    a, b = tmp_path / "a" / "erasure-ledger.jsonl", tmp_path / "b" / "erasure-ledger.jsonl"
+    copy = tmp_path / "dest" / "erasure-ledger.jsonl"
+    for path in (a, b):
+        path.parent.mkdir()
+    erasure_ledger.append(a, [{"recording_id": "rec_a1"}])
+    erasure_ledger.mirror(a, copy)
+    erasure_ledger.append(b, [{"recording_id": "rec_b1"}])
+    erasure_ledger.mirror(b, copy)
+    erasure_ledger.append(a, [{"recording_id": "rec_a2"}])
+    erasure_ledger.mirror(a, copy)
+    erasure_ledger.mirror(a, copy)  # nothing new: nothing appended
+    # A torn last line (a crash mid-append) is not copied until it is whole.
+    with b.open("ab") as f:
+        f.write(b'{"recording_id":"rec_b')
+    erasure_ledger.mirror(b, copy)
+    assert [e["recording_id"] for e in erasure_ledger.read(copy)] == [
+        "rec_a1", "rec_b1", "rec_a2"]
