@@ -84,22 +84,28 @@ def _listening_pids(port: int) -> set[str]:
 
 
 @contextlib.contextmanager
-def service(extra_config: str = "") -> Iterator[Service]:
+def service(extra_config: str = "", tokens: dict[str, str] | None = None,
+            workers: int = WORKERS) -> Iterator[Service]:
+    """``serve`` on a new data directory (the catalog and blob store are the environment's:
+    RECORDINGS_DATABASE_URL, RECORDINGS_BLOB_STORE…); ``tokens`` when they exist already
+    (a second replica on a shared catalog)."""
     root = Path(tempfile.mkdtemp(prefix="bench-svc-", dir="/work" if os.path.isdir("/work")
                                  else None))
     data = root / "data"
     config = root / "bench.toml"
     # One serve process per core, as an operator would run it on this machine.
-    config.write_text(f"[server]\nworkers = {WORKERS}\n"
+    config.write_text(f"[server]\nworkers = {workers}\n"
                       "[scheduler]\nenabled = false\n[logging]\nlevel = \"WARNING\"\n"
                       + extra_config)
     port = free_port()
-    tokens = {}
-    for role in ("ingest", "supervisor", "compliance"):
-        out = subprocess.run([sys.executable, "-m", "recordings_service", "tokens", "create",
-                              "--name", role, "--role", role, "--data-dir", str(data)],
-                             check=True, capture_output=True, text=True).stdout
-        tokens[role] = out.strip().splitlines()[-1]
+    if tokens is None:
+        tokens = {}
+        for role in ("ingest", "supervisor", "compliance"):
+            out = subprocess.run([sys.executable, "-m", "recordings_service", "tokens",
+                                  "create", "--name", role, "--role", role, "--data-dir",
+                                  str(data), "--config", str(config)],
+                                 check=True, capture_output=True, text=True).stdout
+            tokens[role] = out.strip().splitlines()[-1]
     process = subprocess.Popen(
         [sys.executable, "-m", "recordings_service", "serve", "--data-dir", str(data),
          "--config", str(config), "--port", str(port)],
@@ -115,7 +121,7 @@ def service(extra_config: str = "") -> Iterator[Service]:
         # The first process answers before its extra workers listen: wait for them, or the
         # first measurement runs on one process.
         for _ in range(300):
-            if len(_listening_pids(port)) >= WORKERS:
+            if len(_listening_pids(port)) >= workers:
                 break
             time.sleep(0.05)
         yield Service(url, process.pid, data, tokens)

