@@ -13,7 +13,7 @@ from recordings_service.routes import PUBLIC_ROUTES
 from storage.blobstore.s3 import S3BlobStore
 from tests.audio import wav_tone
 from tests.conftest import Api
-from tests.integration.helpers import blob_name
+from tests.integration.helpers import blob_name, free_port
 
 
 async def test_health_and_readiness(api: Api) -> None:
@@ -152,3 +152,22 @@ async def test_a_revoked_token_is_refused_at_once(api: Api) -> None:
     refused = await api.client.get("/v1/policies", headers=api.auth("auditor"))
     assert refused.status == 401
     assert (await refused.json())["reason"] == "unauthenticated"
+
+
+async def test_an_unreachable_object_store_is_a_503_with_retry_after(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.3), call_id="before")
+    await api.services.blobs.close()
+    # A bucket on a port where nothing listens: every store call fails to connect.
+    api.services.blobs = await S3BlobStore.open("bucket", "", f"http://127.0.0.1:{free_port()}")
+    upload = await api.upload(wav_tone(0.3, frequency=600), call_id="during")
+    stream = await api.audio(rec["id"], "training", "supervisor")
+    for response in (upload, stream):
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "5"
+        body = await response.json()
+        assert body["reason"] == "storage_unavailable" and "127.0.0.1" not in body["detail"]
+    ready = await api.client.get("/readyz")
+    assert ready.status == 503
+    # Nothing half-written: the failed upload left no recording.
+    status, found = await api.call("GET", "/v1/recordings?call_id=during")
+    assert status == 200 and found["items"] == []
