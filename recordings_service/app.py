@@ -175,9 +175,10 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated()
-    actor = await authenticate(request.app[SERVICES].database, token.strip())
+    services = request.app[SERVICES]
+    actor = await authenticate(services.database, token.strip(), services.clock())
     if actor is None:
-        raise Unauthenticated("the bearer token is unknown or revoked")
+        raise Unauthenticated("the bearer token is unknown, revoked or expired")
     request[ACTOR] = actor
     return await handler(request)
 

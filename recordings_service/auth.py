@@ -1,11 +1,16 @@
-"""Bearer tokens: only their SHA-256 is stored; roles travel with the token's name."""
+"""Bearer tokens: only their SHA-256 is stored; roles travel with the token's name.
+
+A token may expire (``tokens create --expires-in``); its last use is recorded at most once
+a minute per process, so a busy token costs one small write a minute, not one a request.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from recordings_service.config import ROLES
 from recordings_service.errors import BadRequest
@@ -28,7 +33,24 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(database: Database, name: str, roles: list[str], now: datetime) -> str:
+LAST_USE_EVERY = timedelta(minutes=1)
+# (catalog, token name) -> when this process last wrote the token's last use.
+_last_use_written: dict[tuple[int, str], datetime] = {}
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30m``, ``12h``, ``90d``."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise BadRequest("invalid_duration", "a duration is a number and m, h or d "
+                                             "(e.g. 90d, 12h, 30m)")
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+async def create_token(database: Database, name: str, roles: list[str], now: datetime,
+                       expires_in: timedelta | None = None) -> str:
     unknown = set(roles) - ROLES
     if not roles or unknown:
         raise BadRequest("invalid_role", f"roles must be among {sorted(ROLES)}")
@@ -37,22 +59,33 @@ async def create_token(database: Database, name: str, roles: list[str], now: dat
                                          "not starting with 'system:'")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     async with database.write() as conn:
-        if not await catalog.create_token(conn, name, hash_token(token), roles, now):
+        if not await catalog.create_token(conn, name, hash_token(token), roles, now,
+                                          None if expires_in is None else now + expires_in):
             raise BadRequest("duplicate_name", f"a token named {name!r} exists already")
     return token
 
 
-async def authenticate(database: Database, token: str) -> Actor | None:
+def usable(row: catalog.TokenRow, now: datetime) -> bool:
+    return row.revoked_at is None and (row.expires_at is None or now < row.expires_at)
+
+
+async def authenticate(database: Database, token: str, now: datetime) -> Actor | None:
     async with database.read() as conn:
         row = await catalog.token_by_hash(conn, hash_token(token))
-    if row is None or row.revoked_at is not None:
+    if row is None or not usable(row, now):
         return None
+    key = (id(database), row.name)
+    written = _last_use_written.get(key)
+    if written is None or now - written >= LAST_USE_EVERY or now < written:
+        _last_use_written[key] = now
+        async with database.write() as conn:
+            await catalog.token_used(conn, row.name, now)
     return Actor(row.name, frozenset(row.roles))
 
 
-async def actor_by_name(database: Database, name: str) -> Actor | None:
+async def actor_by_name(database: Database, name: str, now: datetime) -> Actor | None:
     async with database.read() as conn:
         row = await catalog.token_by_name(conn, name)
-    if row is None or row.revoked_at is not None:
+    if row is None or not usable(row, now):
         return None
     return Actor(row.name, frozenset(row.roles))

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from recordings_service import auditing, backup, jobs, keys, logs, restore, retention
+from recordings_service import auditing, backup, jobs, keys, logs, people, restore, retention
 from recordings_service.auditing import SYSTEM_ORIGIN
-from recordings_service.auth import Actor, create_token
+from recordings_service.auth import Actor, create_token, parse_duration
 from recordings_service.clock import system_clock
 from recordings_service.config import ROLES, Config, load_config
 from recordings_service.custody import open_root_key
-from recordings_service.errors import BackupError, ConfigError, ServiceError
+from recordings_service.errors import BackupError, BadRequest, ConfigError, ServiceError
 from recordings_service.serve import serve
 from recordings_service.services import Services, open_services
-from storage import catalog, legacy_keys
+from storage import catalog, legacy_keys, people_store
 from storage.custody import export
 from storage.custody.file import decode, write_private
 from storage.database import Database, sqlite_url
@@ -48,9 +49,27 @@ def _parser() -> argparse.ArgumentParser:
     create = tokens.add_parser("create", parents=[common], help="create a token, print it")
     create.add_argument("--name", required=True)
     create.add_argument("--role", action="append", required=True, choices=sorted(ROLES))
-    tokens.add_parser("list", parents=[common], help="list tokens (never their values)")
+    create.add_argument("--expires-in", metavar="DURATION",
+                        help="e.g. 90d, 12h, 30m (default: no expiry)")
+    tokens.add_parser("list", parents=[common],
+                      help="list tokens with expiry and last use (never their values)")
     revoke = tokens.add_parser("revoke", parents=[common], help="revoke a token by name")
     revoke.add_argument("--name", required=True)
+
+    users = sub.add_parser("users", help="people's local accounts").add_subparsers(
+        dest="action", required=True)
+    user_create = users.add_parser("create", parents=[common], help="a person's account")
+    user_create.add_argument("--name", required=True)
+    user_create.add_argument("--role", action="append", required=True, choices=sorted(ROLES))
+    user_create.add_argument("--password-stdin", action="store_true",
+                             help="read the password from stdin (else a prompt)")
+    users.add_parser("list", parents=[common], help="accounts (never their passwords)")
+    user_disable = users.add_parser("disable", parents=[common], help="disable an account")
+    user_disable.add_argument("--name", required=True)
+    user_reset = users.add_parser("reset-password", parents=[common],
+                                  help="set a new password for an account")
+    user_reset.add_argument("--name", required=True)
+    user_reset.add_argument("--password-stdin", action="store_true")
 
     key_cmds = sub.add_parser("keys", help="the key hierarchy").add_subparsers(
         dest="action", required=True)
@@ -104,10 +123,13 @@ def _print(data: object) -> None:
 
 
 async def _tokens_create(services: Services, args: argparse.Namespace) -> int:
-    token = await create_token(services.database, args.name, args.role, services.clock())
+    expires_in = None if args.expires_in is None else parse_duration(args.expires_in)
+    token = await create_token(services.database, args.name, args.role, services.clock(),
+                               expires_in)
     await auditing.record(services, auditing.event(
         CLI_ACTOR, SYSTEM_ORIGIN, "token_created", "allowed",
-        detail={"name": args.name, "roles": sorted(set(args.role))}))
+        detail={"name": args.name, "roles": sorted(set(args.role)),
+                "expires_in": args.expires_in}))
     print(f"created token {args.name!r} with roles {', '.join(sorted(set(args.role)))}",
           file=sys.stderr)
     print(token)
@@ -118,7 +140,58 @@ async def _tokens_list(services: Services, args: argparse.Namespace) -> int:
     async with services.database.read() as conn:
         rows = await catalog.list_tokens(conn)
     _print([{"name": r.name, "roles": list(r.roles), "created_at": r.created_at,
+             "expires_at": r.expires_at, "last_used_at": r.last_used_at,
              "revoked_at": r.revoked_at} for r in rows])
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise BadRequest("password_mismatch", "the two passwords differ")
+    return first
+
+
+async def _users_create(services: Services, args: argparse.Namespace) -> int:
+    await people.create_user(services.database, args.name, args.role, _read_password(args),
+                             services.clock())
+    await auditing.record(services, auditing.event(
+        CLI_ACTOR, SYSTEM_ORIGIN, "user_created", "allowed",
+        detail={"name": args.name, "roles": sorted(set(args.role))}))
+    print(f"created account {args.name!r} with roles {', '.join(sorted(set(args.role)))}")
+    return 0
+
+
+async def _users_list(services: Services, args: argparse.Namespace) -> int:
+    async with services.database.read() as conn:
+        rows = await people_store.list_users(conn)
+    _print([{"name": r.name, "roles": list(r.roles), "created_at": r.created_at,
+             "last_sign_in_at": r.last_sign_in_at, "disabled_at": r.disabled_at}
+            for r in rows])
+    return 0
+
+
+async def _users_disable(services: Services, args: argparse.Namespace) -> int:
+    async with services.database.write() as conn:
+        disabled = await people_store.disable_user(conn, args.name, services.clock())
+    if not disabled:
+        print(f"no enabled account named {args.name!r}", file=sys.stderr)
+        return 1
+    await auditing.record(services, auditing.event(
+        CLI_ACTOR, SYSTEM_ORIGIN, "user_disabled", "allowed", detail={"name": args.name}))
+    print(f"disabled account {args.name!r}")
+    return 0
+
+
+async def _users_reset_password(services: Services, args: argparse.Namespace) -> int:
+    if not await people.reset_password(services.database, args.name, _read_password(args)):
+        print(f"no account named {args.name!r}", file=sys.stderr)
+        return 1
+    await auditing.record(services, auditing.event(
+        CLI_ACTOR, SYSTEM_ORIGIN, "password_reset", "allowed", detail={"name": args.name}))
+    print(f"new password set for {args.name!r}")
     return 0
 
 
@@ -220,6 +293,10 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("tokens", "create"): _tokens_create,
     ("tokens", "list"): _tokens_list,
     ("tokens", "revoke"): _tokens_revoke,
+    ("users", "create"): _users_create,
+    ("users", "list"): _users_list,
+    ("users", "disable"): _users_disable,
+    ("users", "reset-password"): _users_reset_password,
     ("keys", "init"): _keys_init,
     ("keys", "rotate"): _keys_rotate,
     ("keys", "rewrap"): _keys_rewrap,

@@ -254,14 +254,18 @@ class TokenRow:
     roles: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
 
 
 def _token(row: Any) -> TokenRow:
-    return TokenRow(row.name, tuple(json.loads(row.roles)), row.created_at, row.revoked_at)
+    return TokenRow(row.name, tuple(json.loads(row.roles)), row.created_at, row.revoked_at,
+                    row.expires_at, row.last_used_at)
 
 
 async def create_token(
-    conn: Conn, name: str, token_hash: str, roles: Iterable[str], now: datetime
+    conn: Conn, name: str, token_hash: str, roles: Iterable[str], now: datetime,
+    expires_at: datetime | None = None,
 ) -> bool:
     """False when a token of that name exists already."""
     exists = (await conn.execute(select(tokens.c.name).where(tokens.c.name == name))).first()
@@ -269,9 +273,14 @@ async def create_token(
         return False
     await conn.execute(
         insert(tokens).values(name=name, token_hash=token_hash,
-                              roles=json.dumps(sorted(set(roles))), created_at=now)
+                              roles=json.dumps(sorted(set(roles))), created_at=now,
+                              expires_at=expires_at)
     )
     return True
+
+
+async def token_used(conn: Conn, name: str, now: datetime) -> None:
+    await conn.execute(update(tokens).where(tokens.c.name == name).values(last_used_at=now))
 
 
 async def token_by_hash(conn: Conn, token_hash: str) -> TokenRow | None:

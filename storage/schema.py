@@ -104,6 +104,22 @@ tokens = Table(
     Column("roles", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    # Written at most once a minute per process (not on every request).
+    Column("last_used_at", UTCDateTime),
+)
+
+# People who sign in (local accounts); machines use tokens.
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    # Argon2id, in its PHC string form (parameters and salt included).
+    Column("password_hash", Text, nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+    Column("last_sign_in_at", UTCDateTime),
 )
 
 audit_entries = Table(
