@@ -15,7 +15,7 @@ from datetime import timedelta
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from recordings_service import auditing, jobs, retention
+from recordings_service import auditing, jobs, retention, sessions
 from recordings_service.appkeys import (
     ACTOR,
     CLOCK,
@@ -23,6 +23,7 @@ from recordings_service.appkeys import (
     OPENAPI,
     REQUEST_ID,
     SERVICES,
+    SESSION,
     UPLOAD_SLOTS,
 )
 from recordings_service.auditing import Origin
@@ -147,7 +148,6 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 _UNDECODABLE = re.compile(r"[\udc80-\udcff]")
-ANONYMOUS = Actor("anonymous", frozenset())
 
 
 async def _refuse_undecodable(request: web.Request) -> None:
@@ -161,18 +161,31 @@ async def _refuse_undecodable(request: web.Request) -> None:
     if where is None:
         return
     await auditing.record(request.app[SERVICES], auditing.event(
-        ANONYMOUS, Origin(request.remote, request.get(REQUEST_ID)), "request", "denied",
+        auditing.ANONYMOUS, Origin(request.remote, request.get(REQUEST_ID)), "request", "denied",
         reason="invalid_header", detail={"method": request.method, "where": where}))
     raise BadRequest("invalid_header", f"{where} holds bytes that are not UTF-8 text")
 
 
 @web.middleware
 async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Deny by default: every route needs a valid bearer token unless listed as public."""
+    """Deny by default: every route needs a valid bearer token or a person's session
+    cookie unless listed as public; a change made by cookie needs its CSRF token."""
     resource = request.match_info.route.resource
     if resource is None or (request.method, resource.canonical) in PUBLIC_ROUTES:
         return await handler(request)
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    authorization = request.headers.get("Authorization")
+    cookie = request.cookies.get(sessions.COOKIE)
+    if authorization is None and cookie:
+        session = await sessions.authenticate(request.app[SERVICES], cookie)
+        if session is None:
+            raise Unauthenticated("the session has ended; sign in again")
+        sessions.check_csrf(session, request.method, request.headers.get("X-CSRF-Token"),
+                            request.headers.get("Origin"),
+                            request.headers.get("Sec-Fetch-Site"), request.host)
+        request[SESSION] = session
+        request[ACTOR] = Actor(session.user_name, frozenset(session.roles))
+        return await handler(request)
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated()
     services = request.app[SERVICES]

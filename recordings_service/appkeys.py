@@ -8,6 +8,7 @@ from recordings_service.auth import Actor
 from recordings_service.clock import Clock
 from recordings_service.config import Config
 from recordings_service.services import Services
+from storage.people_store import SessionRow
 
 CONFIG = web.AppKey("config", Config)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
@@ -18,4 +19,6 @@ UPLOAD_SLOTS = web.AppKey("upload_slots", asyncio.Semaphore)
 
 # Request-scoped values.
 ACTOR = web.RequestKey("actor", Actor)
+# The person's session when the request came with a session cookie.
+SESSION = web.RequestKey("session", SessionRow)
 REQUEST_ID = web.RequestKey("request_id", str)

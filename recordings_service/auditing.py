@@ -21,6 +21,8 @@ class Origin:
 
 
 SYSTEM_ORIGIN = Origin(None, None)
+# A request whose sender is not known (refused before or at authentication).
+ANONYMOUS = Actor("anonymous", frozenset())
 
 
 def event(actor: Actor, origin: Origin, action: str, outcome: str, *,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from recordings_service.config import ROLES
 from recordings_service.errors import BadRequest
-from storage import catalog
+from storage import catalog, people_store
 from storage.database import Database
 
 TOKEN_PREFIX = "rst_"  # noqa: S105 - a marker that makes leaked tokens greppable, not a secret
@@ -59,6 +59,8 @@ async def create_token(database: Database, name: str, roles: list[str], now: dat
                                          "not starting with 'system:'")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     async with database.write() as conn:
+        if await people_store.get_user(conn, name) is not None:
+            raise BadRequest("duplicate_name", f"{name!r} is a person's account name")
         if not await catalog.create_token(conn, name, hash_token(token), roles, now,
                                           None if expires_in is None else now + expires_in):
             raise BadRequest("duplicate_name", f"a token named {name!r} exists already")
@@ -84,8 +86,13 @@ async def authenticate(database: Database, token: str, now: datetime) -> Actor |
 
 
 async def actor_by_name(database: Database, name: str, now: datetime) -> Actor | None:
+    """The token, or the person's enabled account, of that name (names are unique across
+    both), with its roles now: a playback link re-checks its maker with this."""
     async with database.read() as conn:
         row = await catalog.token_by_name(conn, name)
-    if row is None or not usable(row, now):
-        return None
-    return Actor(row.name, frozenset(row.roles))
+        person = None if row is not None else await people_store.get_user(conn, name)
+    if row is not None:
+        return Actor(row.name, frozenset(row.roles)) if usable(row, now) else None
+    if person is not None and person.disabled_at is None:
+        return Actor(person.name, frozenset(person.roles))
+    return None

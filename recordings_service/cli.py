@@ -176,6 +176,7 @@ async def _users_list(services: Services, args: argparse.Namespace) -> int:
 async def _users_disable(services: Services, args: argparse.Namespace) -> int:
     async with services.database.write() as conn:
         disabled = await people_store.disable_user(conn, args.name, services.clock())
+        await people_store.delete_sessions_of(conn, args.name)
     if not disabled:
         print(f"no enabled account named {args.name!r}", file=sys.stderr)
         return 1

@@ -79,6 +79,11 @@ class Config:
     purge_interval_seconds: int = 3600
     purge_batch: int = 500
     backup_destination: Path | None = None
+    auth_session_idle_minutes: int = 30
+    auth_session_lifetime_hours: int = 12
+    auth_max_failures_per_account: int = 5
+    auth_max_failures_per_address: int = 20
+    auth_failure_window_minutes: int = 15
     scheduler_enabled: bool = True
     log_level: str = "INFO"
 
@@ -287,6 +292,11 @@ def load_config(
         purge_batch=_get(raw, "purge", "batch", int, 500),
         backup_destination=Path(_get(raw, "backup", "destination", str, ""))
         if _get(raw, "backup", "destination", str, "") else None,
+        auth_session_idle_minutes=_get(raw, "auth", "session_idle_minutes", int, 30),
+        auth_session_lifetime_hours=_get(raw, "auth", "session_lifetime_hours", int, 12),
+        auth_max_failures_per_account=_get(raw, "auth", "max_failures_per_account", int, 5),
+        auth_max_failures_per_address=_get(raw, "auth", "max_failures_per_address", int, 20),
+        auth_failure_window_minutes=_get(raw, "auth", "failure_window_minutes", int, 15),
         scheduler_enabled=_get(raw, "scheduler", "enabled", bool, True),
         log_level=level,
     )
@@ -294,7 +304,9 @@ def load_config(
                  "link_ttl_seconds", "checkpoint_interval_seconds",
                  "checkpoint_every_entries",
                  "rewrap_interval_seconds", "rewrap_batch", "key_refresh_interval_seconds",
-                 "stale_after_seconds",
+                 "stale_after_seconds", "auth_session_idle_minutes",
+                 "auth_session_lifetime_hours", "auth_max_failures_per_account",
+                 "auth_max_failures_per_address", "auth_failure_window_minutes",
                  "purge_interval_seconds", "purge_batch"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive")

@@ -3,9 +3,10 @@
     ServiceError                      status  (reason)
     ├── BadRequest                    400     invalid_metadata, invalid_json, purpose_required,
     │                                         unknown_purpose, invalid_query, ...
-    ├── Unauthenticated               401     unauthenticated
+    ├── Unauthenticated               401     unauthenticated, invalid_credentials
     ├── Forbidden                     403     missing_role, purpose_not_allowed,
-    │                                         purpose_expired, purpose_withdrawn, restricted
+    │                                         purpose_expired, purpose_withdrawn, restricted,
+    │                                         csrf
     ├── NotFound                      404     not_found
     ├── RequestTimeout                408     body_timeout
     ├── Conflict                      409     duplicate_call_id
@@ -14,6 +15,7 @@
     ├── UnsupportedMediaType          415     unsupported_media_type
     ├── RangeNotSatisfiable           416     range_not_satisfiable
     ├── Unprocessable                 422     checksum_mismatch, invalid_audio
+    ├── TooManyAttempts               429     too_many_attempts (with Retry-After)
     ├── InsufficientStorage           507     insufficient_storage
     └── Unavailable                   503     too_many_uploads (with Retry-After)
     ConfigError                       (startup only, never HTTP)
@@ -48,8 +50,9 @@ class Unauthenticated(ServiceError):
     status = 401
     title = "Unauthorized"
 
-    def __init__(self, detail: str = "a valid bearer token is required") -> None:
-        super().__init__("unauthenticated", detail)
+    def __init__(self, detail: str = "a valid bearer token or session is required",
+                 reason: str = "unauthenticated") -> None:
+        super().__init__(reason, detail)
 
 
 class Forbidden(ServiceError):
@@ -123,6 +126,15 @@ class Unavailable(ServiceError):
 
     def __init__(self, reason: str, detail: str, retry_after: int = 5) -> None:
         super().__init__(reason, detail)
+        self.retry_after = retry_after
+
+
+class TooManyAttempts(ServiceError):
+    status = 429
+    title = "Too Many Requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too_many_attempts", "too many failed sign-ins; try again later")
         self.retry_after = retry_after
 
 

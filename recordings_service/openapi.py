@@ -11,7 +11,8 @@ _STATUS_TEXT = {200: "OK", 201: "Created", 206: "Partial Content", 400: "Bad Req
                 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
                 410: "Gone", 413: "Content Too Large", 415: "Unsupported Media Type",
                 416: "Range Not Satisfiable", 422: "Unprocessable Content",
-                408: "Request Timeout", 503: "Service Unavailable", 507: "Insufficient Storage"}
+                408: "Request Timeout", 503: "Service Unavailable", 507: "Insufficient Storage",
+                204: "No Content", 429: "Too Many Requests"}
 
 _PROBLEM = {
     "type": "object",
@@ -105,6 +106,10 @@ def _json_bodies(purposes: list[str]) -> dict[str, dict[str, Any]]:
                  # One or the other: a hold names its recordings or its data subject.
                  "oneOf": [{"required": ["recording_ids"]}, {"required": ["customer_id"]}]},
         "purge": {"type": "object", "properties": {"dry_run": {"type": "boolean"}}},
+        "sign_in": {"type": "object", "required": ["name", "password"],
+                    "properties": {"name": {"type": "string", "minLength": 1,
+                                            "maxLength": 128},
+                                   "password": {"type": "string", "maxLength": 1024}}},
         "subject": {"type": "object", "properties": {"request_reference": _REFERENCE}},
         "rectify": {"type": "object", "required": ["reason"], "minProperties": 2,
                     "properties": {
@@ -221,7 +226,7 @@ def openapi_document(purposes: list[str]) -> dict[str, Any]:
             "responses": _responses(route),
         }
         if route.roles:
-            operation["security"] = [{"bearer": []}]
+            operation["security"] = [{"bearer": []}, {"session": []}]
             operation["x-roles"] = list(route.roles)
         else:
             operation["security"] = []
@@ -234,7 +239,9 @@ def openapi_document(purposes: list[str]) -> dict[str, Any]:
         "info": {"title": "Recordings service", "version": "1"},
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "session": {"type": "apiKey", "in": "cookie",
+                                            "name": "rs_session"}},
             "schemas": {"Problem": _PROBLEM, "Recording": _RECORDING,
                         "PurposeState": _PURPOSE_STATE,
                         "UploadMetadata": _metadata(purposes)},

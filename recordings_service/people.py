@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from recordings_service.config import ROLES
 from recordings_service.errors import BadRequest
-from storage import people_store
+from storage import catalog, people_store
 from storage.database import Database
 
 MIN_LENGTH = 12
@@ -74,6 +74,8 @@ async def create_user(database: Database, name: str, roles: list[str], password:
     check_password(name, password)
     password_hash = hash_password(password)
     async with database.write() as conn:
+        if await catalog.token_by_name(conn, name) is not None:
+            raise BadRequest("duplicate_name", f"{name!r} is a token's name")
         if not await people_store.insert_user(conn, name, password_hash, roles, now):
             raise BadRequest("duplicate_name", f"an account named {name!r} exists already")
 
@@ -82,4 +84,7 @@ async def reset_password(database: Database, name: str, password: str) -> bool:
     check_password(name, password)
     password_hash = hash_password(password)
     async with database.write() as conn:
-        return await people_store.set_password_hash(conn, name, password_hash)
+        changed = await people_store.set_password_hash(conn, name, password_hash)
+        # Whoever held a session on the old password is signed out.
+        await people_store.delete_sessions_of(conn, name)
+    return changed

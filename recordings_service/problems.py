@@ -12,6 +12,7 @@ from recordings_service.errors import (
     RangeNotSatisfiable,
     RequestTimeout,
     ServiceError,
+    TooManyAttempts,
     Unauthenticated,
     Unavailable,
 )
@@ -45,7 +46,7 @@ def from_service_error(exc: ServiceError) -> web.Response:
         headers["WWW-Authenticate"] = 'Bearer realm="recordings"'
     if isinstance(exc, RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{exc.size}"
-    if isinstance(exc, Unavailable):
+    if isinstance(exc, Unavailable | TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, RequestTimeout | Unavailable):
         # The rest of a stalled or refused body is not read: this connection is done.

@@ -14,6 +14,7 @@ from recordings_service.handlers import (
     ops,
     recordings,
     retention,
+    session,
     subjects,
 )
 
@@ -38,6 +39,14 @@ _COMPLIANCE = ("compliance",)
 _ALL = ("ingest", "supervisor", "compliance", "auditor")
 
 ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/session", session.post_session, "signIn",
+          "Sign a person in with a local account; sets the session cookie", (),
+          (200, 400, 401, 429), "sign_in"),
+    Route("GET", "/v1/session", session.get_session, "whoAmI",
+          "Who is signed in (name, roles, expiry, the CSRF token for changes)", _ALL,
+          (200, 401)),
+    Route("DELETE", "/v1/session", session.delete_session, "signOut",
+          "Sign out: the session ends on every replica", _ALL, (204, 401, 403)),
     Route("POST", "/v1/recordings", recordings.post_recording, "uploadRecording",
           "Upload a recording (multipart: metadata JSON, then audio)", ("ingest",),
           (200, 201, 400, 401, 403, 409, 413, 415, 422), "multipart"),

@@ -1,4 +1,4 @@
-"""Catalog rows of people's local accounts."""
+"""Catalog rows of people: local accounts, their sessions, failed sign-ins."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from storage.database import Conn
-from storage.schema import users
+from storage.schema import sessions, sign_in_failures, users
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,76 @@ async def set_password_hash(conn: Conn, name: str, password_hash: str) -> bool:
     result = await conn.execute(update(users).where(users.c.name == name)
                                 .values(password_hash=password_hash))
     return bool(result.rowcount)
+
+
+# --- sessions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id_hash: str
+    user_name: str
+    roles: tuple[str, ...]
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+
+
+async def insert_session(conn: Conn, row: SessionRow) -> None:
+    await conn.execute(insert(sessions).values(
+        id_hash=row.id_hash, user_name=row.user_name, roles=json.dumps(list(row.roles)),
+        csrf_token=row.csrf_token, created_at=row.created_at, last_seen_at=row.last_seen_at,
+        expires_at=row.expires_at))
+
+
+async def get_session(conn: Conn, id_hash: str) -> SessionRow | None:
+    r = (await conn.execute(select(sessions).where(sessions.c.id_hash == id_hash))).first()
+    if r is None:
+        return None
+    return SessionRow(r.id_hash, r.user_name, tuple(json.loads(r.roles)), r.csrf_token,
+                      r.created_at, r.last_seen_at, r.expires_at)
+
+
+async def touch_session(conn: Conn, id_hash: str, now: datetime) -> None:
+    await conn.execute(update(sessions).where(sessions.c.id_hash == id_hash)
+                       .values(last_seen_at=now))
+
+
+async def delete_session(conn: Conn, id_hash: str) -> None:
+    await conn.execute(delete(sessions).where(sessions.c.id_hash == id_hash))
+
+
+async def delete_sessions_of(conn: Conn, user_name: str) -> None:
+    await conn.execute(delete(sessions).where(sessions.c.user_name == user_name))
+
+
+async def signed_in(conn: Conn, name: str, now: datetime) -> None:
+    await conn.execute(update(users).where(users.c.name == name).values(last_sign_in_at=now))
+
+
+# --- failed sign-ins -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failures:
+    count: int
+    window_start: datetime
+    locked_until: datetime | None
+
+
+async def failures(conn: Conn, key: str) -> Failures | None:
+    r = (await conn.execute(select(sign_in_failures)
+                            .where(sign_in_failures.c.key == key))).first()
+    return None if r is None else Failures(r.failures, r.window_start, r.locked_until)
+
+
+async def set_failures(conn: Conn, key: str, value: Failures) -> None:
+    await conn.execute(delete(sign_in_failures).where(sign_in_failures.c.key == key))
+    await conn.execute(insert(sign_in_failures).values(
+        key=key, failures=value.count, window_start=value.window_start,
+        locked_until=value.locked_until))
+
+
+async def clear_failures(conn: Conn, key: str) -> None:
+    await conn.execute(delete(sign_in_failures).where(sign_in_failures.c.key == key))

@@ -122,6 +122,30 @@ users = Table(
     Column("last_sign_in_at", UTCDateTime),
 )
 
+# Signed-in people's sessions, server-side so every replica knows them. Only the SHA-256
+# of the cookie's value is kept.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_name", String(128), nullable=False, index=True),
+    Column("roles", Text, nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Failed sign-ins per account and per client address, for the rate limit.
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime),
+)
+
 audit_entries = Table(
     "audit_entries",
     metadata,

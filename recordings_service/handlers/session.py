@@ -1,0 +1,57 @@
+"""People's sessions: sign in, who am I, sign out."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from recordings_service import sessions
+from recordings_service.appkeys import ACTOR, SESSION
+from recordings_service.errors import BadRequest
+from recordings_service.handlers.common import json_body, json_response, origin, services
+from recordings_service.times import rfc3339
+from storage.people_store import SessionRow
+
+
+def _secure(request: web.Request) -> bool:
+    # Behind a TLS-terminating proxy the request arrives as plain HTTP: trust its word for
+    # it (a forged header only makes the cookie stricter).
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
+def _session_json(request: web.Request, session: SessionRow) -> dict[str, object]:
+    return {"name": session.user_name, "roles": sorted(session.roles),
+            "expires_at": rfc3339(sessions.expires_at(services(request), session)),
+            "csrf_token": session.csrf_token}
+
+
+async def post_session(request: web.Request) -> web.StreamResponse:
+    body = await json_body(request)
+    name, password = body.get("name"), body.get("password")
+    if not isinstance(name, str) or not isinstance(password, str) or not name \
+            or len(name) > 128 or len(password) > 1024:
+        raise BadRequest("invalid_credentials_format",
+                         "give the account's name and password as strings")
+    signed_in = await sessions.sign_in(services(request), name, password, origin(request))
+    response = json_response(_session_json(request, signed_in.session))
+    response.set_cookie(sessions.COOKIE, signed_in.cookie_value, httponly=True,
+                        samesite="Strict", secure=_secure(request), path="/",
+                        max_age=services(request).config.auth_session_lifetime_hours * 3600)
+    return response
+
+
+async def get_session(request: web.Request) -> web.StreamResponse:
+    session = request.get(SESSION)
+    if session is not None:
+        return json_response(_session_json(request, session))
+    actor = request[ACTOR]  # a bearer token: who it is, no session
+    return json_response({"name": actor.name, "roles": sorted(actor.roles),
+                          "expires_at": None, "csrf_token": None})
+
+
+async def delete_session(request: web.Request) -> web.StreamResponse:
+    session = request.get(SESSION)
+    if session is not None:
+        await sessions.sign_out(services(request), session, origin(request))
+    response = web.Response(status=204)
+    response.del_cookie(sessions.COOKIE, path="/")
+    return response

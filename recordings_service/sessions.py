@@ -1,0 +1,150 @@
+"""People's sign-in sessions: server-side, referenced by an HttpOnly SameSite=Strict cookie.
+
+- Sign-in checks the password (Argon2id) and opens a session: a new random value each
+  time (so a value planted before sign-in is useless), of which only the SHA-256 is kept,
+  with an idle timeout and an absolute lifetime from ``[auth]``.
+- Failed sign-ins are counted per account and per client address in the catalog (every
+  replica sees them). Past the limit the account or address is refused with 429 and
+  Retry-After until the window ends. The answer never says whether an account exists: a
+  missing account gets the same 401 after the same work (a hash verified against a dummy).
+- A state-changing request authenticated by cookie needs the session's CSRF token in
+  ``X-CSRF-Token`` and a same-origin ``Origin`` (and no cross-site Sec-Fetch-Site).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from recordings_service import auditing, people
+from recordings_service.auditing import Origin
+from recordings_service.auth import Actor
+from recordings_service.errors import Forbidden, TooManyAttempts, Unauthenticated
+from recordings_service.services import Services
+from storage import people_store
+from storage.people_store import Failures, SessionRow
+
+COOKIE = "rs_session"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Verified when the account does not exist, so that both answers take as long.
+_DUMMY_HASH = people.hash_password("not-a-real-password-for-timing")
+# Seen-time updates at most this often (one small write a minute per active session).
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    cookie_value: str
+    session: SessionRow
+
+
+async def _check_not_locked(services: Services, keys: list[str], now: datetime) -> None:
+    async with services.database.read() as conn:
+        for key in keys:
+            found = await people_store.failures(conn, key)
+            if found is not None and found.locked_until is not None \
+                    and found.locked_until > now:
+                raise TooManyAttempts(max(1, int((found.locked_until - now).total_seconds())))
+
+
+async def _count_failure(services: Services, key: str, limit: int, now: datetime) -> bool:
+    """Counts a failure; True when this one locks the key."""
+    window = timedelta(minutes=services.config.auth_failure_window_minutes)
+    async with services.database.write() as conn:
+        found = await people_store.failures(conn, key)
+        if found is None or now - found.window_start >= window:
+            found = Failures(0, now, None)
+        count = found.count + 1
+        locked = now + window if count >= limit else None
+        await people_store.set_failures(conn, key, Failures(count, found.window_start, locked))
+    return locked is not None
+
+
+async def sign_in(services: Services, name: str, password: str, origin: Origin,
+                  ) -> SignedIn:
+    config, now = services.config, services.clock()
+    account_key, address_key = f"account:{name}", f"address:{origin.client_ip}"
+    await _check_not_locked(services, [account_key, address_key], now)
+    async with services.database.read() as conn:
+        user = await people_store.get_user(conn, name)
+    valid = people.verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not valid or user.disabled_at is not None:
+        reason = "disabled" if user is not None and valid else "invalid_credentials"
+        locked = await _count_failure(services, account_key,
+                                      config.auth_max_failures_per_account, now)
+        locked = await _count_failure(services, address_key,
+                                      config.auth_max_failures_per_address, now) or locked
+        # The account is named in the log only when it exists: a mistyped name can be a
+        # password typed into the wrong field.
+        detail = {"account": name if user is not None else None}
+        await auditing.record(services, auditing.event(
+            auditing.ANONYMOUS, origin, "sign_in", "denied", reason=reason, detail=detail))
+        if locked:
+            await auditing.record(services, auditing.event(
+                auditing.ANONYMOUS, origin, "sign_in_lockout", "denied",
+                reason="too_many_attempts", detail=detail))
+        raise Unauthenticated("the name or the password is wrong",
+                              reason="invalid_credentials")
+    cookie_value = secrets.token_urlsafe(32)
+    session = SessionRow(
+        id_hash=_hash(cookie_value), user_name=user.name, roles=user.roles,
+        csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
+        expires_at=now + timedelta(hours=config.auth_session_lifetime_hours))
+    async with services.database.write() as conn:
+        await people_store.insert_session(conn, session)
+        await people_store.signed_in(conn, user.name, now)
+        await people_store.clear_failures(conn, account_key)
+    await auditing.record(services, auditing.event(
+        Actor(user.name, frozenset(user.roles)), origin, "sign_in", "allowed"))
+    return SignedIn(cookie_value, session)
+
+
+def expires_at(services: Services, session: SessionRow) -> datetime:
+    """When the session ends if unused: the idle timeout, capped by its lifetime."""
+    idle = session.last_seen_at + timedelta(minutes=services.config.auth_session_idle_minutes)
+    return min(idle, session.expires_at)
+
+
+async def authenticate(services: Services, cookie_value: str) -> SessionRow | None:
+    """The live session behind a cookie, its seen-time refreshed; None when unknown,
+    expired or its account disabled."""
+    now = services.clock()
+    async with services.database.read() as conn:
+        session = await people_store.get_session(conn, _hash(cookie_value))
+        user = None if session is None else await people_store.get_user(conn,
+                                                                         session.user_name)
+    if session is None or user is None or user.disabled_at is not None \
+            or now >= expires_at(services, session):
+        return None
+    if now - session.last_seen_at >= TOUCH_EVERY:
+        async with services.database.write() as conn:
+            await people_store.touch_session(conn, session.id_hash, now)
+    return session
+
+
+async def sign_out(services: Services, session: SessionRow, origin: Origin) -> None:
+    async with services.database.write() as conn:
+        await people_store.delete_session(conn, session.id_hash)
+    await auditing.record(services, auditing.event(
+        Actor(session.user_name, frozenset(session.roles)), origin, "sign_out", "allowed"))
+
+
+def check_csrf(session: SessionRow, method: str, csrf_header: str | None,
+               origin_header: str | None, fetch_site: str | None, host: str) -> None:
+    """Raises 403 ``csrf`` unless a state-changing request is same-origin and carries the
+    session's token."""
+    if method not in STATE_CHANGING:
+        return
+    same_origin = origin_header is not None and urlsplit(origin_header).netloc == host
+    if fetch_site not in (None, "same-origin") or not same_origin or csrf_header is None \
+            or not hmac.compare_digest(csrf_header, session.csrf_token):
+        raise Forbidden("csrf", "a change made with a session cookie needs the session's "
+                                "X-CSRF-Token and a same-origin Origin")

@@ -1,0 +1,171 @@
+"""People sign in with a local account: a server-side session behind an HttpOnly,
+SameSite=Strict cookie, with CSRF protection, expiry, sign-out, and brute-force limits that
+never reveal whether an account exists. Every step is audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from recordings_service import people
+from tests.audio import wav_tone
+from tests.conftest import Api
+
+PASSWORD = "plum-orchard-vinegar-42"
+
+
+@pytest.fixture
+async def person(api: Api) -> str:
+    await people.create_user(api.services.database, "maija", ["supervisor", "compliance"],
+                             PASSWORD, api.clock())
+    return "maija"
+
+
+async def sign_in(api: Api, name: str, password: str) -> Any:
+    return await api.client.post("/v1/session", json={"name": name, "password": password})
+
+
+def same_origin(api: Api, csrf: str | None) -> dict[str, str]:
+    headers = {"Origin": f"http://{api.client.host}:{api.client.port}"}
+    if csrf is not None:
+        headers["X-CSRF-Token"] = csrf
+    return headers
+
+
+async def test_sign_in_sets_a_strict_cookie_and_the_person_acts_with_their_roles(
+        api: Api, person: str) -> None:
+    response = await sign_in(api, person, PASSWORD)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["name"] == "maija" and body["roles"] == ["compliance", "supervisor"]
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; behind TLS it is set
+    # The cookie (kept by the client) now opens what the roles allow, with the same rules.
+    rec = await api.uploaded(wav_tone(0.3))
+    audio = await api.client.get(f"/v1/recordings/{rec['id']}/audio",
+                                 headers={"Access-Purpose": "training"})
+    assert audio.status == 200
+    me = await (await api.client.get("/v1/session")).json()
+    assert me["name"] == "maija" and me["csrf_token"] == body["csrf_token"]
+    # The access is audited under the person's name.
+    entry = (await api.audit(recording_id=rec["id"], action="stream"))[-1]
+    assert entry["actor"] == "maija"
+    assert [e["outcome"] for e in await api.audit(action="sign_in")] == ["allowed"]
+
+
+async def test_changes_by_cookie_need_the_csrf_token_and_the_same_origin(
+        api: Api, person: str) -> None:
+    csrf = (await (await sign_in(api, person, PASSWORD)).json())["csrf_token"]
+    rec = await api.uploaded(wav_tone(0.3))
+    path = f"/v1/recordings/{rec['id']}/restriction"
+    for headers in ({}, same_origin(api, None), same_origin(api, "wrong"),
+                    {"Origin": "https://evil.example", "X-CSRF-Token": csrf},
+                    same_origin(api, csrf) | {"Sec-Fetch-Site": "cross-site"}):
+        refused = await api.client.put(path, json={"reason": "dispute"}, headers=headers)
+        assert refused.status == 403
+        assert (await refused.json())["reason"] == "csrf"
+    allowed = await api.client.put(path, json={"reason": "dispute"},
+                                   headers=same_origin(api, csrf))
+    assert allowed.status == 200, await allowed.text()
+
+
+async def test_sign_out_ends_the_session_everywhere(api: Api, person: str) -> None:
+    first = await sign_in(api, person, PASSWORD)
+    value = first.cookies["rs_session"].value
+    csrf = (await first.json())["csrf_token"]
+    out = await api.client.delete("/v1/session", headers=same_origin(api, csrf))
+    assert out.status == 204
+    # Even a copy of the cookie no longer works.
+    again = await api.client.get("/v1/session", cookies={"rs_session": value})
+    assert again.status == 401
+    assert [e["action"] for e in await api.audit(actor="maija")][-1] == "sign_out"
+
+
+async def test_sessions_end_when_idle_and_after_their_lifetime(api: Api, person: str) -> None:
+    await sign_in(api, person, PASSWORD)
+    api.clock.advance(minutes=29)
+    assert (await api.client.get("/v1/session")).status == 200  # keeps it alive
+    api.clock.advance(minutes=29)
+    assert (await api.client.get("/v1/session")).status == 200
+    api.clock.advance(minutes=31)
+    assert (await api.client.get("/v1/session")).status == 401  # idle too long
+    await sign_in(api, person, PASSWORD)
+    for _ in range(12 * 4):
+        api.clock.advance(minutes=15)
+        if (await api.client.get("/v1/session")).status != 200:
+            break
+    assert (await api.client.get("/v1/session")).status == 401  # 12 hours at most
+
+
+async def test_a_new_session_each_time_and_a_planted_cookie_is_useless(
+        api: Api, person: str) -> None:
+    api.client.session.cookie_jar.update_cookies({"rs_session": "planted-by-an-attacker"})
+    assert (await api.client.get("/v1/session")).status == 401
+    one = (await sign_in(api, person, PASSWORD)).cookies["rs_session"].value
+    two = (await sign_in(api, person, PASSWORD)).cookies["rs_session"].value
+    assert one != two and "planted-by-an-attacker" not in (one, two)
+
+
+async def test_wrong_and_unknown_accounts_get_the_same_answer_and_are_audited(
+        api: Api, person: str) -> None:
+    wrong = await sign_in(api, person, "not-the-password-at-all")
+    unknown = await sign_in(api, "nobody", "not-the-password-at-all")
+    answers = [(r.status, (await r.json())["reason"], (await r.json())["detail"])
+               for r in (wrong, unknown)]
+    assert answers[0] == answers[1] == (401, "invalid_credentials",
+                                        "the name or the password is wrong")
+    denied = await api.audit(action="sign_in", outcome="denied")
+    assert [e["detail"]["account"] for e in denied] == ["maija", None]
+    assert "not-the-password-at-all" not in str(denied)
+
+
+async def test_repeated_failures_lock_the_account_with_retry_after(
+        api: Api, person: str) -> None:
+    for _ in range(5):
+        assert (await sign_in(api, person, "guess-guess-guess")).status == 401
+    locked = await sign_in(api, person, PASSWORD)  # even the right password, for now
+    assert locked.status == 429
+    assert (await locked.json())["reason"] == "too_many_attempts"
+    assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
+    assert await api.audit(action="sign_in_lockout")
+    api.clock.advance(minutes=16)
+    assert (await sign_in(api, person, PASSWORD)).status == 200
+
+
+async def test_an_unknown_name_is_limited_like_a_real_one(api: Api) -> None:
+    for _ in range(5):
+        assert (await sign_in(api, "ghost", "guess-guess-guess")).status == 401
+    assert (await sign_in(api, "ghost", "guess-guess-guess")).status == 429
+
+
+async def test_a_disabled_account_cannot_sign_in_and_loses_its_sessions(
+        api: Api, person: str) -> None:
+    from storage import people_store
+
+    await sign_in(api, person, PASSWORD)
+    async with api.services.database.write() as conn:
+        await people_store.disable_user(conn, person, api.clock())
+    assert (await api.client.get("/v1/session")).status == 401
+    refused = await sign_in(api, person, PASSWORD)
+    assert refused.status == 401 and (await refused.json())["reason"] == "invalid_credentials"
+    assert (await api.audit(action="sign_in", outcome="denied"))[-1]["reason"] == "disabled"
+
+
+async def test_a_playback_link_made_in_a_session_plays(api: Api, person: str) -> None:
+    csrf = (await (await sign_in(api, person, PASSWORD)).json())["csrf_token"]
+    audio = wav_tone(0.4, frequency=700)
+    rec = await api.uploaded(audio)
+    made = await api.client.post(f"/v1/recordings/{rec['id']}/playback-links",
+                                 json={"purpose": "training"}, headers=same_origin(api, csrf))
+    assert made.status == 201, await made.text()
+    url = (await made.json())["url"]
+    api.client.session.cookie_jar.clear()
+    assert await (await api.client.get(url)).read() == audio
+
+
+async def test_a_bearer_token_still_works_and_whoami_names_it(api: Api) -> None:
+    me = await api.client.get("/v1/session", headers=api.auth("auditor"))
+    assert (await me.json()) == {"name": "auditor", "roles": ["auditor"],
+                                 "expires_at": None, "csrf_token": None}
