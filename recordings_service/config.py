@@ -84,6 +84,15 @@ class Config:
     auth_max_failures_per_account: int = 5
     auth_max_failures_per_address: int = 20
     auth_failure_window_minutes: int = 15
+    # Single sign-on ([auth.oidc]); off while oidc_issuer is empty.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: Secret = field(default_factory=lambda: Secret(""))
+    oidc_redirect_url: str = ""
+    oidc_scopes: str = "openid email"
+    oidc_name_claim: str = "email"
+    oidc_roles_claim: str = "groups"
+    oidc_role_map: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     scheduler_enabled: bool = True
     log_level: str = "INFO"
 
@@ -181,6 +190,35 @@ def _get_nested(raw: Mapping[str, Any], section: str, table: str, key: str) -> s
     return value
 
 
+def _oidc(raw: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    table = raw.get("auth", {}).get("oidc", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError("[auth.oidc] must be a table")
+    values = {k: _get_nested(raw, "auth", "oidc", k)
+              for k in ("issuer", "client_id", "redirect_url", "scopes", "name_claim",
+                        "roles_claim")}
+    role_map: dict[str, tuple[str, ...]] = {}
+    for claim_value, roles in dict(table.get("role_map", {})).items():
+        if not isinstance(roles, list) or not roles or not set(roles) <= ROLES:
+            raise ConfigError(f"[auth.oidc.role_map] {claim_value!r} must be a list of "
+                              f"{sorted(ROLES)}")
+        role_map[claim_value] = tuple(roles)
+    if values["issuer"]:
+        missing = [k for k in ("client_id", "redirect_url") if not values[k]]
+        if missing:
+            raise ConfigError(f"[auth.oidc] {missing[0]} must be set when issuer is set")
+        if "openid" not in values["scopes"].split():
+            raise ConfigError("[auth.oidc] scopes must include openid")
+    return {"oidc_issuer": values["issuer"].rstrip("/"),
+            "oidc_client_id": values["client_id"],
+            "oidc_client_secret": Secret(environ.get("RECORDINGS_OIDC_CLIENT_SECRET", "")),
+            "oidc_redirect_url": values["redirect_url"],
+            "oidc_scopes": values["scopes"] or "openid email",
+            "oidc_name_claim": values["name_claim"] or "email",
+            "oidc_roles_claim": values["roles_claim"] or "groups",
+            "oidc_role_map": role_map}
+
+
 def _purposes(raw: Mapping[str, Any]) -> dict[str, Purpose]:
     purposes: dict[str, Purpose] = {}
     for name, spec in raw.get("purposes", {}).items():
@@ -254,6 +292,7 @@ def load_config(
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("[logging] level must be DEBUG, INFO, WARNING or ERROR")
 
+    oidc = _oidc(raw, environ)
     config = Config(
         data_dir=data_dir,
         purposes=_purposes(raw),
@@ -297,6 +336,7 @@ def load_config(
         auth_max_failures_per_account=_get(raw, "auth", "max_failures_per_account", int, 5),
         auth_max_failures_per_address=_get(raw, "auth", "max_failures_per_address", int, 20),
         auth_failure_window_minutes=_get(raw, "auth", "failure_window_minutes", int, 15),
+        **oidc,
         scheduler_enabled=_get(raw, "scheduler", "enabled", bool, True),
         log_level=level,
     )

@@ -12,7 +12,7 @@ _STATUS_TEXT = {200: "OK", 201: "Created", 206: "Partial Content", 400: "Bad Req
                 410: "Gone", 413: "Content Too Large", 415: "Unsupported Media Type",
                 416: "Range Not Satisfiable", 422: "Unprocessable Content",
                 408: "Request Timeout", 503: "Service Unavailable", 507: "Insufficient Storage",
-                204: "No Content", 429: "Too Many Requests"}
+                204: "No Content", 429: "Too Many Requests", 302: "Found"}
 
 _PROBLEM = {
     "type": "object",

@@ -93,17 +93,26 @@ async def sign_in(services: Services, name: str, password: str, origin: Origin,
                 reason="too_many_attempts", detail=detail))
         raise Unauthenticated("the name or the password is wrong",
                               reason="invalid_credentials")
+    async with services.database.write() as conn:
+        await people_store.clear_failures(conn, account_key)
+    return await open_session(services, user.name, user.roles, origin, "password")
+
+
+async def open_session(services: Services, name: str, roles: tuple[str, ...],
+                       origin: Origin, method: str) -> SignedIn:
+    """A new session for a person whose identity was just proven (by password or SSO)."""
+    now = services.clock()
     cookie_value = secrets.token_urlsafe(32)
     session = SessionRow(
-        id_hash=_hash(cookie_value), user_name=user.name, roles=user.roles,
+        id_hash=_hash(cookie_value), user_name=name, roles=roles,
         csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
-        expires_at=now + timedelta(hours=config.auth_session_lifetime_hours))
+        expires_at=now + timedelta(hours=services.config.auth_session_lifetime_hours))
     async with services.database.write() as conn:
         await people_store.insert_session(conn, session)
-        await people_store.signed_in(conn, user.name, now)
-        await people_store.clear_failures(conn, account_key)
+        await people_store.signed_in(conn, name, now)
     await auditing.record(services, auditing.event(
-        Actor(user.name, frozenset(user.roles)), origin, "sign_in", "allowed"))
+        Actor(name, frozenset(roles)), origin, "sign_in", "allowed",
+        detail={"method": method}))
     return SignedIn(cookie_value, session)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from storage.database import Conn
-from storage.schema import sessions, sign_in_failures, users
+from storage.schema import oidc_logins, sessions, sign_in_failures, users
 
 
 @dataclass(frozen=True)
@@ -132,3 +132,46 @@ async def set_failures(conn: Conn, key: str, value: Failures) -> None:
 
 async def clear_failures(conn: Conn, key: str) -> None:
     await conn.execute(delete(sign_in_failures).where(sign_in_failures.c.key == key))
+
+
+# --- single sign-on ---------------------------------------------------------------------
+
+SSO_PASSWORD = "!sso"  # noqa: S105 - marks an account that signs in only through SSO
+
+
+async def begin_login(conn: Conn, state_hash: str, nonce: str, verifier: str,
+                      now: datetime) -> None:
+    await conn.execute(insert(oidc_logins).values(state_hash=state_hash, nonce=nonce,
+                                                  code_verifier=verifier, created_at=now))
+
+
+async def take_login(conn: Conn, state_hash: str) -> tuple[str, str, datetime] | None:
+    """The login's (nonce, verifier, started) once: it is deleted, so a state replays
+    to nothing."""
+    r = (await conn.execute(select(oidc_logins)
+                            .where(oidc_logins.c.state_hash == state_hash))).first()
+    if r is None:
+        return None
+    result = await conn.execute(delete(oidc_logins)
+                                .where(oidc_logins.c.state_hash == state_hash))
+    if not result.rowcount:
+        return None  # another replica took it at the same moment
+    return r.nonce, r.code_verifier, r.created_at
+
+
+async def upsert_sso_user(conn: Conn, name: str, roles: list[str], now: datetime) -> str:
+    """Records a person who signed in through SSO with the roles their provider gives now;
+    returns "ok", "disabled" or "local" (a local account holds the name)."""
+    found = await get_user(conn, name)
+    if found is None:
+        await conn.execute(insert(users).values(name=name, password_hash=SSO_PASSWORD,
+                                                roles=json.dumps(sorted(set(roles))),
+                                                created_at=now))
+        return "ok"
+    if found.password_hash != SSO_PASSWORD:
+        return "local"
+    if found.disabled_at is not None:
+        return "disabled"
+    await conn.execute(update(users).where(users.c.name == name)
+                       .values(roles=json.dumps(sorted(set(roles)))))
+    return "ok"

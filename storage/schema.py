@@ -136,6 +136,17 @@ sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 
+# Single sign-on logins begun and not yet returned (state, nonce, PKCE verifier), shared by
+# the replicas: the provider may send the browser back to another one.
+oidc_logins = Table(
+    "oidc_logins",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("nonce", String(64), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 # Failed sign-ins per account and per client address, for the rate limit.
 sign_in_failures = Table(
     "sign_in_failures",

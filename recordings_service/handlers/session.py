@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from recordings_service import sessions
+from recordings_service import oidc, sessions
 from recordings_service.appkeys import ACTOR, SESSION
 from recordings_service.errors import BadRequest
 from recordings_service.handlers.common import json_body, json_response, origin, services
@@ -32,11 +32,25 @@ async def post_session(request: web.Request) -> web.StreamResponse:
         raise BadRequest("invalid_credentials_format",
                          "give the account's name and password as strings")
     signed_in = await sessions.sign_in(services(request), name, password, origin(request))
+    return _with_cookie(request, signed_in)
+
+
+def _with_cookie(request: web.Request, signed_in: sessions.SignedIn) -> web.StreamResponse:
     response = json_response(_session_json(request, signed_in.session))
     response.set_cookie(sessions.COOKIE, signed_in.cookie_value, httponly=True,
                         samesite="Strict", secure=_secure(request), path="/",
                         max_age=services(request).config.auth_session_lifetime_hours * 3600)
     return response
+
+
+async def oidc_login(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=302, headers={"Location": await oidc.login_url(services(request))})
+
+
+async def oidc_callback(request: web.Request) -> web.StreamResponse:
+    signed_in = await oidc.finish(services(request), request.query.get("code"),
+                                  request.query.get("state"), origin(request))
+    return _with_cookie(request, signed_in)
 
 
 async def get_session(request: web.Request) -> web.StreamResponse:

@@ -32,6 +32,13 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
+        "oidc_logins",
+        sa.Column("state_hash", sa.String(64), primary_key=True),
+        sa.Column("nonce", sa.String(64), nullable=False),
+        sa.Column("code_verifier", sa.String(128), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
         "sign_in_failures",
         sa.Column("key", sa.String(200), primary_key=True),
         sa.Column("failures", sa.Integer(), nullable=False),
@@ -48,5 +55,6 @@ def downgrade() -> None:
         batch_op.drop_column("last_used_at")
         batch_op.drop_column("expires_at")
     op.drop_table("sign_in_failures")
+    op.drop_table("oidc_logins")
     op.drop_table("sessions")
     op.drop_table("users")

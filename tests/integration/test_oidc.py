@@ -1,0 +1,127 @@
+"""Single sign-on against a real OpenID Provider (npm oidc-provider): code flow with PKCE,
+roles from the groups claim, and every way a sign-in must fail: no role, a replayed state,
+a tampered ID token, a token for another audience, an expired token."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from recordings_service import oidc
+from recordings_service.config import Secret
+from tests.conftest import Api
+from tests.oidc_provider import REDIRECT, Provider, authorize, oidc_provider  # noqa: F401
+
+
+@pytest.fixture
+def sso(api: Api, oidc_provider: Provider) -> Api:  # noqa: F811
+    api.services.config = api.services.config.with_overrides(
+        oidc_issuer=oidc_provider.issuer, oidc_client_id="recordings",
+        oidc_client_secret=Secret("recordings-secret"), oidc_redirect_url=REDIRECT,
+        oidc_scopes="openid email groups", oidc_roles_claim="groups",
+        oidc_role_map={"callcentre-supervisors": ("supervisor",),
+                       "callcentre-compliance": ("compliance", "auditor")})
+    return api
+
+
+async def sign_in_as(api: Api, user: str) -> tuple[Any, dict[str, str]]:
+    start = await api.client.get("/v1/session/oidc/login", allow_redirects=False)
+    assert start.status == 302
+    answer = await authorize(start.headers["Location"], user)
+    return await api.client.get("/v1/session/oidc/callback", params=answer), answer
+
+
+async def test_a_person_signs_in_through_the_provider_with_mapped_roles(sso: Api) -> None:
+    response, _ = await sign_in_as(sso, "sup-anna")
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["name"] == "sup-anna@example.test" and body["roles"] == ["supervisor"]
+    assert "HttpOnly" in response.headers["Set-Cookie"]
+    me = await (await sso.client.get("/v1/session")).json()
+    assert me["name"] == "sup-anna@example.test"
+    entry = (await sso.audit(action="sign_in"))[-1]
+    assert (entry["actor"], entry["outcome"], entry["detail"]["method"]) == (
+        "sup-anna@example.test", "allowed", "oidc")
+    # Another group, other roles.
+    other, _ = await sign_in_as(sso, "cmp-bo")
+    assert (await other.json())["roles"] == ["auditor", "compliance"]
+
+
+async def test_no_mapped_group_no_access(sso: Api) -> None:
+    response, _ = await sign_in_as(sso, "plain-person")
+    assert response.status == 403 and (await response.json())["reason"] == "no_roles"
+    assert (await sso.client.get("/v1/session")).status == 401
+    assert (await sso.audit(action="sign_in", outcome="denied"))[-1]["reason"] == "no_roles"
+
+
+async def test_a_replayed_state_is_refused(sso: Api) -> None:
+    first, answer = await sign_in_as(sso, "sup-anna")
+    assert first.status == 200
+    again = await sso.client.get("/v1/session/oidc/callback", params=answer)
+    assert again.status == 400 and (await again.json())["reason"] == "oidc_state"
+
+
+def _tampered(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["groups"] = ["callcentre-compliance"]  # a supervisor makes themself compliance
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+async def test_a_tampered_id_token_is_refused(sso: Api,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    exchange = oidc._exchange
+
+    async def tampering(*args: Any) -> str:
+        return _tampered(await exchange(*args))
+
+    monkeypatch.setattr(oidc, "_exchange", tampering)
+    response, _ = await sign_in_as(sso, "sup-anna")
+    assert response.status == 401 and (await response.json())["reason"] == "oidc_invalid"
+    denied = (await sso.audit(action="sign_in", outcome="denied"))[-1]
+    assert denied["detail"]["error"] == "InvalidSignatureError"
+
+
+async def test_a_token_for_another_audience_is_refused(sso: Api,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    exchange = oidc._exchange
+
+    async def then_expect_another_client(services: Any, *args: Any) -> str:
+        token = await exchange(services, *args)
+        services.config = services.config.with_overrides(oidc_client_id="another-client")
+        return token
+
+    monkeypatch.setattr(oidc, "_exchange", then_expect_another_client)
+    response, _ = await sign_in_as(sso, "sup-anna")
+    assert response.status == 401
+    denied = (await sso.audit(action="sign_in", outcome="denied"))[-1]
+    assert denied["detail"]["error"] == "InvalidAudienceError"
+
+
+async def test_an_expired_id_token_is_refused(sso: Api,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # This client's ID tokens live one second.
+    sso.services.config = sso.services.config.with_overrides(
+        oidc_client_id="recordings-short", oidc_client_secret=Secret("recordings-short-secret"))
+    exchange = oidc._exchange
+
+    async def slowly(*args: Any) -> str:
+        token = await exchange(*args)
+        await asyncio.sleep(2.2)
+        return token
+
+    monkeypatch.setattr(oidc, "_exchange", slowly)
+    response, _ = await sign_in_as(sso, "sup-anna")
+    assert response.status == 401
+    denied = (await sso.audit(action="sign_in", outcome="denied"))[-1]
+    assert denied["detail"]["error"] == "ExpiredSignatureError"
+
+
+async def test_without_configuration_single_sign_on_is_not_there(api: Api) -> None:
+    assert (await api.client.get("/v1/session/oidc/login",
+                                 allow_redirects=False)).status == 404
