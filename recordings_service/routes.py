@@ -41,7 +41,7 @@ _ALL = ("ingest", "supervisor", "compliance", "auditor")
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/session", session.post_session, "signIn",
           "Sign a person in with a local account; sets the session cookie", (),
-          (200, 400, 401, 429), "sign_in"),
+          (200, 400, 401, 403, 415, 429), "sign_in"),
     Route("GET", "/v1/session/oidc/login", session.oidc_login, "ssoLogin",
           "Single sign-on: redirects to the identity provider", (), (302, 404)),
     Route("GET", "/v1/session/oidc/callback", session.oidc_callback, "ssoCallback",

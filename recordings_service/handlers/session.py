@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
 from recordings_service import oidc, sessions
 from recordings_service.appkeys import ACTOR, SESSION
-from recordings_service.errors import BadRequest
+from recordings_service.errors import BadRequest, Forbidden, UnsupportedMediaType
 from recordings_service.handlers.common import json_body, json_response, origin, services
 from recordings_service.times import rfc3339
 from storage.people_store import SessionRow
@@ -25,6 +27,15 @@ def _session_json(request: web.Request, session: SessionRow) -> dict[str, object
 
 
 async def post_session(request: web.Request) -> web.StreamResponse:
+    # A cross-site page could otherwise sign a visitor into the attacker's account (login
+    # CSRF): an HTML form cannot send application/json without a CORS preflight, and a
+    # browser names the page's origin.
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("unsupported_media_type",
+                                   "sign in with a JSON body (application/json)")
+    sent_from = request.headers.get("Origin")
+    if sent_from is not None and urlsplit(sent_from).netloc != request.host:
+        raise Forbidden("csrf", "sign-in from another site is refused")
     body = await json_body(request)
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str) or not name \

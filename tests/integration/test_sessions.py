@@ -169,3 +169,14 @@ async def test_a_bearer_token_still_works_and_whoami_names_it(api: Api) -> None:
     me = await api.client.get("/v1/session", headers=api.auth("auditor"))
     assert (await me.json()) == {"name": "auditor", "roles": ["auditor"],
                                  "expires_at": None, "csrf_token": None}
+
+
+async def test_sign_in_from_another_site_or_by_html_form_is_refused(api: Api,
+                                                                  person: str) -> None:
+    form = await api.client.post("/v1/session", data=f"name={person}&password={PASSWORD}",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status == 415
+    elsewhere = await api.client.post("/v1/session", json={"name": person, "password": PASSWORD},
+                                      headers={"Origin": "https://evil.example"})
+    assert elsewhere.status == 403 and (await elsewhere.json())["reason"] == "csrf"
+    assert "rs_session" not in {c.key for c in api.client.session.cookie_jar}
