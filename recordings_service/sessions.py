@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
+
 from recordings_service import auditing, people
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
@@ -58,14 +60,23 @@ async def _check_not_locked(services: Services, keys: list[str], now: datetime) 
 async def _count_failure(services: Services, key: str, limit: int, now: datetime) -> bool:
     """Counts a failure; True when this one locks the key."""
     window = timedelta(minutes=services.config.auth_failure_window_minutes)
-    async with services.database.write() as conn:
-        found = await people_store.failures(conn, key)
-        if found is None or now - found.window_start >= window:
-            found = Failures(0, now, None)
-        count = found.count + 1
-        locked = now + window if count >= limit else None
-        await people_store.set_failures(conn, key, Failures(count, found.window_start, locked))
-    return locked is not None
+    for attempt in range(5):
+        try:
+            async with services.database.write() as conn:
+                found = await people_store.failures(conn, key, for_update=True)
+                if found is None or now - found.window_start >= window:
+                    found = Failures(0, now, None)
+                count = found.count + 1
+                locked = now + window if count >= limit else None
+                await people_store.set_failures(conn, key,
+                                                Failures(count, found.window_start, locked))
+            return locked is not None
+        except IntegrityError:
+            # Another request (or replica) counted the first failure of this key at the
+            # same moment: count again on top of it.
+            if attempt == 4:
+                raise
+    return False
 
 
 async def sign_in(services: Services, name: str, password: str, origin: Origin,

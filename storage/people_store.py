@@ -117,17 +117,21 @@ class Failures:
     locked_until: datetime | None
 
 
-async def failures(conn: Conn, key: str) -> Failures | None:
-    r = (await conn.execute(select(sign_in_failures)
-                            .where(sign_in_failures.c.key == key))).first()
+async def failures(conn: Conn, key: str, for_update: bool = False) -> Failures | None:
+    query = select(sign_in_failures).where(sign_in_failures.c.key == key)
+    r = (await conn.execute(query.with_for_update() if for_update else query)).first()
     return None if r is None else Failures(r.failures, r.window_start, r.locked_until)
 
 
 async def set_failures(conn: Conn, key: str, value: Failures) -> None:
-    await conn.execute(delete(sign_in_failures).where(sign_in_failures.c.key == key))
-    await conn.execute(insert(sign_in_failures).values(
-        key=key, failures=value.count, window_start=value.window_start,
-        locked_until=value.locked_until))
+    """Updates the key's row (locked by ``failures(for_update=True)``), or inserts it: a
+    concurrent first insert raises IntegrityError, and the caller counts again."""
+    values = {"failures": value.count, "window_start": value.window_start,
+              "locked_until": value.locked_until}
+    updated = await conn.execute(update(sign_in_failures)
+                                 .where(sign_in_failures.c.key == key).values(**values))
+    if not updated.rowcount:
+        await conn.execute(insert(sign_in_failures).values(key=key, **values))
 
 
 async def clear_failures(conn: Conn, key: str) -> None:

@@ -4,6 +4,7 @@ never reveal whether an account exists. Every step is audited."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -180,3 +181,12 @@ async def test_sign_in_from_another_site_or_by_html_form_is_refused(api: Api,
                                       headers={"Origin": "https://evil.example"})
     assert elsewhere.status == 403 and (await elsewhere.json())["reason"] == "csrf"
     assert "rs_session" not in {c.key for c in api.client.session.cookie_jar}
+
+
+async def test_concurrent_failures_are_all_counted(api: Api, person: str) -> None:
+    # Ten wrong guesses at once (as a script would send them): none is a server error,
+    # none is lost from the count.
+    answers = await asyncio.gather(*(sign_in(api, person, f"wrong-guess-{i}-xxxx")
+                                     for i in range(10)))
+    assert sorted({r.status for r in answers}) <= [401, 429]
+    assert (await sign_in(api, person, PASSWORD)).status == 429
