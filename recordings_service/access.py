@@ -78,8 +78,7 @@ async def authorize_audio(services: Services, actor: Actor, origin: Origin, acti
                            "name the access purpose in the Access-Purpose header "
                            "or the purpose query parameter")
     else:
-        states = [policy.PurposeState(p.purpose, p.legal_basis, p.expires_at, p.withdrawn_at,
-                                      p.withdrawal_reason) for p in rec.purposes]
+        states = policy.states_of(rec)
         try:
             policy.check_access(actor.roles, purpose, states, rec.restricted,
                                 services.config.purposes, services.clock())

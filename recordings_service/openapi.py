@@ -50,6 +50,8 @@ _RECORDING = {
         "restriction": {"type": ["object", "null"]},
         "state": {"type": "string", "enum": ["active", "purging", "purged"]},
         "created_at": {"type": "string", "format": "date-time"},
+        # What the caller may hear the audio for now (empty when nothing).
+        "allowed_purposes": {"type": "array", "items": {"type": "string"}},
     },
 }
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from recordings_service.config import Purpose
-from recordings_service.errors import BadRequest, Forbidden
+from recordings_service.errors import BadRequest, Forbidden, ServiceError
 from recordings_service.times import rfc3339
+from storage.catalog import Recording
 
 # While a recording is restricted, only this purpose may still be used to hear it.
 RESTRICTED_PURPOSE = "legal_protection"
@@ -25,6 +26,12 @@ class PurposeState:
 
     def active(self, now: datetime) -> bool:
         return self.withdrawn_at is None and now < self.expires_at
+
+
+def states_of(rec: Recording) -> list[PurposeState]:
+    """The policy's view of a recording's purposes."""
+    return [PurposeState(p.purpose, p.legal_basis, p.expires_at, p.withdrawn_at,
+                         p.withdrawal_reason) for p in rec.purposes]
 
 
 def add_months(start: datetime, months: int) -> datetime:
@@ -78,6 +85,26 @@ def check_access(
     if restricted and purpose_name != RESTRICTED_PURPOSE:
         raise Forbidden("restricted",
                         f"the recording is restricted; only {RESTRICTED_PURPOSE} is allowed")
+
+
+def allowed_purposes(
+    roles: Iterable[str],
+    states: Iterable[PurposeState],
+    restricted: bool,
+    configured: Mapping[str, Purpose],
+    now: datetime,
+) -> list[str]:
+    """The purposes a caller with ``roles`` may hear the audio for now: exactly those
+    ``check_access`` lets through (so a page shows what the service will allow)."""
+    states = list(states)
+    allowed = []
+    for state in states:
+        try:
+            check_access(roles, state.purpose, states, restricted, configured, now)
+        except ServiceError:
+            continue
+        allowed.append(state.purpose)
+    return sorted(allowed)
 
 
 @dataclass(frozen=True)

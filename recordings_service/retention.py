@@ -43,9 +43,7 @@ def require_reason(body: dict[str, Any]) -> str:
     return reason.strip()
 
 
-def states_of(rec: catalog.Recording) -> list[policy.PurposeState]:
-    return [policy.PurposeState(p.purpose, p.legal_basis, p.expires_at, p.withdrawn_at,
-                                p.withdrawal_reason) for p in rec.purposes]
+states_of = policy.states_of
 
 
 def active_or_raise(rec: catalog.Recording | None) -> catalog.Recording:

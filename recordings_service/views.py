@@ -14,7 +14,17 @@ def rfc3339(value: datetime | None) -> str | None:
     return None if value is None else times.rfc3339(value)
 
 
-def recording_json(rec: Recording, now: datetime) -> dict[str, Any]:
+def recording_json(rec: Recording, now: datetime,
+                   allowed_purposes: list[str] | None = None) -> dict[str, Any]:
+    """``allowed_purposes``: what the caller may hear the audio for now (given in answers
+    to a caller; left out of a subject's export, which is not about a caller)."""
+    body = _recording_json(rec, now)
+    if allowed_purposes is not None:
+        body["allowed_purposes"] = allowed_purposes if rec.state == "active" else []
+    return body
+
+
+def _recording_json(rec: Recording, now: datetime) -> dict[str, Any]:
     if rec.state == "purged":
         return {
             "id": rec.id,

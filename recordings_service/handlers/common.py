@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from recordings_service import auditing
+from recordings_service import auditing, policy
 from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
@@ -18,6 +18,8 @@ from recordings_service.errors import BadRequest, Forbidden, Unauthenticated
 from recordings_service.handlers.body_watch import BodyWatch, watched_body
 from recordings_service.services import Services
 from recordings_service.times import parse_time
+from recordings_service.views import recording_json
+from storage.catalog import Recording
 from storage.text import is_storable
 
 MAX_JSON_BODY = 64 * 1024
@@ -122,3 +124,12 @@ def page_limit(request: web.Request) -> int:
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None,
                   ) -> web.Response:
     return web.json_response(data, status=status, headers=headers)
+
+
+def recording_for_caller(request: web.Request, rec: Recording) -> dict[str, Any]:
+    """A recording's JSON with what this caller may hear it for now."""
+    svc, actor = services(request), request[ACTOR]
+    now = svc.clock()
+    allowed = policy.allowed_purposes(actor.roles, policy.states_of(rec), rec.restricted,
+                                      svc.config.purposes, now)
+    return recording_json(rec, now, allowed)

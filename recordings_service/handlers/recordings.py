@@ -24,11 +24,11 @@ from recordings_service.handlers.common import (
     page_limit,
     parse_json_object,
     query_time,
+    recording_for_caller,
     require,
     services,
     watched,
 )
-from recordings_service.views import recording_json
 from storage.catalog import SearchFilter
 
 CHUNK = 256 * 1024
@@ -93,7 +93,7 @@ async def _audio_then_end(watch: BodyWatch, reader: MultipartReader,
 def _answer(request: web.Request, result: ingest.UploadResult) -> web.Response:
     svc = services(request)
     svc.metrics.uploads.labels("created" if result.created else "existing").inc()
-    body = recording_json(result.recording, svc.clock())
+    body = recording_for_caller(request, result.recording)
     location = f"/v1/recordings/{result.recording.id}"
     return json_response(body, status=201 if result.created else 200,
                          headers={"Location": location})
@@ -185,7 +185,7 @@ async def get_recording(request: web.Request) -> web.Response:
     svc = services(request)
     rec = await access.view_metadata(svc, actor, origin(request),
                                      request.match_info["recording_id"])
-    return json_response(recording_json(rec, svc.clock()))
+    return json_response(recording_for_caller(request, rec))
 
 
 async def list_recordings(request: web.Request) -> web.Response:
@@ -201,6 +201,5 @@ async def list_recordings(request: web.Request) -> web.Response:
                        state=state)
     page, cursor = await access.search(svc, actor, origin(request), flt, q.get("cursor"),
                                        page_limit(request))
-    now = svc.clock()
-    return json_response({"items": [recording_json(r, now) for r in page],
+    return json_response({"items": [recording_for_caller(request, r) for r in page],
                           "next_cursor": cursor})

@@ -11,11 +11,11 @@ from recordings_service.handlers.common import (
     json_response,
     origin,
     page_limit,
+    recording_for_caller,
     require,
     services,
 )
 from recordings_service.pagination import decode_cursor, page_of
-from recordings_service.views import recording_json
 from storage import retention_store
 from storage.catalog import Recording
 
@@ -23,7 +23,7 @@ COMPLIANCE = ("compliance",)
 
 
 def _recording(request: web.Request, rec: Recording) -> web.Response:
-    return json_response(recording_json(rec, services(request).clock()))
+    return json_response(recording_for_caller(request, rec))
 
 
 async def add_purpose(request: web.Request) -> web.Response:

@@ -16,11 +16,11 @@ from recordings_service.handlers.common import (
     json_response,
     origin,
     page_limit,
+    recording_for_caller,
     require,
     services,
 )
 from recordings_service.pagination import decode_cursor, page_of
-from recordings_service.views import recording_json
 from storage import subject_store
 from storage.errors import StorageError
 
@@ -119,7 +119,7 @@ async def patch_recording(request: web.Request) -> web.Response:
     if reference and rec.customer_id:
         await subjects.complete(svc, actor, origin(request), "rectification",
                                 rec.customer_id, reference, {"recording_id": rec.id})
-    return json_response(recording_json(rec, svc.clock()))
+    return json_response(recording_for_caller(request, rec))
 
 
 async def post_subject_request(request: web.Request) -> web.Response:

@@ -15,7 +15,10 @@ from tests.conftest import Api, FrozenClock
 async def test_metadata_is_audited_and_role_checked(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1), customer_id="c-1")
     ok = await api.client.get(f"/v1/recordings/{rec['id']}", headers=api.auth("supervisor"))
-    assert ok.status == 200 and (await ok.json()) == rec
+    seen = await ok.json()
+    # The same recording; only what the caller may hear it for differs (see below).
+    assert ok.status == 200 and seen | {"allowed_purposes": []} == rec
+    assert seen["allowed_purposes"] == ["training"]
     for role in ("ingest", "auditor"):
         denied = await api.client.get(f"/v1/recordings/{rec['id']}", headers=api.auth(role))
         assert denied.status == 403
@@ -97,3 +100,24 @@ async def test_serve_schedules_its_jobs(aiohttp_client: Any, config: Config,
     assert {job.id for job in scheduler.get_jobs()} == {
         "checkpoint", "checkpoint_on_size", "rewrap", "purge", "orphan_sweep"}
     assert scheduler.running
+
+
+async def test_the_recording_says_what_the_caller_may_hear_it_for_now(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.3), purposes=["training", "legal_protection"])
+    assert rec["allowed_purposes"] == []  # the uploader hears nothing
+    as_supervisor = await (await api.client.get(f"/v1/recordings/{rec['id']}",
+                                                headers=api.auth("supervisor"))).json()
+    as_compliance = await (await api.client.get(f"/v1/recordings/{rec['id']}",
+                                                headers=api.auth("compliance"))).json()
+    assert as_supervisor["allowed_purposes"] == ["training"]
+    assert as_compliance["allowed_purposes"] == ["legal_protection"]
+    # It is exactly what the audio endpoint allows, and it follows restriction.
+    for purpose in ("training", "legal_protection"):
+        response = await api.audio(rec["id"], purpose, "supervisor")
+        assert (response.status == 200) == (purpose in as_supervisor["allowed_purposes"])
+    status, restricted = await api.call("PUT", f"/v1/recordings/{rec['id']}/restriction",
+                                        {"reason": "dispute"})
+    assert status == 200 and restricted["allowed_purposes"] == ["legal_protection"]
+    listed = await (await api.client.get("/v1/recordings", headers=api.auth("supervisor"),
+                                         params={"call_id": rec["call_id"]})).json()
+    assert listed["items"][0]["allowed_purposes"] == []
