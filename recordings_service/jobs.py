@@ -9,7 +9,7 @@ from datetime import timedelta
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from recordings_service import keys, retention
+from recordings_service import keys, retention, sessions
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.services import Services
 from storage import audit_log, catalog
@@ -128,5 +128,7 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
                       max_instances=1, coalesce=True)
     scheduler.add_job(_guarded(services, "orphan_sweep", _sweep), "interval",
                       hours=1, id="orphan_sweep", max_instances=1, coalesce=True)
+    scheduler.add_job(_guarded(services, "session_sweep", sessions.sweep), "interval",
+                      minutes=15, id="session_sweep", max_instances=1, coalesce=True)
     scheduler.start()
     return scheduler

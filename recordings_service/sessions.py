@@ -168,3 +168,14 @@ def check_csrf(session: SessionRow, method: str, csrf_header: str | None,
             or not hmac.compare_digest(csrf_header, session.csrf_token):
         raise Forbidden("csrf", "a change made with a session cookie needs the session's "
                                 "X-CSRF-Token and a same-origin Origin")
+
+
+async def sweep(services: Services) -> int:
+    """The scheduled clean-up of ended sessions, spent failure counts and abandoned SSO
+    logins (the tables would otherwise only grow)."""
+    config, now = services.config, services.clock()
+    async with services.database.write() as conn:
+        return await people_store.sweep(
+            conn, now, idle_before=now - timedelta(minutes=config.auth_session_idle_minutes),
+            window_before=now - timedelta(minutes=config.auth_failure_window_minutes),
+            logins_before=now - timedelta(minutes=10))

@@ -179,3 +179,21 @@ async def upsert_sso_user(conn: Conn, name: str, roles: list[str], now: datetime
     await conn.execute(update(users).where(users.c.name == name)
                        .values(roles=json.dumps(sorted(set(roles)))))
     return "ok"
+
+
+async def sweep(conn: Conn, now: datetime, idle_before: datetime, window_before: datetime,
+                logins_before: datetime) -> int:
+    """Deletes what can no longer be used: ended sessions, failure counts whose window and
+    lock are over, logins never returned from. Returns how many rows."""
+    removed = 0
+    for statement in (
+        delete(sessions).where((sessions.c.expires_at <= now)
+                               | (sessions.c.last_seen_at <= idle_before)),
+        delete(sign_in_failures).where(
+            sign_in_failures.c.window_start <= window_before,
+            sign_in_failures.c.locked_until.is_(None)
+            | (sign_in_failures.c.locked_until <= now)),
+        delete(oidc_logins).where(oidc_logins.c.created_at <= logins_before),
+    ):
+        removed += (await conn.execute(statement)).rowcount or 0
+    return removed

@@ -190,3 +190,18 @@ async def test_concurrent_failures_are_all_counted(api: Api, person: str) -> Non
                                      for i in range(10)))
     assert sorted({r.status for r in answers}) <= [401, 429]
     assert (await sign_in(api, person, PASSWORD)).status == 429
+
+
+async def test_the_sweep_removes_only_what_can_no_longer_be_used(api: Api, person: str) -> None:
+    from recordings_service import sessions
+    from storage.schema import sessions as session_rows
+    from storage.schema import sign_in_failures
+
+    await sign_in(api, person, PASSWORD)  # a live session
+    await sign_in(api, "ghost", "guess-guess-guess")  # a failure count
+    assert await sessions.sweep(api.services) == 0  # everything still in use
+    api.clock.advance(minutes=31)  # the session is idle past its limit, the window over
+    assert await sessions.sweep(api.services) == 3  # session, account and address counts
+    async with api.services.database.read() as conn:
+        for table in (session_rows, sign_in_failures):
+            assert (await conn.execute(table.select())).first() is None
