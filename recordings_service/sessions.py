@@ -64,12 +64,18 @@ async def _count_failure(services: Services, key: str, limit: int, now: datetime
         try:
             async with services.database.write() as conn:
                 found = await people_store.failures(conn, key, for_update=True)
+                exists = found is not None
                 if found is None or now - found.window_start >= window:
                     found = Failures(0, now, None)
                 count = found.count + 1
                 locked = now + window if count >= limit else None
-                await people_store.set_failures(conn, key,
-                                                Failures(count, found.window_start, locked))
+                value = Failures(count, found.window_start, locked)
+                if exists:
+                    await people_store.update_failures(conn, key, value)
+                else:
+                    # Never an update here: a row another request inserted after our read
+                    # would be overwritten with our count (a lost update).
+                    await people_store.insert_failures(conn, key, value)
             return locked is not None
         except IntegrityError:
             # Another request (or replica) counted the first failure of this key at the

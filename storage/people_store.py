@@ -123,15 +123,18 @@ async def failures(conn: Conn, key: str, for_update: bool = False) -> Failures |
     return None if r is None else Failures(r.failures, r.window_start, r.locked_until)
 
 
-async def set_failures(conn: Conn, key: str, value: Failures) -> None:
-    """Updates the key's row (locked by ``failures(for_update=True)``), or inserts it: a
-    concurrent first insert raises IntegrityError, and the caller counts again."""
-    values = {"failures": value.count, "window_start": value.window_start,
-              "locked_until": value.locked_until}
-    updated = await conn.execute(update(sign_in_failures)
-                                 .where(sign_in_failures.c.key == key).values(**values))
-    if not updated.rowcount:
-        await conn.execute(insert(sign_in_failures).values(key=key, **values))
+async def insert_failures(conn: Conn, key: str, value: Failures) -> None:
+    """The key's first failure; IntegrityError when another request inserted it first."""
+    await conn.execute(insert(sign_in_failures).values(
+        key=key, failures=value.count, window_start=value.window_start,
+        locked_until=value.locked_until))
+
+
+async def update_failures(conn: Conn, key: str, value: Failures) -> None:
+    """The key's row, locked by ``failures(for_update=True)`` in this transaction."""
+    await conn.execute(update(sign_in_failures).where(sign_in_failures.c.key == key).values(
+        failures=value.count, window_start=value.window_start,
+        locked_until=value.locked_until))
 
 
 async def clear_failures(conn: Conn, key: str) -> None:
