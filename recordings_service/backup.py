@@ -36,6 +36,7 @@ from recordings_service.times import rfc3339
 from storage import audit_log, erasure_ledger
 from storage.blobstore.base import BlobStore
 from storage.database import Database
+from storage.durable import fsync_path
 from storage.errors import BlobNotFoundError
 from storage.schema import recordings
 from storage.signing import public_key_pem
@@ -62,25 +63,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def copy_durably(src: Path, dst: Path) -> None:
     """Copies through a temporary name, fsyncs, then renames: a crash leaves no half file
     under the final name."""
     dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = dst.with_name(dst.name + ".partial")
     shutil.copyfile(src, tmp)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(tmp)
     os.chmod(tmp, 0o600)
     os.replace(tmp, dst)
 
@@ -96,11 +85,7 @@ def snapshot_sqlite(source: Path, target: Path) -> None:
             dst.close()
     finally:
         src.close()
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(target)
 
 
 def _described(path: Path) -> dict[str, Any]:
@@ -127,7 +112,7 @@ def _write_manifest(folder: Path, body: bytes, signature: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-    fsync_dir(folder)
+    fsync_path(folder)
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:
@@ -250,7 +235,7 @@ async def backup(services: Services, dest: Path,
         if was_copied and copied % 100 == 0:
             progress(f"copied {copied} blobs")
     for parent in {(dest / blob_relpath(name)).parent for _, name in blobs}:
-        await asyncio.to_thread(fsync_dir, parent)
+        await asyncio.to_thread(fsync_path, parent)
 
     manifest = {
         "format": FORMAT, "snapshot": snapshot, "taken_at": rfc3339(now),

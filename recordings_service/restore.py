@@ -35,7 +35,6 @@ from recordings_service.backup import (
     SIGNATURE,
     blob_relpath,
     copy_durably,
-    fsync_dir,
     manifest_bytes,
     sha256_file,
     taken_at,
@@ -46,6 +45,7 @@ from recordings_service.errors import BackupError
 from recordings_service.services import Services, open_services
 from storage import catalog, erasure_ledger, retention_store
 from storage.blobstore.base import BlobStore
+from storage.durable import fsync_path
 from storage.errors import StorageError
 
 RESTORE_ACTOR = Actor("system:restore", frozenset())
@@ -208,7 +208,7 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
         if mirror:
             await asyncio.to_thread(copy_durably, folder / mirror["file"],
                                     config.checkpoint_path)
-        await asyncio.to_thread(fsync_dir, into)
+        await asyncio.to_thread(fsync_path, into)
 
         ledgers = erasures or [src / erasure_ledger.FILE_NAME]
         warning = _ledger_warning(ledgers, manifest)

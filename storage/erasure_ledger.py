@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from storage.durable import fsync_path
+
 FILE_NAME = "erasure-ledger.jsonl"
 
 
@@ -46,7 +48,7 @@ def _append(path: Path, entries: Sequence[dict[str, Any]]) -> None:
     _write(path, "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n"
                          for e in entries).encode())
     if created:
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
 
 
 def read(path: Path) -> Iterator[dict[str, Any]]:
@@ -93,7 +95,7 @@ def mirror(source: Path, copy: Path) -> None:
             created = not copy.exists()
             _write(copy, tail)
             if created:
-                _fsync_dir(copy.parent)
+                fsync_path(copy.parent)
     state[key] = offset + len(tail)
     tmp = state_path.with_name(state_path.name + ".tmp")
     tmp.write_text(json.dumps(state))
@@ -109,11 +111,3 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    dir_fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

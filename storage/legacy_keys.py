@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from storage import key_store
 from storage.custody.base import RootKey
 from storage.database import Database
+from storage.durable import fsync_path
 from storage.errors import KeyFileError
 from storage.key_material import (
     LEGACY_FILES,
@@ -140,11 +140,7 @@ async def upgrade(database: Database, root: RootKey, data_dir: Path, now: dateti
         if path.exists():
             path.unlink()
             removed.append(str(path))
-    dir_fd = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_path(data_dir)
     return {"root_key": root.describe(), "root_generation": generation,
             "key_versions": [v.version for v in versions],
             "retired_versions": [v.version for v in versions if v.key is None],

@@ -27,17 +27,9 @@ import aiofiles
 import aiofiles.os
 
 from storage.blobstore.base import BlobReader, BlobStore, BlobWriter
+from storage.durable import fsync_path
 from storage.errors import BlobNotFoundError
 from storage.threads import run_to_end
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 # Where the platform or file system cannot read "cached pages only", every read goes to a
 # worker thread.
@@ -145,7 +137,7 @@ class _FileWriter(BlobWriter):
                 os.close(fd)
             self._final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self._tmp, self._final)
-            _fsync_dir(self._final.parent)
+            fsync_path(self._final.parent)
 
         await run_to_end(finish)
 
@@ -237,7 +229,7 @@ class FilesystemBlobStore(BlobStore):
             await aiofiles.os.remove(path)
         except FileNotFoundError:
             return
-        await asyncio.to_thread(_fsync_dir, path.parent)
+        await asyncio.to_thread(fsync_path, path.parent)
 
     async def delete_many(self, names: list[str]) -> None:
         paths = [self._path(name) for name in names]
@@ -252,7 +244,7 @@ class FilesystemBlobStore(BlobStore):
                 touched.add(path.parent)
             # One fsync per directory touched, not one per file.
             for directory in touched:
-                _fsync_dir(directory)
+                fsync_path(directory)
 
         await asyncio.to_thread(unlink_all)
 

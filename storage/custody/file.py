@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.custody.base import RootKey
+from storage.durable import fsync_path
 from storage.errors import CustodyError, KeyFileError
 
 FORMAT = "recordings-root-key/1"
@@ -76,11 +77,7 @@ def write_private(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_path(path.parent)
 
 
 class FileRootKey(RootKey):
