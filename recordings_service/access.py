@@ -18,10 +18,10 @@ from typing import Any
 from recordings_service import auditing, policy
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor, actor_by_name
+from recordings_service.documents import rfc3339
 from recordings_service.errors import BadRequest, Forbidden, Gone, NotFound, ServiceError
 from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
-from recordings_service.views import rfc3339
 from storage import catalog
 from storage.encrypted_blob import DecryptingReader
 
@@ -48,6 +48,20 @@ async def view_metadata(services: Services, actor: Actor, origin: Origin,
     await auditing.record(services, auditing.event(
         actor, origin, "view_metadata", "allowed", recording_id=recording_id))
     return rec
+
+
+def allowed_purposes(services: Services, actor: Actor, rec: catalog.Recording) -> list[str]:
+    """What ``actor`` may hear ``rec`` for now, by the check the audio endpoint runs."""
+    if rec.state != "active":
+        return []
+    return policy.allowed_purposes(actor.roles, policy.states_of(rec), rec.restricted,
+                                   services.config.purposes, services.clock())
+
+
+def refusals(services: Services, actor: Actor, rec: catalog.Recording) -> dict[str, str]:
+    """Why ``actor`` may not hear ``rec`` for each other purpose it is kept for."""
+    return policy.refusals(actor.roles, policy.states_of(rec), rec.restricted,
+                           services.config.purposes, services.clock())
 
 
 async def search(services: Services, actor: Actor, origin: Origin, flt: catalog.SearchFilter,

@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import IO, Any
 
 from recordings_service import access
+from recordings_service.documents import recording_json
 from recordings_service.media import EXTENSIONS
 from recordings_service.services import Services
 from recordings_service.subjects import pages_of
-from recordings_service.views import recording_json
 from storage import audit_log, catalog, subject_store
 
 Drain = Callable[[bytes], Awaitable[None]]

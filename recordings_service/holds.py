@@ -8,9 +8,10 @@ from typing import Any
 from recordings_service import auditing
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
+from recordings_service.documents import rfc3339
 from recordings_service.errors import BadRequest, Conflict, NotFound
+from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
-from recordings_service.views import rfc3339
 from storage import catalog, retention_store
 from storage.retention_store import Hold
 
@@ -25,6 +26,22 @@ def hold_json(hold: Hold) -> dict[str, Any]:
         "released_at": rfc3339(hold.released_at), "released_by": hold.released_by,
         "release_reason": hold.release_reason,
     }
+
+
+async def list_page(services: Services, cursor: str | None,
+                    limit: int) -> tuple[list[Hold], str | None]:
+    """Holds in the order they were placed, keyset-paged."""
+    async with services.database.read() as conn:
+        found = await retention_store.list_holds(conn, decode_cursor(cursor), limit + 1)
+    return page_of(found, limit, lambda h: (h.placed_at, h.id))
+
+
+async def get(services: Services, hold_id: str) -> Hold:
+    async with services.database.read() as conn:
+        hold = await retention_store.get_hold(conn, hold_id)
+    if hold is None:
+        raise NotFound("no such legal hold")
+    return hold
 
 
 def _text(body: dict[str, Any], name: str, limit: int) -> str:

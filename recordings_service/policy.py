@@ -107,6 +107,25 @@ def allowed_purposes(
     return sorted(allowed)
 
 
+def refusals(
+    roles: Iterable[str],
+    states: Iterable[PurposeState],
+    restricted: bool,
+    configured: Mapping[str, Purpose],
+    now: datetime,
+) -> dict[str, str]:
+    """Each purpose the recording is kept for that the caller may not hear it for, with
+    the words ``check_access`` refuses it in."""
+    states = list(states)
+    refused = {}
+    for state in states:
+        try:
+            check_access(roles, state.purpose, states, restricted, configured, now)
+        except ServiceError as exc:
+            refused[state.purpose] = exc.detail
+    return refused
+
+
 @dataclass(frozen=True)
 class Refusal:
     reason: str  # legal_hold | restricted | legal_obligation

@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from recordings_service.views import rfc3339
+from recordings_service.documents import rfc3339
 from storage.audit_log import canonical_json
 from storage.signing import key_id
 

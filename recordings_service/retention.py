@@ -21,10 +21,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from recordings_service import auditing, policy
 from recordings_service.auditing import SYSTEM_ORIGIN, Origin
 from recordings_service.auth import Actor
+from recordings_service.documents import rfc3339
 from recordings_service.errors import BadRequest, Conflict, Gone, NotFound, Refused
+from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.receipts import sign_receipt
 from recordings_service.services import Services
-from recordings_service.views import rfc3339
 from storage import catalog, erasure_ledger, retention_store
 from storage.database import Conn
 from storage.errors import StorageError
@@ -338,6 +339,14 @@ async def run_purge(services: Services, actor: Actor, origin: Origin,
         log.info("purge run", extra={"run_id": run_id, "purged": len(purged),
                                      "skipped": len(skipped)})
     return run_json(run)
+
+
+async def list_runs(services: Services, cursor: str | None,
+                    limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """Purge runs, newest first, keyset-paged."""
+    async with services.database.read() as conn:
+        runs = await retention_store.list_runs(conn, decode_cursor(cursor), limit + 1)
+    return page_of(runs, limit, lambda r: (r["started_at"], r["run_id"]))
 
 
 def run_json(run: dict[str, Any]) -> dict[str, Any]:

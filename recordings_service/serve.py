@@ -27,10 +27,11 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from recordings_service.app import DRAINING, IN_FLIGHT, create_app
+from recordings_service.api.http_server import AppRunner
+from recordings_service.app import create_app
 from recordings_service.config import Config
-from recordings_service.http_server import AppRunner
 from recordings_service.metrics import share_between_processes
+from recordings_service.middlewares import DRAINING, IN_FLIGHT
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ from typing import Any
 from recordings_service import auditing, policy, retention
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
-from recordings_service.errors import BadRequest, Refused
+from recordings_service.documents import rfc3339
+from recordings_service.errors import BadRequest, NotFound, Refused
+from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
 from recordings_service.times import parse_time
-from recordings_service.views import rfc3339
 from storage import catalog, retention_store, subject_store
 from storage.subject_store import SubjectRequest
 
@@ -52,6 +53,23 @@ async def recordings_of(services: Services,
 
 
 # --- the register ----------------------------------------------------------------------
+
+
+async def list_requests(services: Services, open_only: bool, cursor: str | None,
+                        limit: int) -> tuple[list[SubjectRequest], str | None]:
+    """The register in the order requests arrived, keyset-paged."""
+    async with services.database.read() as conn:
+        found = await subject_store.list_requests(conn, open_only, decode_cursor(cursor),
+                                                  limit + 1)
+    return page_of(found, limit, lambda r: (r.received_at, r.id))
+
+
+async def get_request(services: Services, request_id: str) -> SubjectRequest:
+    async with services.database.read() as conn:
+        found = await subject_store.get_request(conn, request_id)
+    if found is None:
+        raise NotFound("no such subject request")
+    return found
 
 
 def request_json(req: SubjectRequest, now: datetime) -> dict[str, Any]:

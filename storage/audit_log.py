@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +268,24 @@ async def entries_since_checkpoint(conn: Conn) -> int:
             ).scalar_one()
     covered = (await conn.execute(select(func.max(audit_checkpoints.c.size)))).scalar()
     return int(size) - int(covered or 0)
+
+
+async def count_accesses_per_day(conn: Conn, dialect: str, since: datetime,
+                                 ) -> dict[tuple[date, str], int]:
+    """Allowed audio accesses (``stream``) since ``since``, per UTC day and purpose.
+    Counted through the filtering columns (what verification checks them against)."""
+    c = audit_entries.c
+    day = (func.date(c.at) if dialect == "sqlite"
+           else func.date(func.timezone("UTC", c.at)))
+    query = (select(day, c.purpose, func.count())
+             .where(c.action == "stream", c.outcome == "allowed", c.at >= since)
+             .group_by(day, c.purpose))
+    counts = {}
+    for when, purpose, count in (await conn.execute(query)).all():
+        # SQLite's date() is text; PostgreSQL's is a date.
+        counts[(when if isinstance(when, date) else date.fromisoformat(when),
+                purpose or "")] = count
+    return counts
 
 
 async def list_checkpoints(conn: Conn, limit: int = 100) -> list[Checkpoint]:

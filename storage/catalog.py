@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -168,6 +169,7 @@ class SearchFilter:
     customer_id: str | None = None
     call_id: str | None = None
     agent_id: str | None = None
+    queue: str | None = None
     started_after: datetime | None = None
     started_before: datetime | None = None
     state: str | None = None
@@ -181,7 +183,7 @@ async def search(
     c = recordings.c
     query = select(recordings).order_by(c.created_at, c.id).limit(limit)
     for column, value in ((c.customer_id, flt.customer_id), (c.call_id, flt.call_id),
-                          (c.agent_id, flt.agent_id), (c.state, flt.state),
+                          (c.agent_id, flt.agent_id), (c.queue, flt.queue), (c.state, flt.state),
                           (c.subject_ref, flt.subject_ref)):
         if value is not None:
             query = query.where(column == value)
@@ -303,3 +305,15 @@ async def revoke_token(conn: Conn, name: str, now: datetime) -> bool:
         .values(revoked_at=now)
     )
     return bool(result.rowcount)
+
+
+async def count_falling_due(conn: Conn, bounds: list[datetime]) -> list[int]:
+    """How many active recordings fall due for purge between each pair of consecutive
+    ``bounds`` (one indexed count per interval: (state, purge_at) is an index)."""
+    c = recordings.c
+    counts = []
+    for start, end in pairwise(bounds):
+        query = select(func.count()).select_from(recordings).where(
+            c.state == "active", c.purge_at >= start, c.purge_at < end)
+        counts.append(int((await conn.execute(query)).scalar_one()))
+    return counts

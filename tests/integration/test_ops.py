@@ -6,10 +6,15 @@ import logging
 import re
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
+from recordings_service.api.routes import PUBLIC_ROUTES
+from recordings_service.app import create_app
+from recordings_service.config import Config
+from recordings_service.routing import GUARDS
 from recordings_service.logs import JsonFormatter, quiet_third_party_loggers
-from recordings_service.routes import PUBLIC_ROUTES
 from storage.blobstore.s3 import S3BlobStore
 from tests.audio import wav_tone
 from tests.conftest import Api
@@ -68,17 +73,39 @@ async def test_request_id_is_echoed_or_made(api: Api) -> None:
     assert hostile.headers["X-Request-Id"] != "a\tb" * 100
 
 
-async def test_every_route_but_the_public_ones_needs_a_token(api: Api) -> None:
+async def test_every_route_but_the_public_ones_needs_credentials(api: Api) -> None:
+    guards = api.app[GUARDS]
     for resource in api.app.router.resources():
         for route in resource:
-            if route.method == "*" or (route.method, resource.canonical) in PUBLIC_ROUTES:
+            if route.method == "*":
+                continue
+            guard = guards[(route.method, resource.canonical)]  # every route declares one
+            assert guard.public == ((route.method, resource.canonical) in PUBLIC_ROUTES
+                                    or guard.face == "console" and guard.action in
+                                    ("sign_in", "static"))
+            if guard.public:
                 continue
             path = re.sub(r"{\w+}", "x", resource.canonical)
-            response = await api.client.request(route.method, path)
-            assert response.status == 401, (route.method, path)
-            bad = await api.client.request(route.method, path,
-                                           headers={"Authorization": "Bearer rst_wrong"})
-            assert bad.status == 401, (route.method, path)
+            for headers in ({}, {"Authorization": "Bearer rst_wrong"}):
+                response = await api.client.request(route.method, path, headers=headers,
+                                                    allow_redirects=False)
+                if guard.face == "api":
+                    assert response.status == 401, (route.method, path)
+                else:  # a page sends the browser to sign in, then back
+                    assert response.status == 303, (route.method, path)
+                    assert response.headers["Location"].startswith("/sign-in?next=")
+
+
+async def test_a_route_registered_without_a_guard_is_refused(config: Config) -> None:
+    async def forgotten(request: web.Request) -> web.Response:
+        return web.Response(text="secret")
+
+    app = create_app(config)
+    app.router.add_get("/forgotten", forgotten)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/forgotten")
+        assert response.status == 403
+        assert (await response.json())["reason"] == "route_not_guarded"
 
 
 async def test_unknown_paths_and_methods_are_problems(api: Api) -> None:
@@ -97,7 +124,8 @@ async def test_openapi_document_is_valid_and_matches_the_routes(api: Api) -> Non
     documented = {(method.upper(), path) for path, ops in doc["paths"].items()
                   for method in ops}
     served = {(route.method, resource.canonical) for resource in api.app.router.resources()
-              for route in resource if route.method != "*"}
+              for route in resource if route.method != "*"
+              and api.app[GUARDS][(route.method, resource.canonical)].face == "api"}
     assert documented == served
 
 

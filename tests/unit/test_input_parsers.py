@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recordings_service.api.handlers.common import parse_json_object
 from recordings_service.errors import BadRequest, RangeNotSatisfiable
-from recordings_service.handlers.common import parse_json_object
 from recordings_service.pagination import decode_cursor, encode_cursor
 from recordings_service.ranges import parse_range
 from recordings_service.times import parse_time, rfc3339

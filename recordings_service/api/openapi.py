@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from recordings_service.routes import ROUTES, Route
+from recordings_service.api.routes import ROUTES, Route
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 206: "Partial Content", 400: "Bad Request",
                 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
@@ -157,7 +157,7 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
                        "schema": fields["purposes"], "style": "form", "explode": True})
     if route.operation_id == "searchRecordings":
         params += [{"name": n, "in": "query", "schema": {"type": "string"}}
-                   for n in ("customer_id", "call_id", "agent_id", "started_after",
+                   for n in ("customer_id", "call_id", "agent_id", "queue", "started_after",
                              "started_before", "state", "cursor")]
         params.append({"name": "limit", "in": "query",
                        "schema": {"type": "integer", "minimum": 1, "maximum": 500}})

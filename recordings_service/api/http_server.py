@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from recordings_service.problems import problem
+from recordings_service.api.problems import problem
 
 log = logging.getLogger("recordings_service.http")
 

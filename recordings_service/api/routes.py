@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from recordings_service.handlers import (
+from recordings_service.api.handlers import (
     audio,
     audit,
     holds,
@@ -17,8 +16,7 @@ from recordings_service.handlers import (
     session,
     subjects,
 )
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from recordings_service.routing import Guard, Handler, add_route
 
 
 @dataclass(frozen=True)
@@ -31,6 +29,11 @@ class Route:
     roles: tuple[str, ...]  # empty: no bearer token needed
     responses: tuple[int, ...]
     body: str | None = None  # request body kind, see openapi._request_body
+    action: str = ""  # the audit action of a refusal; the operation id when not named
+
+    @property
+    def guard(self) -> Guard:
+        return Guard("api", frozenset(self.roles), self.action or self.operation_id)
 
 
 _READERS = ("supervisor", "compliance")
@@ -54,23 +57,23 @@ ROUTES: tuple[Route, ...] = (
           "Sign out: the session ends on every replica", _ALL, (204, 401, 403)),
     Route("POST", "/v1/recordings", recordings.post_recording, "uploadRecording",
           "Upload a recording (multipart: metadata JSON, then audio)", ("ingest",),
-          (200, 201, 400, 401, 403, 409, 413, 415, 422), "multipart"),
+          (200, 201, 400, 401, 403, 409, 413, 415, 422), "multipart", action="upload"),
     Route("PUT", "/v1/calls/{call_id}/recording", recordings.put_recording, "putRecording",
           "Upload a recording as a raw body; metadata in the query", ("ingest",),
-          (200, 201, 400, 401, 403, 409, 413, 415, 422), "audio"),
+          (200, 201, 400, 401, 403, 409, 413, 415, 422), "audio", action="upload"),
     Route("GET", "/v1/recordings", recordings.list_recordings, "searchRecordings",
-          "Search recordings (keyset paginated)", _READERS, (200, 400, 401, 403)),
+          "Search recordings (keyset paginated)", _READERS, (200, 400, 401, 403), action="search"),
     Route("GET", "/v1/recordings/{recording_id}", recordings.get_recording, "getRecording",
-          "A recording's metadata", _READERS, (200, 401, 403, 404)),
+          "A recording's metadata", _READERS, (200, 401, 403, 404), action="view_metadata"),
     Route("GET", "/v1/recordings/{recording_id}/audio", audio.get_audio, "getAudio",
           "Stream the audio for a named purpose (Range supported)", _READERS,
-          (200, 206, 400, 401, 403, 404, 410, 416)),
+          (200, 206, 400, 401, 403, 404, 410, 416), action="stream"),
     Route("HEAD", "/v1/recordings/{recording_id}/audio", audio.get_audio, "headAudio",
           "The audio's headers for a named purpose", _READERS,
-          (200, 206, 400, 401, 403, 404, 410, 416)),
+          (200, 206, 400, 401, 403, 404, 410, 416), action="stream"),
     Route("POST", "/v1/recordings/{recording_id}/playback-links", audio.post_playback_link,
           "createPlaybackLink", "A short-lived link that plays the audio without a token",
-          _READERS, (201, 400, 401, 403, 404, 410), "json"),
+          _READERS, (201, 400, 401, 403, 404, 410), "json", action="playback_link"),
     Route("GET", "/v1/playback/{token}", audio.get_playback, "playback",
           "Play the audio through a playback link (Range supported)", (),
           (200, 206, 403, 404, 410, 416)),
@@ -78,69 +81,74 @@ ROUTES: tuple[Route, ...] = (
           "Headers of the audio behind a playback link", (), (200, 206, 403, 404, 410, 416)),
     Route("POST", "/v1/recordings/{recording_id}/purposes", retention.add_purpose,
           "addPurpose", "Keep the recording for one more purpose (with a reason)",
-          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "add_purpose"),
+          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "add_purpose", action="add_purpose"),
     Route("DELETE", "/v1/recordings/{recording_id}/purposes/{purpose}",
           retention.withdraw_purpose, "withdrawPurpose",
           "Withdraw a purpose (consent withdrawn, objection); purge_at is recomputed",
-          _COMPLIANCE, (200, 400, 401, 403, 404, 409, 410), "reason_only"),
+          _COMPLIANCE, (200, 400, 401, 403, 404, 409, 410), "reason_only",
+          action="withdraw_purpose"),
     Route("PUT", "/v1/recordings/{recording_id}/restriction", retention.place_restriction,
           "placeRestriction", "Restrict processing while a dispute is settled", _COMPLIANCE,
-          (200, 400, 401, 403, 404, 410), "reason_only"),
+          (200, 400, 401, 403, 404, 410), "reason_only", action="restriction_placed"),
     Route("DELETE", "/v1/recordings/{recording_id}/restriction", retention.lift_restriction,
           "liftRestriction", "Lift the restriction", _COMPLIANCE,
-          (200, 400, 401, 403, 404, 410), "reason_only"),
+          (200, 400, 401, 403, 404, 410), "reason_only", action="restriction_lifted"),
     Route("DELETE", "/v1/recordings/{recording_id}", retention.erase, "eraseRecording",
           "Erase now (crypto-shred), or 409 saying why not and until when", _COMPLIANCE,
-          (200, 400, 401, 403, 404, 409), "reason"),
+          (200, 400, 401, 403, 404, 409), "reason", action="erasure"),
     Route("POST", "/v1/legal-holds", holds.post_hold, "placeLegalHold",
           "Place a legal hold on recordings or on every recording of a data subject",
-          _COMPLIANCE, (201, 400, 401, 403, 409), "hold"),
+          _COMPLIANCE, (201, 400, 401, 403, 409), "hold", action="legal_hold_placed"),
     Route("GET", "/v1/legal-holds", holds.list_holds, "listLegalHolds", "Legal holds",
-          _COMPLIANCE, (200, 400, 401, 403)),
+          _COMPLIANCE, (200, 400, 401, 403), action="legal_hold_read"),
     Route("GET", "/v1/legal-holds/{hold_id}", holds.get_hold, "getLegalHold", "A legal hold",
-          _COMPLIANCE, (200, 401, 403, 404)),
+          _COMPLIANCE, (200, 401, 403, 404), action="legal_hold_read"),
     Route("POST", "/v1/legal-holds/{hold_id}/release", holds.release_hold, "releaseLegalHold",
           "Release a legal hold (others on the same recordings stand)", _COMPLIANCE,
-          (200, 400, 401, 403, 404, 409), "reason_only"),
+          (200, 400, 401, 403, 404, 409), "reason_only", action="legal_hold_released"),
     Route("POST", "/v1/purge-runs", retention.post_purge_run, "runPurge",
-          "One retention run now (or a dry run)", _COMPLIANCE, (201, 400, 401, 403), "purge"),
+          "One retention run now (or a dry run)", _COMPLIANCE, (201, 400, 401, 403), "purge",
+          action="purge_run"),
     Route("GET", "/v1/purge-runs", retention.list_purge_runs, "listPurgeRuns", "Past runs",
-          _COMPLIANCE, (200, 401, 403)),
+          _COMPLIANCE, (200, 401, 403), action="purge_run"),
     Route("PATCH", "/v1/recordings/{recording_id}", subjects.patch_recording,
           "rectifyRecording", "Rectify metadata (audited with the field names and reason)",
-          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "rectify"),
+          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "rectify", action="rectify"),
     Route("POST", "/v1/subjects/{customer_id}/export", subjects.post_export, "exportSubject",
           "Right of access: a streamed zip of everything kept about the subject",
-          _COMPLIANCE, (200, 400, 401, 403), "subject"),
+          _COMPLIANCE, (200, 400, 401, 403), "subject", action="export"),
     Route("POST", "/v1/subjects/{customer_id}/erasure", subjects.post_erasure, "eraseSubject",
           "Erase every recording of the subject, answering per recording", _COMPLIANCE,
-          (200, 400, 401, 403), "reason"),
+          (200, 400, 401, 403), "reason", action="erasure"),
     Route("POST", "/v1/subjects/{customer_id}/restriction", subjects.post_restriction,
           "restrictSubject", "Restrict every recording of the subject", _COMPLIANCE,
-          (200, 400, 401, 403), "reason"),
+          (200, 400, 401, 403), "reason", action="restriction"),
     Route("POST", "/v1/subjects/{customer_id}/objection", subjects.post_objection,
           "objectSubject",
           "Objection: withdraw the legitimate-interest and consent purposes everywhere",
-          _COMPLIANCE, (200, 400, 401, 403), "reason"),
+          _COMPLIANCE, (200, 400, 401, 403), "reason", action="objection"),
     Route("POST", "/v1/subject-requests", subjects.post_subject_request,
           "registerSubjectRequest", "Register a data-subject request as it arrives",
-          _COMPLIANCE, (201, 400, 401, 403), "subject_request"),
+          _COMPLIANCE, (201, 400, 401, 403), "subject_request",
+          action="subject_request_registered"),
     Route("GET", "/v1/subject-requests", subjects.list_subject_requests,
           "listSubjectRequests", "The register of data-subject requests (?open=true)",
-          _COMPLIANCE, (200, 400, 401, 403)),
+          _COMPLIANCE, (200, 400, 401, 403), action="subject_request_read"),
     Route("GET", "/v1/subject-requests/{request_id}", subjects.get_subject_request,
-          "getSubjectRequest", "One data-subject request", _COMPLIANCE, (200, 401, 403, 404)),
+          "getSubjectRequest", "One data-subject request", _COMPLIANCE, (200, 401, 403, 404),
+          action="subject_request_read"),
     Route("GET", "/v1/policies", ops.policies, "listPolicies", "The configured purposes",
-          _ALL, (200, 401)),
+          _ALL, (200, 401), action="view_policies"),
     Route("GET", "/v1/audit", audit.list_audit, "listAudit", "Audit log entries (paginated)",
-          _AUDIT, (200, 400, 401, 403)),
+          _AUDIT, (200, 400, 401, 403), action="audit_read"),
     Route("GET", "/v1/audit/verify", audit.verify_audit, "verifyAudit",
-          "Verify the hash chain and signed checkpoints", _AUDIT, (200, 401, 403)),
+          "Verify the hash chain and signed checkpoints", _AUDIT, (200, 401, 403),
+          action="audit_verify"),
     Route("GET", "/v1/audit/checkpoints", audit.list_checkpoints, "listCheckpoints",
-          "Signed checkpoints of the audit log", _AUDIT, (200, 401, 403)),
+          "Signed checkpoints of the audit log", _AUDIT, (200, 401, 403), action="audit_read"),
     Route("GET", "/v1/audit/public-key", audit.public_key, "auditPublicKey",
           "The Ed25519 public key (PEM) for checkpoints and deletion receipts", _AUDIT,
-          (200, 401, 403)),
+          (200, 401, 403), action="audit_read"),
     Route("GET", "/v1/openapi.json", ops.openapi, "openapi", "This document", (), (200,)),
     Route("GET", "/healthz", ops.healthz, "healthz", "The process is alive", (), (200,)),
     Route("GET", "/readyz", ops.readyz, "readyz", "Catalog and blob store reachable", (),
@@ -153,4 +161,4 @@ PUBLIC_ROUTES = frozenset((r.method, r.path) for r in ROUTES if not r.roles)
 
 def add_routes(app: web.Application) -> None:
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        add_route(app, route.method, route.path, route.handler, route.guard)

@@ -9,6 +9,18 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from recordings_service import access, disk, ingest
+from recordings_service.api.handlers.body_watch import BodyWatch
+from recordings_service.api.handlers.common import (
+    caller,
+    json_response,
+    origin,
+    page_limit,
+    parse_json_object,
+    query_time,
+    recording_for_caller,
+    services,
+    watched,
+)
 from recordings_service.appkeys import ACTOR, UPLOAD_SLOTS
 from recordings_service.errors import (
     BadRequest,
@@ -16,18 +28,6 @@ from recordings_service.errors import (
     PayloadTooLarge,
     ServiceError,
     Unavailable,
-)
-from recordings_service.handlers.body_watch import BodyWatch
-from recordings_service.handlers.common import (
-    json_response,
-    origin,
-    page_limit,
-    parse_json_object,
-    query_time,
-    recording_for_caller,
-    require,
-    services,
-    watched,
 )
 from storage.catalog import SearchFilter
 
@@ -123,7 +123,6 @@ async def _upload_slot(request: web.Request) -> AsyncIterator[None]:
 
 
 async def post_recording(request: web.Request) -> web.Response:
-    await require(request, "upload", "ingest")
     _check_declared_size(request)
     async with _upload_slot(request), watched(request) as watch:
         return await _post_recording(request, watch)
@@ -154,7 +153,6 @@ async def _post_recording(request: web.Request, watch: BodyWatch) -> web.Respons
 
 
 async def put_recording(request: web.Request) -> web.Response:
-    await require(request, "upload", "ingest")
     _check_declared_size(request)
     async with _upload_slot(request), watched(request) as watch:
         return await _put_recording(request, watch)
@@ -181,7 +179,7 @@ async def _raw_chunks(watch: BodyWatch, request: web.Request) -> AsyncIterator[b
 
 
 async def get_recording(request: web.Request) -> web.Response:
-    actor = await require(request, "view_metadata", "supervisor", "compliance")
+    actor = caller(request)
     svc = services(request)
     rec = await access.view_metadata(svc, actor, origin(request),
                                      request.match_info["recording_id"])
@@ -189,16 +187,16 @@ async def get_recording(request: web.Request) -> web.Response:
 
 
 async def list_recordings(request: web.Request) -> web.Response:
-    actor = await require(request, "search", "supervisor", "compliance")
+    actor = caller(request)
     svc = services(request)
     q = request.query
     state = q.get("state")
     if state is not None and state not in ("active", "purged"):
         raise BadRequest("invalid_query", "state must be active or purged")
     flt = SearchFilter(customer_id=q.get("customer_id"), call_id=q.get("call_id"),
-                       agent_id=q.get("agent_id"), started_after=query_time(request,
-                       "started_after"), started_before=query_time(request, "started_before"),
-                       state=state)
+                       agent_id=q.get("agent_id"), queue=q.get("queue"),
+                       started_after=query_time(request, "started_after"),
+                       started_before=query_time(request, "started_before"), state=state)
     page, cursor = await access.search(svc, actor, origin(request), flt, q.get("cursor"),
                                        page_limit(request))
     return json_response({"items": [recording_for_caller(request, r) for r in page],

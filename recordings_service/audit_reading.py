@@ -1,0 +1,84 @@
+"""Reading the audit log, for the API and the console alike: every read is itself
+audited, and verification reports what it found."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from recordings_service import auditing, jobs
+from recordings_service.auditing import Origin
+from recordings_service.auth import Actor
+from recordings_service.errors import BadRequest
+from recordings_service.services import Services
+from storage import audit_log
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The sequence number a page ends at; 0 for the first page."""
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, seq = text.partition(":")
+        if kind != "seq" or not seq.isascii() or not seq.isdigit():
+            raise ValueError(cursor)
+        return int(seq)
+    except ValueError:
+        raise BadRequest("invalid_cursor", "the cursor is not one this service gave") from None
+
+
+OUTCOMES = ("allowed", "denied", "error")
+
+
+def check_outcome(outcome: str | None) -> None:
+    if outcome is not None and outcome not in OUTCOMES:
+        raise BadRequest("invalid_query", "outcome must be allowed, denied or error")
+
+
+async def read_entries(services: Services, actor: Actor, origin: Origin,
+                       flt: audit_log.AuditFilter, filters: Mapping[str, str],
+                       cursor: str | None, limit: int,
+                       ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of entries matching ``flt`` and the cursor of the next; ``filters`` is
+    what the reader asked for, as the audit entry of this read names it."""
+    check_outcome(flt.outcome)
+    after = decode_cursor(cursor)
+    await auditing.record(services, auditing.event(actor, origin, "audit_read", "allowed",
+                                                   detail={"filter": dict(filters)}))
+    async with services.database.read() as conn:
+        entries = await audit_log.list_entries(conn, flt, after, limit + 1)
+    page = entries[:limit]
+    return page, encode_cursor(page[-1]["seq"]) if len(entries) > limit else None
+
+
+async def verify(services: Services, actor: Actor, origin: Origin) -> audit_log.VerifyReport:
+    report = await jobs.verify_audit(services)
+    await auditing.record(services, auditing.event(
+        actor, origin, "audit_verify", "allowed",
+        detail={"ok": report.ok, "entries": report.entries,
+                "first_bad_seq": report.first_bad_seq}))
+    return report
+
+
+async def checkpoints(services: Services, actor: Actor, origin: Origin,
+                      limit: int) -> list[audit_log.Checkpoint]:
+    """The newest signed checkpoints first."""
+    await auditing.record(services, auditing.event(actor, origin, "audit_read", "allowed",
+                                                   detail={"checkpoints": True}))
+    async with services.database.read() as conn:
+        return await audit_log.list_checkpoints(conn, limit=limit)
+
+
+async def accesses_per_day(services: Services, since: datetime,
+                           ) -> dict[tuple[date, str], int]:
+    """Audio accesses allowed since ``since``, counted per UTC day and purpose."""
+    async with services.database.read() as conn:
+        return await audit_log.count_accesses_per_day(conn, services.database.dialect,
+                                                      since)

@@ -1,0 +1,269 @@
+"""The console's pages. Each reads through the same domain functions as the API (so a
+page is audited as the API call would be, and never re-implements the policy) and renders
+a template; changes are made by the page's script through the JSON API itself."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from recordings_service import access, audit_reading, holds, retention, subjects
+from recordings_service.api.problems import Problem
+from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES, SESSION
+from recordings_service.auditing import Origin
+from recordings_service.auth import Actor
+from recordings_service.console import charts
+from recordings_service.errors import BadRequest
+from recordings_service.services import Services
+from storage import audit_log, catalog
+
+# The browser's time zone, written by the console's script (an IANA name).
+TZ_COOKIE = "rs_tz"
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]{1,32}(/[A-Za-z0-9_+\-]{1,32}){0,2}")
+PAGE_SIZE = 25
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def _origin(request: web.Request) -> Origin:
+    return Origin(request.remote, request.get(REQUEST_ID))
+
+
+def _actor(request: web.Request) -> Actor:
+    return request[ACTOR]
+
+
+def zone_of(request: web.Request) -> ZoneInfo:
+    name = request.cookies.get(TZ_COOKIE, "UTC")
+    if _ZONE_NAME.fullmatch(name):
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return ZoneInfo("UTC")
+
+
+def _local(value: datetime | None, zone: ZoneInfo) -> str:
+    """A time as people read it, in ISO order: ``2026-11-25 14:03``."""
+    return "" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else \
+        f"{rest // 60}:{rest % 60:02d}"
+
+
+def _day_bound(text: str | None, zone: ZoneInfo, name: str, end: bool) -> datetime | None:
+    """A date field's day in the reader's zone, as the UTC time its day starts (or, for
+    the end of a range, the next day starts)."""
+    if not text:
+        return None
+    if not _DATE.fullmatch(text):
+        raise BadRequest("invalid_query", f"{name} must be a date such as 2026-11-24")
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise BadRequest("invalid_query", f"{name} must be a date such as 2026-11-24") from None
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(), zone).astimezone(UTC)
+
+
+def _render(template: str, request: web.Request, context: dict[str, Any],
+            status: int = 200) -> web.Response:
+    """``template`` with ``context`` and what every page uses: who is signed in, the
+    CSRF token for the page's script, and the reader's zone."""
+    actor: Actor | None = request.get(ACTOR)
+    session = request.get(SESSION)
+    zone = zone_of(request)
+    common = {
+        "actor": actor,
+        "roles": actor.roles if actor else frozenset(),
+        # Which parts of the console the nav offers (the routes' guards decide access).
+        "can_search": bool(actor and actor.roles & {"supervisor", "compliance"}),
+        "can_comply": bool(actor and "compliance" in actor.roles),
+        "can_audit": bool(actor and actor.roles & {"auditor", "compliance"}),
+        "csrf_token": session.csrf_token if session is not None else "",
+        "zone": zone.key,
+        "local": lambda value: _local(value, zone),
+        "duration": _duration,
+        "path": request.path,
+    }
+    return aiohttp_jinja2.render_template(template, request, common | context, status=status)
+
+
+def error_page(request: web.Request, found: Problem) -> web.Response:
+    headers = {k: v for k, v in found.headers.items() if k in ("Retry-After", "Allow")}
+    response = _render("error.html", request, {"problem": found}, status=found.status)
+    response.headers.update(headers)
+    return response
+
+
+def sign_in_redirect(request: web.Request) -> web.Response:
+    target = request.path_qs if request.method == "GET" else "/"
+    return web.Response(status=303, headers={
+        "Location": "/sign-in?" + urlencode({"next": target})})
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path on this site: never ``//host`` or ``/\\host`` (open redirects)."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    return value
+
+
+# --- pages ------------------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    roles = _actor(request).roles
+    if roles & {"supervisor", "compliance"}:
+        raise web.HTTPSeeOther("/recordings")
+    if "auditor" in roles:
+        raise web.HTTPSeeOther("/audit")
+    return _render("home.html", request, {})
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    return _render("sign_in.html", request, {
+        "next": _safe_next(request.query.get("next")),
+        "sso": bool(_services(request).config.oidc_issuer),
+    })
+
+
+_SEARCH_FIELDS = ("agent_id", "queue", "customer_id", "call_id")
+
+
+async def recordings(request: web.Request) -> web.Response:
+    svc, actor, zone = _services(request), _actor(request), zone_of(request)
+    q = request.query
+    form = {name: q.get(name, "").strip() for name in (*_SEARCH_FIELDS, "from", "to")}
+    flt = catalog.SearchFilter(
+        **{name: form[name] or None for name in _SEARCH_FIELDS},
+        started_after=_day_bound(form["from"], zone, "from", end=False),
+        started_before=_day_bound(form["to"], zone, "to", end=True), state="active")
+    found, next_cursor = await access.search(svc, actor, _origin(request), flt,
+                                             q.get("cursor"), PAGE_SIZE)
+    rows = [{"rec": rec, "allowed": access.allowed_purposes(svc, actor, rec),
+             "refusals": access.refusals(svc, actor, rec)} for rec in found]
+    more = None if next_cursor is None else "/recordings?" + urlencode(
+        {**{k: v for k, v in form.items() if v}, "cursor": next_cursor})
+    return _render("recordings.html", request, {"form": form, "rows": rows, "more": more})
+
+
+async def recording(request: web.Request) -> web.Response:
+    svc, actor = _services(request), _actor(request)
+    rec = await access.view_metadata(svc, actor, _origin(request),
+                                     request.match_info["recording_id"])
+    accesses: list[dict[str, Any]] = []
+    if actor.roles & {"compliance", "auditor"}:
+        accesses, _ = await audit_reading.read_entries(
+            svc, actor, _origin(request), audit_log.AuditFilter(recording_id=rec.id),
+            {"recording_id": rec.id}, None, 100)
+    now = svc.clock()
+    return _render("recording.html", request, {
+        "rec": rec, "now": now,
+        "allowed": access.allowed_purposes(svc, actor, rec),
+        "refusals": access.refusals(svc, actor, rec),
+        "accesses": [e for e in accesses if e["action"] != "audit_read"][-50:],
+        "compliance": "compliance" in actor.roles,
+    })
+
+
+async def compliance(request: web.Request) -> web.Response:
+    svc = _services(request)
+    now = svc.clock()
+    zone = zone_of(request)
+    held, _ = await holds.list_page(svc, None, 200)
+    requests, _ = await subjects.list_requests(svc, False, None, 500)
+    register = sorted(
+        (subjects.request_json(r, now) | {"row": r} for r in requests),
+        key=lambda j: (not j["overdue"], j["row"].completed_at is not None,
+                       j["row"].due_at))
+    runs, _ = await retention.list_runs(svc, None, 10)
+    month_starts = charts.month_starts(now.astimezone(zone), 13)
+    async with svc.database.read() as conn:
+        due = await catalog.count_falling_due(conn, month_starts)
+    since = datetime.combine(now.date() - timedelta(days=29), time(), UTC)
+    per_day = await audit_reading.accesses_per_day(svc, since)
+    return _render("compliance.html", request, {
+        "holds": [h for h in held if h.released_at is None],
+        "released": [h for h in held if h.released_at is not None][-10:],
+        "register": register, "runs": runs,
+        "due_chart": charts.bars([(m.strftime("%Y-%m"), n)
+                                  for m, n in zip(month_starts, due, strict=False)]),
+        "due_total": sum(due),
+        "access_chart": charts.stacked_days(per_day, since.date(), 30),
+        "request_types": subjects.REQUEST_TYPES,
+    })
+
+
+async def subject_lookup(request: web.Request) -> web.StreamResponse:
+    customer_id = request.query.get("customer_id", "").strip()
+    if not customer_id:
+        raise BadRequest("invalid_query", "give a customer id")
+    raise web.HTTPSeeOther("/subjects/" + quote(customer_id, safe=""))
+
+
+async def subject(request: web.Request) -> web.Response:
+    svc, actor = _services(request), _actor(request)
+    customer_id = request.match_info["customer_id"]
+    found, more = await access.search(svc, actor, _origin(request),
+                                      catalog.SearchFilter(customer_id=customer_id), None, 200)
+    requests, _ = await subjects.list_requests(svc, False, None, 500)
+    now = svc.clock()
+    return _render("subject.html", request, {
+        "customer_id": customer_id, "quoted_id": quote(customer_id, safe=""),
+        "recordings": found, "more": more is not None,
+        "requests": [subjects.request_json(r, now) for r in requests
+                     if r.customer_id == customer_id],
+    })
+
+
+_AUDIT_FIELDS = ("actor", "action", "recording_id", "purpose", "outcome")
+
+
+async def audit(request: web.Request) -> web.Response:
+    svc, actor, zone = _services(request), _actor(request), zone_of(request)
+    q = request.query
+    form = {name: q.get(name, "").strip() for name in (*_AUDIT_FIELDS, "from", "to")}
+    flt = audit_log.AuditFilter(
+        actor=form["actor"] or None, action=form["action"] or None,
+        recording_id=form["recording_id"] or None, purpose=form["purpose"] or None,
+        outcome=form["outcome"] or None,
+        since=_day_bound(form["from"], zone, "from", end=False),
+        until=_day_bound(form["to"], zone, "to", end=True))
+    entries, next_cursor = await audit_reading.read_entries(
+        svc, actor, _origin(request), flt, {k: v for k, v in form.items() if v},
+        q.get("cursor"), 50)
+    report = None
+    if q.get("verify") == "now":
+        report = await audit_reading.verify(svc, actor, _origin(request))
+    latest = await audit_reading.checkpoints(svc, actor, _origin(request), 1)
+    more = None if next_cursor is None else "/audit?" + urlencode(
+        {**{k: v for k, v in form.items() if v}, "cursor": next_cursor})
+    now = svc.clock()
+    return _render("audit.html", request, {
+        "form": form, "entries": entries, "more": more, "report": report,
+        "checkpoint": latest[0] if latest else None, "now": now,
+        "age": (now - latest[0].signed_at) if latest else None,
+        "outcomes": audit_reading.OUTCOMES,
+        "parse_time": _parse_entry_time,
+    })
+
+
+def _parse_entry_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -1,0 +1,44 @@
+"""The console's pages: one table, each page's roles declared once (``routing.Guard``),
+enforced by the same middleware as the API's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from recordings_service.console import pages
+from recordings_service.routing import GUARDS, Guard, Handler, add_route
+
+_READERS = frozenset({"supervisor", "compliance"})
+_COMPLIANCE = frozenset({"compliance"})
+_AUDIT = frozenset({"auditor", "compliance"})
+_ANYONE = frozenset({"ingest", "supervisor", "compliance", "auditor"})
+_PUBLIC: frozenset[str] = frozenset()
+
+STATIC = Path(__file__).parent / "static"
+
+PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
+    ("/", pages.home, _ANYONE, "console"),
+    ("/sign-in", pages.sign_in, _PUBLIC, "sign_in"),
+    ("/recordings", pages.recordings, _READERS, "search"),
+    ("/recordings/{recording_id}", pages.recording, _READERS, "view_metadata"),
+    ("/compliance", pages.compliance, _COMPLIANCE, "legal_hold_read"),
+    ("/subjects", pages.subject_lookup, _COMPLIANCE, "subject_read"),
+    ("/subjects/{customer_id}", pages.subject, _COMPLIANCE, "subject_read"),
+    ("/audit", pages.audit, _AUDIT, "audit_read"),
+)
+
+
+def setup(app: web.Application) -> None:
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("recordings_service.console", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined)
+    for path, handler, roles, action in PAGES:
+        add_route(app, "GET", path, handler, Guard("console", roles, action))
+    # Stylesheet, script and icon: public, and never anything personal.
+    static = app.router.add_static("/static/", STATIC, name="static")
+    for method in ("GET", "HEAD"):
+        app[GUARDS][(method, static.canonical)] = Guard("console", _PUBLIC, "static")

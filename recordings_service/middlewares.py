@@ -1,0 +1,239 @@
+"""The middlewares both faces share: request ids, errors rendered for the face that was
+asked (problem+json for the API, a page for the console), metrics, one access-log line,
+and authentication with each route's roles enforced here and nowhere else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from recordings_service import auditing, sessions
+from recordings_service.api.problems import (
+    Problem,
+    from_http_exception,
+    from_service_error,
+    from_storage_error,
+    from_unexpected,
+    problem,
+)
+from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES, SESSION
+from recordings_service.auditing import Origin
+from recordings_service.auth import Actor, authenticate
+from recordings_service.console.pages import error_page, sign_in_redirect
+from recordings_service.errors import BadRequest, Forbidden, ServiceError, Unauthenticated
+from recordings_service.logs import request_id_var
+from recordings_service.routing import Face, guard_of
+from storage.errors import StorageError
+
+log = logging.getLogger("recordings_service.http")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+class InFlight:
+    """Counts requests being handled, so shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        await self._idle.wait()
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+DRAINING = web.AppKey("draining", asyncio.Event)
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def face_of(request: web.Request) -> Face:
+    """The face a request is for: its route's; for an unmatched path, a browser's page
+    request outside the API gets the console's page."""
+    guard = guard_of(request)
+    if guard is not None:
+        return guard.face
+    browsing = "text/html" in request.headers.get("Accept", "")
+    return "console" if browsing and not request.path.startswith("/v1/") else "api"
+
+
+def render(request: web.Request, found: Problem) -> web.Response:
+    if face_of(request) == "api":
+        return found.response()
+    if found.status == 401:
+        return sign_in_redirect(request)
+    return error_page(request, found)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, a rendered error for every failure, metrics and one access-log line."""
+    if request.app[DRAINING].is_set():
+        return problem(503, "Service Unavailable", "shutting_down",
+                       "the service is shutting down; retry on another instance",
+                       {"Connection": "close", "Retry-After": "5"})
+    request.app[IN_FLIGHT].enter()
+    try:
+        return await _handle(request, handler)
+    finally:
+        request.app[IN_FLIGHT].leave()
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    metrics = request.app[SERVICES].metrics
+    status = 500
+    reason = None
+    try:
+        failure: Problem | None = None
+        try:
+            await _refuse_undecodable(request)
+            response = await handler(request)
+        except ServiceError as exc:
+            failure, reason = from_service_error(exc), exc.reason
+        except StorageError as exc:
+            failure = from_storage_error(exc)
+            reason = "storage_error"
+        except web.HTTPRedirection:
+            raise  # a console page's redirect (aiohttp answers it)
+        except web.HTTPException as exc:
+            failure = from_http_exception(exc)
+        except (asyncio.CancelledError, ConnectionResetError) as exc:
+            status = 499  # client went away
+            # aiohttp keeps a lost connection's exception on the request's payload stream,
+            # and its traceback holds every frame of this request (an upload's buffers,
+            # its sniffer's megabyte): a reference cycle that only a full collection frees,
+            # about 2 MB per dropped upload. Nothing reads that traceback: drop it here.
+            raise exc.with_traceback(None)  # noqa: B904 - the same exception, re-raised
+        except Exception as exc:
+            failure, reason = from_unexpected(exc, request.method)
+            if reason == "internal_error":
+                log.exception("unhandled error")
+            else:
+                log.error("request failed", extra={"reason": reason,
+                                                   "error": type(exc).__name__})
+        if failure is not None:
+            response = render(request, failure)
+        status = response.status
+        if reason is not None:
+            metrics.errors.labels(reason).inc()
+        return response
+    finally:
+        route = _route_name(request)
+        elapsed = time.perf_counter() - started
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        actor = request.get(ACTOR)
+        log.info("request", extra={
+            "method": request.method, "route": route, "status": status,
+            "duration_ms": round(elapsed * 1000, 2), "reason": reason,
+            "actor": actor.name if actor else None,
+        })
+        request_id_var.reset(token)
+
+
+_UNDECODABLE = re.compile(r"[\udc80-\udcff]")
+
+
+async def _refuse_undecodable(request: web.Request) -> None:
+    """aiohttp keeps bytes that are not UTF-8 as lone surrogates; no handler should see
+    them (they cannot be stored, logged or compared safely). Refused and audited, with
+    the header's name only."""
+    where = next((name for name, value in request.headers.items()
+                  if not value.isascii() and _UNDECODABLE.search(value)), None)
+    if where is None and _UNDECODABLE.search(request.raw_path):
+        where = "request target"
+    if where is None:
+        return
+    await auditing.record(request.app[SERVICES], auditing.event(
+        auditing.ANONYMOUS, Origin(request.remote, request.get(REQUEST_ID)), "request", "denied",
+        reason="invalid_header", detail={"method": request.method, "where": where}))
+    raise BadRequest("invalid_header", f"{where} holds bytes that are not UTF-8 text")
+
+
+@web.middleware
+async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Deny by default: every route needs a valid bearer token or a person's session
+    cookie unless its guard is public, and the caller must hold one of the guard's roles
+    (a refusal is audited); a change made by cookie needs its CSRF token."""
+    guard = guard_of(request)
+    if guard is None and request.match_info.route.resource is not None:
+        # A route someone registered without declaring who may call it.
+        raise Forbidden("route_not_guarded", "this route declares no roles, so no one may call it")
+    if guard is None or guard.public:
+        return await handler(request)  # public, or nothing matched (404/405 follow)
+    actor = await _authenticate(request)
+    if not actor.roles & guard.roles:
+        await auditing.record(request.app[SERVICES], auditing.event(
+            actor, Origin(request.remote, request.get(REQUEST_ID)), guard.action, "denied",
+            recording_id=request.match_info.get("recording_id"), reason="missing_role",
+            detail={"required_roles": sorted(guard.roles)}))
+        raise Forbidden("missing_role",
+                        f"this needs one of the roles: {', '.join(sorted(guard.roles))}")
+    request[ACTOR] = actor
+    return await handler(request)
+
+
+async def _authenticate(request: web.Request) -> Actor:
+    authorization = request.headers.get("Authorization")
+    cookie = request.cookies.get(sessions.COOKIE)
+    services = request.app[SERVICES]
+    if authorization is None and cookie:
+        session = await sessions.authenticate(services, cookie)
+        if session is None:
+            raise Unauthenticated("the session has ended; sign in again")
+        sessions.check_csrf(session, request.method, request.headers.get("X-CSRF-Token"),
+                            request.headers.get("Origin"),
+                            request.headers.get("Sec-Fetch-Site"), request.host)
+        request[SESSION] = session
+        return Actor(session.user_name, frozenset(session.roles))
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated()
+    actor = await authenticate(services.database, token.strip(), services.clock())
+    if actor is None:
+        raise Unauthenticated("the bearer token is unknown, revoked or expired")
+    return actor
+
+
+# Strict for every answer: pages load only this service's own script, style, images and
+# audio, post only to it, and cannot be framed; API answers need nothing at all.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'")
+
+
+async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
+    # Recordings, searches, links, holds and subject requests carry personal data: no
+    # shared or browser cache may keep any answer unless a handler says otherwise.
+    response.headers.setdefault("Cache-Control", "no-store")
+    # Instead of aiohttp's version banner.
+    response.headers["Server"] = "recordings-service"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
