@@ -27,6 +27,20 @@ def wav_tone(seconds: float, rate: int = 8000, frequency: float = 440.0) -> byte
     return out.getvalue()
 
 
+def long_wav(seconds: int, rate: int = 48000, channels: int = 2) -> bytes:
+    """A long 16-bit PCM tone made fast (one second repeated): at 192 KB a second, far
+    more than a browser buffers ahead, so a seek in it asks for a new range."""
+    second = b"".join(struct.pack("<h", int(9000 * math.sin(2 * math.pi * 400 * i / rate)))
+                      * channels for i in range(rate))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(second * seconds)
+    return out.getvalue()
+
+
 def wav_noise(size: int, seed: int = 1) -> bytes:
     """A WAV file of about ``size`` bytes of pseudo-random samples (no repeating runs)."""
     import random

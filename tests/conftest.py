@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import AsyncIterator
@@ -94,7 +95,8 @@ class Api:
                 "purposes": ["training", "legal_protection"], **metadata}
         form = aiohttp.FormData()
         form.add_field("metadata", json.dumps(meta), content_type="application/json")
-        form.add_field("audio", audio, filename="call.bin",
+        # Wrapped: aiohttp refuses a large bytes value in a form (it warns on big bodies).
+        form.add_field("audio", io.BytesIO(audio), filename="call.bin",
                        content_type="application/octet-stream")
         return await self.client.post("/v1/recordings", data=form, headers=self.auth(token))
 

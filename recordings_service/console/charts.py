@@ -49,6 +49,8 @@ def bars(values: list[tuple[str, int]]) -> Chart:
     slot = WIDTH / max(len(values), 1)
     drawn = []
     for i, (label, value) in enumerate(values):
+        if not value:
+            continue
         height = _scale(value, peak)
         drawn.append(Bar(i * slot + 4, HEIGHT - height, slot - 8, height, label, value))
     return Chart(drawn, [(i * slot + slot / 2, label) for i, (label, _) in enumerate(values)],
@@ -74,6 +76,6 @@ def stacked_days(counts: dict[tuple[date, str], int], first: date, days: int) ->
             top -= height
             drawn.append(Bar(d * slot + 2, top, slot - 4, height,
                              f"{day.isoformat()} {purpose}", value, s))
-    labels = [(d * slot + slot / 2, (first + timedelta(days=d)).strftime("%m-%d"))
+    labels = [(max(d * slot + slot / 2, 16), (first + timedelta(days=d)).strftime("%m-%d"))
               for d in range(0, days, 5)]
     return Chart(drawn, labels, series, peak)

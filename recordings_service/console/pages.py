@@ -203,7 +203,7 @@ async def compliance(request: web.Request) -> web.Response:
         "holds": [h for h in held if h.released_at is None],
         "released": [h for h in held if h.released_at is not None][-10:],
         "register": register, "runs": runs,
-        "due_chart": charts.bars([(m.strftime("%Y-%m"), n)
+        "due_chart": charts.bars([(m.astimezone(zone).strftime("%Y-%m"), n)
                                   for m, n in zip(month_starts, due, strict=False)]),
         "due_total": sum(due),
         "access_chart": charts.stacked_days(per_day, since.date(), 30),

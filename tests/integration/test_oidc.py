@@ -51,6 +51,18 @@ async def test_a_person_signs_in_through_the_provider_with_mapped_roles(sso: Api
     assert (await other.json())["roles"] == ["auditor", "compliance"]
 
 
+async def test_a_browser_lands_on_a_page_that_moves_on_to_the_console(sso: Api) -> None:
+    start = await sso.client.get("/v1/session/oidc/login", allow_redirects=False)
+    answer = await authorize(start.headers["Location"], "sup-anna")
+    landing = await sso.client.get("/v1/session/oidc/callback", params=answer,
+                                   headers={"Accept": "text/html,application/xhtml+xml"})
+    assert landing.status == 200 and landing.content_type == "text/html"
+    assert 'http-equiv="refresh" content="0; url=/"' in await landing.text()
+    assert "SameSite=Strict" in landing.headers["Set-Cookie"]
+    home = await sso.client.get("/", allow_redirects=False)
+    assert (home.status, home.headers["Location"]) == (303, "/recordings")
+
+
 async def test_no_mapped_group_no_access(sso: Api) -> None:
     response, _ = await sign_in_as(sso, "plain-person")
     assert response.status == 403 and (await response.json())["reason"] == "no_roles"

@@ -58,10 +58,22 @@ async def oidc_login(request: web.Request) -> web.StreamResponse:
     return web.Response(status=302, headers={"Location": await oidc.login_url(services(request))})
 
 
+# The session cookie is SameSite=Strict, and a redirect chain that began at the identity
+# provider is cross-site: a browser would not send the new cookie on a redirect to the
+# console. A page of our own that moves on by itself is same-site, so it does.
+_LANDING = (b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            b'<meta http-equiv="refresh" content="0; url=/"><title>Signed in</title></head>'
+            b'<body><p>Signed in. <a href="/">Continue to the console</a>.</p></body></html>')
+
+
 async def oidc_callback(request: web.Request) -> web.StreamResponse:
     signed_in = await oidc.finish(services(request), request.query.get("code"),
                                   request.query.get("state"), origin(request))
-    return _with_cookie(request, signed_in)
+    response = _with_cookie(request, signed_in)
+    if "text/html" in request.headers.get("Accept", ""):
+        response.body = _LANDING
+        response.content_type = "text/html"
+    return response
 
 
 async def get_session(request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,156 @@
+"""The console's pages over HTTP (the browser tests drive the same pages in Chromium):
+who sees what, errors as pages, the policy's words, the audit of every read."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from recordings_service import people
+from recordings_service.middlewares import CONTENT_SECURITY_POLICY
+from tests.audio import wav_tone
+from tests.conftest import Api
+
+PASSWORD = "plum-orchard-vinegar-42"
+
+
+async def signed_in(api: Api, name: str, roles: list[str]) -> None:
+    """``api.client`` now carries a session cookie for a person with ``roles``."""
+    await people.create_user(api.services.database, name, roles, PASSWORD, api.clock())
+    response = await api.client.post("/v1/session", json={"name": name, "password": PASSWORD})
+    assert response.status == 200
+
+
+async def page(api: Api, path: str, **kwargs: Any) -> tuple[int, str]:
+    response = await api.client.get(path, allow_redirects=False, **kwargs)
+    return response.status, await response.text()
+
+
+async def test_a_page_without_a_session_sends_the_browser_to_sign_in_and_back(api: Api) -> None:
+    response = await api.client.get("/recordings?agent_id=A-7", allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/sign-in?next=%2Frecordings%3Fagent_id%3DA-7"
+    status, html = await page(api, "/sign-in?next=/recordings%3Fagent_id%3DA-7")
+    assert status == 200 and 'data-next="/recordings?agent_id=A-7"' in html
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example/"])
+async def test_sign_in_never_sends_the_browser_to_another_site(api: Api, target: str) -> None:
+    _, html = await page(api, "/sign-in", params={"next": target})
+    assert 'data-next="/"' in html
+
+
+async def test_pages_carry_a_strict_policy_and_no_outside_resource(api: Api) -> None:
+    await signed_in(api, "sanna", ["supervisor"])
+    response = await api.client.get("/recordings")
+    html = await response.text()
+    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+    # No inline script or style, no address elsewhere.
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+    assert " style=" not in html and "<style" not in html
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", html)
+    for asset in ("/static/console.js", "/static/console.css", "/static/favicon.svg"):
+        served = await api.client.get(asset)
+        assert served.status == 200, asset
+        assert "http://" not in (await served.text()).replace("http://www.w3.org/2000/svg", "")
+
+
+async def test_a_page_for_other_roles_is_an_html_refusal_and_is_audited(api: Api) -> None:
+    await signed_in(api, "sanna", ["supervisor"])
+    response = await api.client.get("/audit", allow_redirects=False)
+    assert response.status == 403
+    assert response.content_type == "text/html"
+    html = await response.text()
+    assert "This needs one of the roles: auditor, compliance." in html
+    denied = await api.audit(actor="sanna", outcome="denied")
+    assert [(e["action"], e["reason"]) for e in denied] == [("audit_read", "missing_role")]
+
+
+async def test_console_errors_are_pages_and_api_errors_stay_problems(api: Api) -> None:
+    await signed_in(api, "sanna", ["supervisor"])
+    status, html = await page(api, "/recordings/nosuchrecording")
+    assert status == 404 and "<h1>Not Found</h1>" in html
+    status, html = await page(api, "/recordings?from=yesterday")
+    assert status == 400 and "From must be a date such as 2026-11-24." in html
+    api_answer = await api.client.get("/v1/recordings/nosuchrecording")
+    assert api_answer.content_type == "application/problem+json"
+
+
+async def test_search_shows_what_the_reader_may_listen_for_and_why_not(api: Api) -> None:
+    audio = wav_tone(2)
+    playable = await api.uploaded(audio, call_id="c-1", agent_id="A-7", queue="billing",
+                                  purposes=["training", "legal_protection"])
+    await api.uploaded(wav_tone(2, frequency=500), call_id="c-2", agent_id="A-7",
+                       queue="billing", purposes=["legal_protection"])
+    await api.uploaded(wav_tone(2, frequency=600), call_id="c-3", agent_id="B-2",
+                       queue="sales", purposes=["training"])
+    await signed_in(api, "sanna", ["supervisor"])
+    status, html = await page(api, "/recordings", params={"agent_id": "A-7", "queue": "billing"})
+    assert status == 200
+    assert "2 recordings on this page" in html
+    assert f'href="/recordings/{playable["id"]}"' in html
+    assert "<td>training</td>" in html
+    assert "Not playable: your roles may not access audio for legal_protection" in html
+    assert "B-2" not in html
+    # The same words as the API's allowed_purposes, for the same reader.
+    searched = await api.audit(actor="sanna", action="search")
+    assert searched[-1]["detail"]["filter"] == {"agent_id": "A-7", "queue": "billing",
+                                                "state": "active"}
+
+
+async def test_dates_are_read_in_the_readers_zone(api: Api) -> None:
+    # 23:30 on the 23rd in UTC is already the 24th in Helsinki (UTC+2 in November).
+    await api.uploaded(wav_tone(1), call_id="late", started_at="2026-11-23T23:30:00Z")
+    await signed_in(api, "sanna", ["supervisor"])
+    params = {"from": "2026-11-24", "to": "2026-11-24"}
+    _, helsinki = await page(api, "/recordings", params=params,
+                             cookies={"rs_tz": "Europe/Helsinki"})
+    assert "1 recording on this page" in helsinki
+    assert "2026-11-24 01:30" in helsinki and "Europe/Helsinki" in helsinki
+    _, utc = await page(api, "/recordings", params=params)
+    assert "0 recordings on this page" in utc
+    _, nonsense = await page(api, "/recordings", params=params, cookies={"rs_tz": "../../etc"})
+    assert "0 recordings on this page" in nonsense
+
+
+async def test_the_recording_page_explains_refusals_and_shows_who_accessed_it(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(2), purposes=["training", "legal_protection"])
+    assert (await api.audio(rec["id"], "training", "supervisor")).status == 200
+    await signed_in(api, "maija", ["compliance"])
+    status, html = await page(api, f"/recordings/{rec['id']}")
+    assert status == 200
+    assert '<option value="legal_protection">legal_protection</option>' in html
+    assert "<strong>training</strong>: your roles may not access audio for training" in html
+    assert "Who accessed this" in html and "<td>supervisor</td><td>stream</td>" in html
+    assert (await api.audit(actor="maija", action="view_metadata"))[-1]["recording_id"] == \
+        rec["id"]
+
+
+async def test_the_compliance_page_charts_what_falls_due_and_who_listened(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(1), purposes=["training"])  # kept 6 months
+    for _ in range(3):
+        assert (await api.audio(rec["id"], "training", "supervisor")).status == 200
+    await signed_in(api, "maija", ["compliance"])
+    status, html = await page(api, "/compliance", cookies={"rs_tz": "Europe/Helsinki"})
+    assert status == 200
+    assert "next 12 months (1 in all)" in html
+    assert re.findall(r"<rect [^>]*><title>([^<]*)</title>", html) == [
+        "2027-05: 1", "2026-11-24 training: 3"]
+    # Months are the reader's: the first bar's month is this one in Helsinki.
+    assert re.search(r'<text x="[0-9.]+" y="195" text-anchor="middle">2026-11</text>', html)
+    response = await api.client.get("/subjects", params={"customer_id": "cust/1"},
+                                    allow_redirects=False)
+    assert response.headers["Location"] == "/subjects/cust%2F1"
+
+
+async def test_a_browser_returning_from_single_sign_on_lands_on_a_page(api: Api) -> None:
+    # Without a configured provider the callback is a 404, as a page for a browser.
+    response = await api.client.get("/v1/session/oidc/callback",
+                                    headers={"Accept": "text/html"}, allow_redirects=False)
+    assert response.status == 404

@@ -1,0 +1,231 @@
+"""The console end to end in headless Chromium: people sign in, search, listen and seek,
+act on holds and see the audit log verified. Controls are found by their accessible
+names, as a screen reader would; a screenshot of each main page is saved."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, Request, Response, expect
+
+from recordings_service import people
+from tests.audio import long_wav, wav_tone
+from tests.browser import chromium, screenshot_path  # noqa: F401 (a fixture)
+from tests.conftest import Api
+
+# One stack is enough here: the pages sit on the domain functions the API suites run on
+# both stacks.
+pytestmark = pytest.mark.parametrize("config", ["sqlite"], indirect=True)
+
+PASSWORD = "plum-orchard-vinegar-42"
+
+
+@dataclass
+class Visit:
+    """A person's browser on the console, and everything it asked for."""
+
+    page: Page
+    context: BrowserContext
+    base: str
+    requests: list[str] = field(default_factory=list)
+    media: list[tuple[str | None, int]] = field(default_factory=list)  # (Range, status)
+    problems: list[str] = field(default_factory=list)
+
+
+async def _on_response(visit: Visit, response: Response) -> None:
+    if "/v1/playback/" in response.url:
+        visit.media.append((await response.request.header_value("range"), response.status))
+
+
+@pytest.fixture
+async def visit(api: Api, chromium: Browser) -> AsyncIterator[Visit]:  # noqa: F811
+    base = str(api.client.make_url("/")).rstrip("/")
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900},
+                                         timezone_id="Europe/Helsinki")
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    found = Visit(page, context, base)
+
+    def on_request(request: Request) -> None:
+        found.requests.append(request.url)
+
+    page.on("request", on_request)
+    page.on("response", lambda response: _on_response(found, response))
+    page.on("console", lambda message: found.problems.append(message.text)
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: found.problems.append(str(error)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    yield found
+    await context.close()
+
+
+async def sign_in(api: Api, visit: Visit, name: str, roles: list[str]) -> None:
+    """Creates the account, then signs in by keyboard alone from the start page."""
+    await people.create_user(api.services.database, name, roles, PASSWORD, api.clock())
+    page = visit.page
+    await page.goto(visit.base + "/")
+    await expect(page).to_have_url(re.compile(r"/sign-in\?next=%2F$"))
+    await page.get_by_label("Account name").focus()
+    await page.keyboard.type(name)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
+
+
+async def until(page: Page, selector: str, check: str, timeout: float = 15.0) -> None:
+    """Waits until ``check`` (a function of the element) is true. Playwright's own
+    wait_for_function evaluates a string in the page, which the console's CSP forbids
+    (as it should); evaluation from the driver is not bound by it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await page.eval_on_selector(selector, check):
+        assert asyncio.get_running_loop().time() < deadline, f"timed out: {check}"
+        await asyncio.sleep(0.05)
+
+
+def nothing_left_the_origin(visit: Visit) -> None:
+    elsewhere = [url for url in visit.requests
+                 if not url.startswith(("data:", "blob:"))
+                 and urlsplit(url).netloc != urlsplit(visit.base).netloc]
+    assert elsewhere == []
+    assert not [p for p in visit.problems if "Content Security Policy" in p], visit.problems
+
+
+async def test_a_supervisor_finds_a_call_listens_and_seeks_to_a_minute(
+        api: Api, visit: Visit) -> None:
+    wanted = await api.uploaded(long_wav(240), call_id="c-7", agent_id="A-7", queue="billing",
+                                customer_id="cust-1", started_at="2026-11-23T14:05:00Z",
+                                purposes=["training", "legal_protection"])
+    await api.uploaded(wav_tone(3, frequency=500), call_id="c-8", agent_id="B-2",
+                       queue="sales", started_at="2026-11-23T15:00:00Z", purposes=["training"])
+    await sign_in(api, visit, "sanna", ["supervisor"])
+    page = visit.page
+    await expect(page).to_have_url(visit.base + "/recordings")
+    cookie = next(c for c in await visit.context.cookies() if c["name"] == "rs_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    # Yesterday's calls of agent A-7, in the reader's zone.
+    await page.get_by_label("Agent").fill("A-7")
+    await page.get_by_label("From date (Europe/Helsinki)").fill("2026-11-23")
+    await page.get_by_label("To date (Europe/Helsinki)").fill("2026-11-23")
+    await page.get_by_role("button", name="Search").click()
+    await expect(page.get_by_text("1 recording on this page")).to_be_visible()
+    row = page.get_by_role("row", name=re.compile("A-7"))
+    await expect(row).to_contain_text("2026-11-23 16:05")  # 14:05 UTC in Helsinki
+    await expect(row).to_contain_text("4:00")
+    await expect(row).to_contain_text("training")
+    await page.screenshot(path=screenshot_path("recordings"), full_page=True)
+    await row.get_by_role("link").click()
+    await expect(page).to_have_url(visit.base + f"/recordings/{wanted['id']}")
+
+    # Only the purposes the policy allows are offered.
+    options = await page.get_by_label("Purpose of this listening").locator("option").all_inner_texts()
+    assert options == ["training"]
+    await expect(page.get_by_text("legal_protection: your roles may not access audio for "
+                                  "legal_protection")).to_be_visible()
+    await page.get_by_role("button", name="Play").click()
+    await until(page, "#player", "a => a.readyState >= 1")
+    assert await page.eval_on_selector("#player", "a => Math.round(a.duration)") == 240
+
+    # Jump to minute one: the browser asks for the bytes from there, answered 206.
+    before = len(visit.media)
+    await page.eval_on_selector("#seek", "s => { s.value = 60; "
+                                "s.dispatchEvent(new Event('input', {bubbles: true})); }")
+    await until(page, "#player", "a => !a.seeking && a.currentTime >= 60")
+    await page.eval_on_selector("#player", "a => a.pause()")
+    seeks = [(r, status) for r, status in visit.media[before:]
+             if r and not r.startswith("bytes=0-")]
+    assert seeks and all(status == 206 for _, status in seeks), visit.media
+    await expect(page.get_by_label("Position")).not_to_have_value("0")
+    await page.screenshot(path=screenshot_path("recording"), full_page=True)
+
+    streamed = await api.audit(recording_id=wanted["id"], action="stream")
+    assert streamed and {(e["actor"], e["purpose"]) for e in streamed} == {("sanna", "training")}
+    nothing_left_the_origin(visit)
+
+
+async def test_a_recording_the_reader_may_not_hear_says_why(api: Api, visit: Visit) -> None:
+    kept = await api.uploaded(wav_tone(2), purposes=["legal_protection"])
+    await sign_in(api, visit, "sanna", ["supervisor"])
+    page = visit.page
+    row = page.get_by_role("row", name=re.compile("Not playable"))
+    await expect(row).to_contain_text("your roles may not access audio for legal_protection")
+    await page.goto(visit.base + f"/recordings/{kept['id']}")
+    await expect(page.get_by_text("You cannot listen to this recording now")).to_be_visible()
+    await expect(page.get_by_role("button", name="Play")).to_have_count(0)
+    # The pages a supervisor has no role for are refused as a page, not offered in the menu.
+    await expect(page.get_by_role("link", name="Audit")).to_have_count(0)
+    await page.goto(visit.base + "/audit")
+    await expect(page.get_by_role("heading", name="Forbidden")).to_be_visible()
+    nothing_left_the_origin(visit)
+
+
+async def test_compliance_places_a_hold_sees_erasure_refused_and_releases_it(
+        api: Api, visit: Visit) -> None:
+    rec = await api.uploaded(wav_tone(2), customer_id="cust-9",
+                             purposes=["training", "legal_protection"])
+    await sign_in(api, visit, "maija", ["compliance"])
+    page = visit.page
+    await page.get_by_role("link", name="Compliance").click()
+    hold = page.get_by_role("form", name="Place a legal hold")
+    await hold.get_by_label("Case reference").fill("CASE-2026-17")
+    await hold.get_by_label("Reason").fill("dispute over a refund")
+    await hold.get_by_label("Recording ids").fill(rec["id"])
+    await hold.get_by_role("button", name="Place hold").click()
+    holds = page.get_by_role("region", name="Legal holds")
+    await expect(holds.get_by_role("row", name=re.compile("CASE-2026-17"))).to_be_visible()
+    await page.screenshot(path=screenshot_path("compliance"), full_page=True)
+
+    # Erasing a held recording is refused, in words.
+    await page.goto(visit.base + f"/recordings/{rec['id']}")
+    await expect(page.get_by_text("CASE-2026-17")).to_be_visible()
+    erase = page.get_by_role("form", name="Erase")
+    await erase.get_by_label("Reason for erasing").fill("customer asked")
+    await erase.get_by_role("button", name="Erase now").click()
+    await expect(erase.get_by_role("alert")).to_contain_text("legal hold")
+    status, body = await api.call("GET", f"/v1/recordings/{rec['id']}")
+    assert status == 200 and body["state"] == "active"
+
+    await page.get_by_role("link", name="Compliance").click()
+    await page.get_by_label("Reason for releasing CASE-2026-17").fill("settled")
+    await page.get_by_role("button", name="Release CASE-2026-17").click()
+    await expect(page.get_by_text("No legal hold is in force.")).to_be_visible()
+    status, body = await api.call("GET", f"/v1/recordings/{rec['id']}")
+    assert body["legal_holds"] == []
+
+    # The subject's page erases what may go and says per recording what happened.
+    await page.get_by_label("Customer id", exact=True).first.fill("cust-9")
+    await page.get_by_role("button", name="Open the subject's page").click()
+    await expect(page.get_by_role("heading", name="Customer cust-9")).to_be_visible()
+    await page.get_by_label("Reason for erasing").fill("erasure request")
+    await page.get_by_role("button", name="Erase the subject's recordings").click()
+    outcomes = page.get_by_role("table", name="Erasure, per recording")
+    await expect(outcomes.get_by_role("row", name=re.compile(rec["id"]))).to_contain_text(
+        "erased")
+    await page.screenshot(path=screenshot_path("subject"), full_page=True)
+    nothing_left_the_origin(visit)
+
+
+async def test_an_auditor_sees_the_log_verified(api: Api, visit: Visit) -> None:
+    await api.uploaded(wav_tone(1))
+    await sign_in(api, visit, "aino", ["auditor"])
+    page = visit.page
+    await expect(page).to_have_url(visit.base + "/audit")
+    await page.get_by_role("button", name="Verify now").click()
+    await expect(page.get_by_role("status")).to_contain_text("Verified")
+    await page.get_by_label("Action").fill("upload")
+    await page.get_by_role("button", name="Filter").click()
+    entries = page.get_by_role("region", name="Entries")
+    await expect(entries.get_by_role("row", name=re.compile("upload"))).to_have_count(1)
+    await page.screenshot(path=screenshot_path("audit"), full_page=True)
+    # Signing out ends the session: the console asks to sign in again.
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(re.compile(r"/sign-in$"))
+    await page.goto(visit.base + "/audit")
+    await expect(page).to_have_url(re.compile(r"/sign-in\?next="))
+    nothing_left_the_origin(visit)
