@@ -23,9 +23,13 @@ _ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
 
 
+def _installed() -> bool:
+    return Path(CHROMIUM).exists() or shutil.which("chromium") is not None
+
+
 @pytest.fixture
 async def chromium() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+    if not _installed():
         if os.environ.get("RECORDINGS_TEST_REQUIRE_BROWSER") == "1":
             pytest.fail("chromium is required here (apt-get install chromium)")
         pytest.skip("chromium is not installed (apt-get install chromium)")

@@ -78,11 +78,11 @@ async def sign_in(api: Api, visit: Visit, name: str, roles: list[str]) -> None:
     await expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
 
 
-async def until(page: Page, selector: str, check: str, timeout: float = 15.0) -> None:
+async def until(page: Page, selector: str, check: str, seconds: float = 15.0) -> None:
     """Waits until ``check`` (a function of the element) is true. Playwright's own
     wait_for_function evaluates a string in the page, which the console's CSP forbids
     (as it should); evaluation from the driver is not bound by it."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + seconds
     while not await page.eval_on_selector(selector, check):
         assert asyncio.get_running_loop().time() < deadline, f"timed out: {check}"
         await asyncio.sleep(0.05)
@@ -124,7 +124,8 @@ async def test_a_supervisor_finds_a_call_listens_and_seeks_to_a_minute(
     await expect(page).to_have_url(visit.base + f"/recordings/{wanted['id']}")
 
     # Only the purposes the policy allows are offered.
-    options = await page.get_by_label("Purpose of this listening").locator("option").all_inner_texts()
+    picker = page.get_by_label("Purpose of this listening")
+    options = await picker.locator("option").all_inner_texts()
     assert options == ["training"]
     await expect(page.get_by_text("legal_protection: your roles may not access audio for "
                                   "legal_protection")).to_be_visible()

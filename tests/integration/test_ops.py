@@ -13,8 +13,8 @@ from openapi_spec_validator import validate
 from recordings_service.api.routes import PUBLIC_ROUTES
 from recordings_service.app import create_app
 from recordings_service.config import Config
-from recordings_service.routing import GUARDS
 from recordings_service.logs import JsonFormatter, quiet_third_party_loggers
+from recordings_service.routing import GUARDS
 from storage.blobstore.s3 import S3BlobStore
 from tests.audio import wav_tone
 from tests.conftest import Api
@@ -81,8 +81,8 @@ async def test_every_route_but_the_public_ones_needs_credentials(api: Api) -> No
                 continue
             guard = guards[(route.method, resource.canonical)]  # every route declares one
             assert guard.public == ((route.method, resource.canonical) in PUBLIC_ROUTES
-                                    or guard.face == "console" and guard.action in
-                                    ("sign_in", "static"))
+                                    or (guard.face == "console" and guard.action in
+                                    ("sign_in", "static")))
             if guard.public:
                 continue
             path = re.sub(r"{\w+}", "x", resource.canonical)
