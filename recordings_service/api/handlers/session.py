@@ -46,7 +46,7 @@ async def post_session(request: web.Request) -> web.StreamResponse:
     return _with_cookie(request, signed_in)
 
 
-def _with_cookie(request: web.Request, signed_in: sessions.SignedIn) -> web.StreamResponse:
+def _with_cookie(request: web.Request, signed_in: sessions.SignedIn) -> web.Response:
     response = json_response(_session_json(request, signed_in.session))
     response.set_cookie(sessions.COOKIE, signed_in.cookie_value, httponly=True,
                         samesite="Strict", secure=_secure(request), path="/",
