@@ -17,7 +17,7 @@ from recordings_service.api.routes import add_routes
 from recordings_service.appkeys import CLOCK, CONFIG, OPENAPI, SERVICES, UPLOAD_SLOTS
 from recordings_service.clock import Clock, system_clock
 from recordings_service.config import Config
-from recordings_service.console import routes as console
+from recordings_service.console.routes import setup as setup_console
 from recordings_service.middlewares import (
     DRAINING,
     IN_FLIGHT,
@@ -122,5 +122,5 @@ def create_app(config: Config, clock: Clock = system_clock,
     app.cleanup_ctx.append(_services_ctx)
     app.on_response_prepare.append(common_headers)
     add_routes(app)
-    console.setup(app)
+    setup_console(app)
     return app

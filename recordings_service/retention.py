@@ -44,8 +44,6 @@ def require_reason(body: dict[str, Any]) -> str:
     return reason.strip()
 
 
-states_of = policy.states_of
-
 
 def active_or_raise(rec: catalog.Recording | None) -> catalog.Recording:
     if rec is None:
@@ -59,7 +57,7 @@ async def _recompute_purge_at(services: Services, conn: Conn,
                               recording_id: str) -> catalog.Recording:
     rec = await catalog.get_recording(conn, recording_id)
     assert rec is not None
-    purge_at = policy.purge_at(states_of(rec), services.clock())
+    purge_at = policy.purge_at(policy.states_of(rec), services.clock())
     await retention_store.set_purge_at(conn, recording_id, purge_at)
     return replace(rec, purge_at=purge_at)
 
@@ -159,7 +157,7 @@ async def _mark_and_destroy(services: Services, ids: list[str], request: PurgeRe
                 continue
             if rec.state == "active":
                 holds = [case for _, case in rec.legal_holds]
-                refusal = (policy.erasure_refusal(holds, rec.restricted, states_of(rec),
+                refusal = (policy.erasure_refusal(holds, rec.restricted, policy.states_of(rec),
                                                   services.clock())
                            if check_erasure else policy.purge_blocker(holds, rec.restricted))
                 if refusal is not None:

@@ -181,7 +181,7 @@ async def object_to_processing(services: Services, actor: Actor, origin: Origin,
         if names:
             rec = await retention.withdraw_purposes(services, actor, origin, rec.id, names,
                                                     reason, {"objection": True})
-        kept = [s.purpose for s in retention.states_of(rec) if s.active(now)]
+        kept = [s.purpose for s in policy.states_of(rec) if s.active(now)]
         results.append({"id": rec.id, "outcome": "withdrawn" if names else "unchanged",
                         "withdrawn": names, "still_kept_for": kept,
                         "purge_at": rfc3339(rec.purge_at)})

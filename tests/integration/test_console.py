@@ -7,9 +7,11 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from recordings_service import people
 from recordings_service.middlewares import CONTENT_SECURITY_POLICY
+from storage.schema import audit_entries
 from tests.audio import wav_tone
 from tests.conftest import Api
 
@@ -154,3 +156,16 @@ async def test_a_browser_returning_from_single_sign_on_lands_on_a_page(api: Api)
     response = await api.client.get("/v1/session/oidc/callback",
                                     headers={"Accept": "text/html"}, allow_redirects=False)
     assert response.status == 404
+
+
+async def test_the_audit_page_turns_red_when_the_log_was_tampered_with(api: Api) -> None:
+    await api.uploaded(wav_tone(1))
+    await signed_in(api, "aino", ["auditor"])
+    _, html = await page(api, "/audit", params={"verify": "now"})
+    assert 'class="status ok" role="status">Verified' in html
+    async with api.services.database.write() as conn:
+        await conn.execute(update(audit_entries).where(audit_entries.c.seq == 1)
+                           .values(actor="someone-else"))
+    _, html = await page(api, "/audit", params={"verify": "now"})
+    assert 'class="status failed" role="alert"><p>Verification FAILED at entry 1.' in html
+    assert (await api.audit(action="audit_verify"))[-1]["detail"]["ok"] is False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -70,6 +71,8 @@ async def sign_in(api: Api, visit: Visit, name: str, roles: list[str]) -> None:
     page = visit.page
     await page.goto(visit.base + "/")
     await expect(page).to_have_url(re.compile(r"/sign-in\?next=%2F$"))
+    if name == "sanna":
+        await page.screenshot(path=screenshot_path("sign-in"))
     await page.get_by_label("Account name").focus()
     await page.keyboard.type(name)
     await page.keyboard.press("Tab")
@@ -203,6 +206,12 @@ async def test_compliance_places_a_hold_sees_erasure_refused_and_releases_it(
     await page.get_by_label("Customer id", exact=True).first.fill("cust-9")
     await page.get_by_role("button", name="Open the subject's page").click()
     await expect(page.get_by_role("heading", name="Customer cust-9")).to_be_visible()
+    async with page.expect_download() as download_info:
+        await page.get_by_role("button", name="Download export (zip)").click()
+    download = await download_info.value
+    assert re.fullmatch(r"subject-export-.*\.zip", download.suggested_filename)
+    with zipfile.ZipFile(await download.path()) as export:
+        assert any(rec["id"] in name for name in export.namelist())
     await page.get_by_label("Reason for erasing").fill("erasure request")
     await page.get_by_role("button", name="Erase the subject's recordings").click()
     outcomes = page.get_by_role("table", name="Erasure, per recording")
@@ -217,12 +226,13 @@ async def test_an_auditor_sees_the_log_verified(api: Api, visit: Visit) -> None:
     await sign_in(api, visit, "aino", ["auditor"])
     page = visit.page
     await expect(page).to_have_url(visit.base + "/audit")
-    await page.get_by_role("button", name="Verify now").click()
-    await expect(page.get_by_role("status")).to_contain_text("Verified")
     await page.get_by_label("Action").fill("upload")
     await page.get_by_role("button", name="Filter").click()
     entries = page.get_by_role("region", name="Entries")
     await expect(entries.get_by_role("row", name=re.compile("upload"))).to_have_count(1)
+    await page.get_by_role("button", name="Verify now").click()
+    await expect(page.get_by_role("status")).to_contain_text("Verified")
+    await expect(page.get_by_label("Action")).to_have_value("upload")  # the filter stays
     await page.screenshot(path=screenshot_path("audit"), full_page=True)
     # Signing out ends the session: the console asks to sign in again.
     await page.get_by_role("button", name="Sign out").click()
