@@ -71,12 +71,16 @@ def _day_bound(text: str | None, zone: ZoneInfo, name: str, end: bool) -> dateti
     the end of a range, the next day starts)."""
     if not text:
         return None
+    invalid = BadRequest("invalid_query", f"{name} must be a date such as 2026-11-24")
     if not _DATE.fullmatch(text):
-        raise BadRequest("invalid_query", f"{name} must be a date such as 2026-11-24")
+        raise invalid
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        raise BadRequest("invalid_query", f"{name} must be a date such as 2026-11-24") from None
+        raise invalid from None
+    # Far from the ends of what datetime holds, in any zone, with the day after.
+    if not 1900 <= day.year <= 9000:
+        raise invalid
     if end:
         day += timedelta(days=1)
     return datetime.combine(day, time(), zone).astimezone(UTC)

@@ -169,3 +169,33 @@ async def test_the_audit_page_turns_red_when_the_log_was_tampered_with(api: Api)
     _, html = await page(api, "/audit", params={"verify": "now"})
     assert 'class="status failed" role="alert"><p>Verification FAILED at entry 1.' in html
     assert (await api.audit(action="audit_verify"))[-1]["detail"]["ok"] is False
+
+
+HOSTILE = ["", " ", "\x00", "../../etc/passwd", "x" * 5000, "ÅÄÖ", "2026-02-30",
+           "0001-01-01", "9999-12-31", "0000-01-01", "2026-1-1", "-1", "%00", "<script>"]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "America/Adak"])
+async def test_no_page_input_is_a_server_error(api: Api, zone: str) -> None:
+    """Every query field of every page, with values a fuzzer or a curious person sends:
+    an answer, a 400 page or a 404 page, never a 500 and never the value unescaped."""
+    await api.uploaded(wav_tone(1), customer_id="cust-1")
+    await signed_in(api, "maija", ["compliance", "auditor"])
+    fields = {"/recordings": ["agent_id", "queue", "customer_id", "call_id", "from", "to",
+                              "cursor"],
+              "/audit": ["actor", "action", "recording_id", "purpose", "outcome", "from", "to",
+                         "cursor", "verify"],
+              "/subjects": ["customer_id"], "/sign-in": ["next"], "/compliance": ["x"]}
+    for path, names in fields.items():
+        for name in names:
+            for value in HOSTILE:
+                response = await api.client.get(path, params={name: value},
+                                                cookies={"rs_tz": zone},
+                                                allow_redirects=False)
+                assert response.status in (200, 303, 400), (path, name, value, response.status)
+                assert "<script>" not in (await response.text()).replace(
+                    '<script src="/static/console.js" defer></script>', ""), (path, name)
+    for value in HOSTILE[1:]:
+        response = await api.client.get("/subjects/" + value.replace("/", "%2F"),
+                                        allow_redirects=False)
+        assert response.status in (200, 404), (value, response.status)
