@@ -117,8 +117,6 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         except StorageError as exc:
             failure = from_storage_error(exc)
             reason = "storage_error"
-        except web.HTTPRedirection:
-            raise  # a console page's redirect (aiohttp answers it)
         except web.HTTPException as exc:
             failure = from_http_exception(exc)
         except (asyncio.CancelledError, ConnectionResetError) as exc:

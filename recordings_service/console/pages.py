@@ -116,10 +116,13 @@ def error_page(request: web.Request, found: Problem) -> web.Response:
     return response
 
 
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
 def sign_in_redirect(request: web.Request) -> web.Response:
     target = request.path_qs if request.method == "GET" else "/"
-    return web.Response(status=303, headers={
-        "Location": "/sign-in?" + urlencode({"next": target})})
+    return _see_other("/sign-in?" + urlencode({"next": target}))
 
 
 def _safe_next(value: str | None) -> str:
@@ -135,9 +138,9 @@ def _safe_next(value: str | None) -> str:
 async def home(request: web.Request) -> web.StreamResponse:
     roles = _actor(request).roles
     if roles & {"supervisor", "compliance"}:
-        raise web.HTTPSeeOther("/recordings")
+        return _see_other("/recordings")
     if "auditor" in roles:
-        raise web.HTTPSeeOther("/audit")
+        return _see_other("/audit")
     return _render("home.html", request, {})
 
 
@@ -219,7 +222,7 @@ async def subject_lookup(request: web.Request) -> web.StreamResponse:
     customer_id = request.query.get("customer_id", "").strip()
     if not customer_id:
         raise BadRequest("invalid_query", "give a customer id")
-    raise web.HTTPSeeOther("/subjects/" + quote(customer_id, safe=""))
+    return _see_other("/subjects/" + quote(customer_id, safe=""))
 
 
 async def subject(request: web.Request) -> web.Response:
