@@ -5,6 +5,8 @@ and authentication with each route's roles enforced here and nowhere else."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 import logging
 import re
 import time
@@ -28,7 +30,8 @@ from recordings_service.auth import Actor, authenticate
 from recordings_service.console.pages import error_page, sign_in_redirect
 from recordings_service.errors import BadRequest, Forbidden, ServiceError, Unauthenticated
 from recordings_service.logs import request_id_var
-from recordings_service.routing import Face, guard_of
+from recordings_service.routing import Face, Guard, guard_of
+from recordings_service.services import Services
 from storage.errors import StorageError
 
 log = logging.getLogger("recordings_service.http")
@@ -183,7 +186,7 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         raise Forbidden("route_not_guarded", "this route declares no roles, so no one may call it")
     if guard is None or guard.public:
         return await handler(request)  # public, or nothing matched (404/405 follow)
-    actor = await _authenticate(request)
+    actor = await _authenticate(request, guard)
     if not actor.roles & guard.roles:
         await auditing.record(request.app[SERVICES], auditing.event(
             actor, Origin(request.remote, request.get(REQUEST_ID)), guard.action, "denied",
@@ -195,7 +198,7 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     return await handler(request)
 
 
-async def _authenticate(request: web.Request) -> Actor:
+async def _authenticate(request: web.Request, guard: Guard) -> Actor:
     authorization = request.headers.get("Authorization")
     cookie = request.cookies.get(sessions.COOKIE)
     services = request.app[SERVICES]
@@ -208,12 +211,31 @@ async def _authenticate(request: web.Request) -> Actor:
                             request.headers.get("Sec-Fetch-Site"), request.host)
         request[SESSION] = session
         return Actor(session.user_name, frozenset(session.roles))
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() == "basic" and guard.basic:
+        return await _basic(services, credentials.strip())
+    if scheme.lower() != "bearer" or not credentials.strip():
         raise Unauthenticated()
-    actor = await authenticate(services.database, token.strip(), services.clock())
+    actor = await authenticate(services.database, credentials.strip(), services.clock())
     if actor is None:
         raise Unauthenticated("the bearer token is unknown, revoked or expired")
+    return actor
+
+
+async def _basic(services: Services, credentials: str) -> Actor:
+    """HTTP Basic whose password is a token and whose user name is that token's name."""
+    refused = Unauthenticated("the token name and token in the Basic credentials do not "
+                              "match a usable token")
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise refused from None
+    name, colon, token = decoded.partition(":")
+    if not colon or not token:
+        raise refused
+    actor = await authenticate(services.database, token, services.clock())
+    if actor is None or not hmac.compare_digest(actor.name.encode(), name.encode()):
+        raise refused
     return actor
 
 

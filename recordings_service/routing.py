@@ -22,6 +22,9 @@ class Guard:
     face: Face
     roles: frozenset[str]  # empty: public, no credentials needed
     action: str  # the audit log's name for a refused call
+    # HTTP Basic with a token (username = the token's name) besides Bearer: only for
+    # clients that can put credentials nowhere but in a URL's user-info (a PBX's curl).
+    basic: bool = False
 
     @property
     def public(self) -> bool:

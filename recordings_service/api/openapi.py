@@ -148,13 +148,18 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
     if route.operation_id == "putRecording":
         fields = _metadata(purposes)["properties"]
         # A query value is a string, never null: the metadata schemas without "null".
-        params += [{"name": n, "in": "query", "required": n == "started_at",
+        # Neither is required: the fields may come in the Recording-Metadata header instead.
+        params += [{"name": n, "in": "query",
                     "schema": {**fields[n], "type": "string"}
                     | ({"enum": ["inbound", "outbound"]} if n == "direction" else {})}
                    for n in ("started_at", "ended_at", "direction", "agent_id", "customer_id",
                              "phone_number", "queue", "sha256")]
-        params.append({"name": "purpose", "in": "query", "required": True,
+        params.append({"name": "purpose", "in": "query",
                        "schema": fields["purposes"], "style": "form", "explode": True})
+        params.append({"name": "Recording-Metadata", "in": "header",
+                       "description": "The metadata as a JSON object (the upload fields but "
+                                      "call_id), instead of the query",
+                       "schema": {"type": "string"}})
     if route.operation_id == "searchRecordings":
         params += [{"name": n, "in": "query", "schema": {"type": "string"}}
                    for n in ("customer_id", "call_id", "agent_id", "queue", "started_after",
@@ -228,7 +233,8 @@ def openapi_document(purposes: list[str]) -> dict[str, Any]:
             "responses": _responses(route),
         }
         if route.roles:
-            operation["security"] = [{"bearer": []}, {"session": []}]
+            operation["security"] = [{"bearer": []}, {"session": []},
+                                     *([{"basic": []}] if route.basic else [])]
             operation["x-roles"] = list(route.roles)
         else:
             operation["security"] = []
@@ -242,6 +248,9 @@ def openapi_document(purposes: list[str]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "basic": {"type": "http", "scheme": "basic",
+                                          "description": "user name: the token's name; "
+                                                         "password: the token"},
                                 "session": {"type": "apiKey", "in": "cookie",
                                             "name": "rs_session"}},
             "schemas": {"Problem": _PROBLEM, "Recording": _RECORDING,

@@ -30,10 +30,12 @@ class Route:
     responses: tuple[int, ...]
     body: str | None = None  # request body kind, see openapi._request_body
     action: str = ""  # the audit action of a refusal; the operation id when not named
+    basic: bool = False  # also HTTP Basic with a token (see routing.Guard)
 
     @property
     def guard(self) -> Guard:
-        return Guard("api", frozenset(self.roles), self.action or self.operation_id)
+        return Guard("api", frozenset(self.roles), self.action or self.operation_id,
+                     self.basic)
 
 
 _READERS = ("supervisor", "compliance")
@@ -59,8 +61,10 @@ ROUTES: tuple[Route, ...] = (
           "Upload a recording (multipart: metadata JSON, then audio)", ("ingest",),
           (200, 201, 400, 401, 403, 409, 413, 415, 422), "multipart", action="upload"),
     Route("PUT", "/v1/calls/{call_id}/recording", recordings.put_recording, "putRecording",
-          "Upload a recording as a raw body; metadata in the query", ("ingest",),
-          (200, 201, 400, 401, 403, 409, 413, 415, 422), "audio", action="upload"),
+          "Upload a recording as a raw body; metadata in the Recording-Metadata header "
+          "or the query; Bearer or HTTP Basic (token name, token)", ("ingest",),
+          (200, 201, 400, 401, 403, 409, 413, 415, 422), "audio", action="upload",
+          basic=True),
     Route("GET", "/v1/recordings", recordings.list_recordings, "searchRecordings",
           "Search recordings (keyset paginated)", _READERS, (200, 400, 401, 403), action="search"),
     Route("GET", "/v1/recordings/{recording_id}", recordings.get_recording, "getRecording",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -75,6 +76,59 @@ async def test_put_upload_takes_metadata_from_the_query(api: Api) -> None:
         params=[("started_at", "2026-11-24T08:00:00Z"), ("purpose", "quality_review")])
     assert again.status == 200
     assert (await again.json())["id"] == rec["id"]
+
+
+async def test_put_upload_takes_metadata_from_a_header_to_keep_it_out_of_urls(
+        api: Api) -> None:
+    audio = wav_tone(0.5)
+    meta = {"started_at": "2026-11-24T08:00:00Z", "purposes": ["training"],
+            "customer_id": "c-77", "phone_number": "+358401234567"}
+    response = await api.client.put(
+        "/v1/calls/ast-1700000000.42/recording", data=audio,
+        headers={**api.auth("ingest"), "Recording-Metadata": json.dumps(meta)})
+    assert response.status == 201, await response.text()
+    rec = await response.json()
+    assert (rec["call_id"], rec["customer_id"], rec["phone_number"]) == (
+        "ast-1700000000.42", "c-77", "+358401234567")
+    both = await api.client.put(
+        "/v1/calls/ast-2/recording", data=audio, params={"purpose": "training"},
+        headers={**api.auth("ingest"), "Recording-Metadata": json.dumps(meta)})
+    assert both.status == 400 and (await both.json())["reason"] == "invalid_metadata"
+    for bad in ("not json", "[1]", json.dumps({**meta, "call_id": "other"})):
+        refused = await api.client.put(
+            "/v1/calls/ast-3/recording", data=audio,
+            headers={**api.auth("ingest"), "Recording-Metadata": bad})
+        assert refused.status == 400, bad
+        assert (await refused.json())["reason"] == "invalid_metadata"
+        assert bad not in await refused.text()
+
+
+def basic(name: str, token: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{token}".encode()).decode()}
+
+
+async def test_a_pbx_may_put_with_the_token_as_basic_credentials(api: Api) -> None:
+    """curl-based PBX modules can only put credentials in the URL's user-info."""
+    audio = wav_tone(0.5)
+    meta = json.dumps({"started_at": "2026-11-24T08:00:00Z", "purposes": ["training"]})
+    token = api.tokens["ingest"]
+    ok = await api.client.put("/v1/calls/fs-9/recording", data=audio,
+                              headers={**basic("ingest", token), "Recording-Metadata": meta})
+    assert ok.status == 201, await ok.text()
+    assert (await api.audit(action="upload"))[-1]["actor"] == "ingest"
+    # The name must be the token's; a wrong or missing token is refused.
+    for headers in (basic("supervisor", token), basic("ingest", "rst_wrong"), basic("ingest", ""),
+                    {"Authorization": "Basic !!!"}):
+        refused = await api.client.put("/v1/calls/fs-10/recording", data=audio,
+                                       headers={**headers, "Recording-Metadata": meta})
+        assert refused.status == 401, headers
+    # Basic is for that upload only: nowhere else, and a token in the query never counts.
+    elsewhere = await api.client.get("/v1/recordings", headers=basic("ingest", token))
+    assert elsewhere.status == 401
+    for name in ("token", "access_token", "bearer"):
+        in_query = await api.client.put("/v1/calls/fs-11/recording", data=audio,
+                                        params={name: token}, headers={"Recording-Metadata": meta})
+        assert in_query.status == 401
 
 
 async def test_same_call_id_same_audio_is_an_idempotent_retry(api: Api) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -158,14 +159,32 @@ async def put_recording(request: web.Request) -> web.Response:
         return await _put_recording(request, watch)
 
 
-async def _put_recording(request: web.Request, watch: BodyWatch) -> web.Response:
+_QUERY_FIELDS = ("started_at", "ended_at", "direction", "agent_id", "customer_id",
+                 "phone_number", "queue", "sha256")
+METADATA_HEADER = "Recording-Metadata"
+
+
+def _put_metadata(request: web.Request) -> dict[str, Any]:
+    """The upload's fields from the ``Recording-Metadata`` header (a JSON object, so that
+    personal data stays out of URLs and proxy logs) or from the query, never both."""
     q = request.query
-    fields: dict[str, object] = {
-        key: q[key] for key in ("started_at", "ended_at", "direction", "agent_id",
-                                "customer_id", "phone_number", "queue", "sha256") if key in q
-    }
+    header = request.headers.get(METADATA_HEADER)
+    if header is None:
+        fields: dict[str, Any] = {key: q[key] for key in _QUERY_FIELDS if key in q}
+        fields["purposes"] = q.getall("purpose", [])
+        return fields
+    if any(key in q for key in (*_QUERY_FIELDS, "purpose")):
+        raise BadRequest("invalid_metadata", f"give the metadata in the {METADATA_HEADER} "
+                                             f"header or in the query, not both")
+    fields = parse_json_object(header.encode(), "invalid_metadata", METADATA_HEADER)
+    if "call_id" in fields:
+        raise BadRequest("invalid_metadata", "the call_id is the one in the path")
+    return fields
+
+
+async def _put_recording(request: web.Request, watch: BodyWatch) -> web.Response:
+    fields = _put_metadata(request)
     fields["call_id"] = request.match_info["call_id"]
-    fields["purposes"] = q.getall("purpose", [])
     meta = ingest.parse_metadata(fields, services(request).config.purposes)
     return await _upload(request, meta, _raw_chunks(watch, request))
 
