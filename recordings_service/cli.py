@@ -20,6 +20,8 @@ from recordings_service.custody import open_root_key
 from recordings_service.errors import BackupError, BadRequest, ConfigError, ServiceError
 from recordings_service.serve import serve
 from recordings_service.services import Services, open_services
+from recordings_service.uploader.settings import upload_settings
+from recordings_service.uploader.watch import run as watch_spool
 from storage import catalog, legacy_keys, people_store
 from storage.custody import export
 from storage.custody.file import decode, write_private
@@ -106,6 +108,30 @@ def _parser() -> argparse.ArgumentParser:
     restore_cmd.add_argument("--erasures", type=Path, action="append", default=[],
                              metavar="LEDGER",
                              help="a newer copy of erasure-ledger.jsonl (repeatable)")
+
+    watch = sub.add_parser(
+        "upload-watch", parents=[common],
+        help="upload each finished recording in a spool directory, then remove it")
+    watch.add_argument("directory", type=Path, metavar="DIR")
+    watch.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8080")
+    watch.add_argument("--token-file", type=Path, required=True,
+                       help="file holding an ingest token (mode 0600)")
+    watch.add_argument("--purpose", action="append", default=[],
+                       help="purpose for recordings whose metadata names none (repeatable)")
+    watch.add_argument("--pattern", help="metadata from file names, e.g. "
+                                         "'{call_id}-{started_at}.wav'")
+    watch.add_argument("--stable-seconds", type=float, default=5.0,
+                       help="a file is finished when unchanged this long (default 5)")
+    watch.add_argument("--metadata-grace-seconds", type=float, default=60.0,
+                       help="how long a finished file may wait for its sidecar (default 60)")
+    watch.add_argument("--keep", type=Path, metavar="DIR",
+                       help="move delivered files here instead of deleting them")
+    watch.add_argument("--polling", action="store_true",
+                       help="poll instead of inotify (network filesystems)")
+    watch.add_argument("--metrics-port", type=int,
+                       help="serve Prometheus metrics on 127.0.0.1:PORT")
+    watch.add_argument("--once", action="store_true",
+                       help="deliver what is ready now, then exit")
 
     purge = sub.add_parser("purge", parents=[common],
                            help="one retention run now, printing what it did")
@@ -383,6 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cannot start: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "upload-watch":
+        return _upload_watch(args)
     which = (args.command, getattr(args, "action", None))
     try:
         if which == ("keys", "init") and _has_root_key(config):
@@ -402,6 +430,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CustodyError, BackupError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _upload_watch(args: argparse.Namespace) -> int:
+    try:
+        settings = upload_settings(args)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(watch_spool(settings, once=args.once))
+    return 0
 
 
 def _has_root_key(config: Config) -> bool:

@@ -1,0 +1,78 @@
+"""Metadata from a recording's file name, through a pattern such as MixMonitor's
+``{call_id}-{started_at}.wav``.
+
+A pattern is literal text with placeholders in braces: the upload fields (``call_id``,
+``started_at``, ``ended_at``, ``agent_id``, ``customer_id``, ``phone_number``, ``queue``,
+``direction``) and ``{ignore}`` for a part to skip. Each placeholder matches one or more
+characters other than ``/``, as few as the rest of the pattern allows.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+FIELDS = ("call_id", "started_at", "ended_at", "agent_id", "customer_id", "phone_number",
+          "queue", "direction")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+# The forms of a time that file names use (a colon is rare in a file name); a time
+# without a zone is UTC.
+_TIME_FORMATS = ("%Y%m%d-%H%M%S", "%Y%m%dT%H%M%SZ", "%Y%m%dT%H%M%S", "%Y-%m-%d-%H-%M-%S",
+                 "%Y-%m-%d_%H-%M-%S", "%Y-%m-%dT%H-%M-%SZ", "%Y%m%d%H%M%S",
+                 "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z")
+_EPOCH = re.compile(r"[0-9]{9,11}(\.[0-9]{1,6})?")
+
+
+class PatternError(ValueError):
+    pass
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """The pattern as a regular expression over a whole file name."""
+    parts, names, at = [], set(), 0
+    for match in _PLACEHOLDER.finditer(pattern):
+        name = match.group(1)
+        if name != "ignore" and name not in FIELDS:
+            raise PatternError(f"unknown placeholder {{{name}}}; use one of "
+                               f"{', '.join(FIELDS)} or ignore")
+        if name in names and name != "ignore":
+            raise PatternError(f"{{{name}}} appears twice")
+        names.add(name)
+        parts.append(re.escape(pattern[at:match.start()]))
+        parts.append("[^/]+?" if name == "ignore" else f"(?P<{name}>[^/]+?)")
+        at = match.end()
+    parts.append(re.escape(pattern[at:]))
+    if "{" in pattern[at:] or "}" in pattern[at:]:
+        raise PatternError("a brace that is not a placeholder")
+    return re.compile("".join(parts))
+
+
+def parse_time(text: str) -> str:
+    """A time from a file name as RFC 3339 (UTC), or PatternError."""
+    if _EPOCH.fullmatch(text):
+        at = datetime.fromtimestamp(float(text), UTC)
+    else:
+        for form in _TIME_FORMATS:
+            try:
+                at = datetime.strptime(text, form)  # noqa: DTZ007 - zone set just below
+            except ValueError:
+                continue
+            break
+        else:
+            raise PatternError("the time in the file name has no form the uploader knows")
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + (f".{at.microsecond:06d}" if at.microsecond
+                                                else "") + "Z"
+
+
+def fields_from_name(pattern: re.Pattern[str], name: str) -> dict[str, str] | None:
+    """The upload fields a file name carries, or None when it does not match."""
+    match = pattern.fullmatch(name)
+    if match is None:
+        return None
+    fields = {key: value for key, value in match.groupdict().items() if value is not None}
+    for key in ("started_at", "ended_at"):
+        if key in fields:
+            fields[key] = parse_time(fields[key])
+    return fields
