@@ -3,8 +3,9 @@
 
 A pattern is literal text with placeholders in braces: the upload fields (``call_id``,
 ``started_at``, ``ended_at``, ``agent_id``, ``customer_id``, ``phone_number``, ``queue``,
-``direction``) and ``{ignore}`` for a part to skip. Each placeholder matches one or more
-characters other than ``/``, as few as the rest of the pattern allows.
+``direction``) and ``{ignore}`` for a part to skip. A time matches as much as looks like a
+time (digits and ``-_.:+TZ``); any other placeholder matches one or more characters other
+than ``/``, as few as the rest of the pattern allows.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _TIME_FORMATS = ("%Y%m%d-%H%M%S", "%Y%m%dT%H%M%SZ", "%Y%m%dT%H%M%S", "%Y-%m-%d-%H-%M-%S",
                  "%Y-%m-%d_%H-%M-%S", "%Y-%m-%dT%H-%M-%SZ", "%Y%m%d%H%M%S",
                  "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z")
+_TIME_SHAPE = r"[0-9][0-9TZ:._+\-]*"
 _EPOCH = re.compile(r"[0-9]{9,11}(\.[0-9]{1,6})?")
 
 
@@ -40,7 +42,8 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
             raise PatternError(f"{{{name}}} appears twice")
         names.add(name)
         parts.append(re.escape(pattern[at:match.start()]))
-        parts.append("[^/]+?" if name == "ignore" else f"(?P<{name}>[^/]+?)")
+        shape = _TIME_SHAPE if name in ("started_at", "ended_at") else "[^/]+?"
+        parts.append(shape if name == "ignore" else f"(?P<{name}>{shape})")
         at = match.end()
     parts.append(re.escape(pattern[at:]))
     if "{" in pattern[at:] or "}" in pattern[at:]:

@@ -197,6 +197,8 @@ async def run(settings: Settings, once: bool = False) -> int:
     # A read lease (spool.open_for_writing) is broken with SIGIO, whose default action
     # ends the process; the lease is released at once anyway.
     signal.signal(signal.SIGIO, signal.SIG_IGN)
+    # It says "1 change detected" at INFO for every write a recorder makes.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     settings.directory.mkdir(parents=True, exist_ok=True)
     spool = Spool(settings.directory, purposes=settings.purposes, pattern=settings.pattern,
                   stable_seconds=settings.stable_seconds,

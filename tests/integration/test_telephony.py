@@ -1,0 +1,223 @@
+"""From "call ended" to "encrypted in the service, plaintext gone", with real processes: a
+SIP call recorded by baresip, the uploader as a PBX would run it, the service as `serve`.
+The uploader and the service are killed and restarted the way real ones are."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import sys
+import time
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.audio import long_wav
+from tests.integration.helpers import free_port, new_service, service_env, start_serve
+from tests.telephony import Recorder, recorder  # noqa: F401 (a fixture)
+
+BARESIP_NAMES = "dump-{started_at}-{ignore}.wav"  # dump-2026-11-26-07-27-53-dec.wav
+
+
+class Service:
+    def __init__(self, tmp_path: Path) -> None:
+        self.data, self.config, self.tokens = new_service(tmp_path, "", "ingest", "supervisor")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token_file = tmp_path / "ingest.token"
+        self.token_file.write_text(self.tokens["ingest"] + "\n")
+        self.token_file.chmod(0o600)
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await start_serve(self.data, self.config, self.port)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+    async def recordings(self) -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as session, session.get(
+                f"{self.url}/v1/recordings", params={"limit": "500"},
+                headers={"Authorization": f"Bearer {self.tokens['supervisor']}"}) as r:
+            assert r.status == 200
+            return (await r.json())["items"]  # type: ignore[no-any-return]
+
+    async def audio(self, recording_id: str) -> bytes:
+        async with aiohttp.ClientSession() as session, session.get(
+                f"{self.url}/v1/recordings/{recording_id}/audio",
+                headers={"Authorization": f"Bearer {self.tokens['supervisor']}",
+                         "Access-Purpose": "training"}) as r:
+            assert r.status == 200
+            return await r.read()
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    running = Service(tmp_path)
+    yield running
+    await running.stop()
+
+
+class UploadWatch:
+    """``recordings-service upload-watch`` as a PBX runs it, with its metrics port."""
+
+    def __init__(self, service: Service, spool: Path, log: Path, *extra: str) -> None:
+        self.args = [sys.executable, "-m", "recordings_service", "upload-watch", str(spool),
+                     "--url", service.url, "--token-file", str(service.token_file),
+                     "--purpose", "training", "--stable-seconds", "1", *extra]
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+        self.metrics_port = 0
+
+    async def start(self) -> None:
+        self.metrics_port = free_port()
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.args, "--metrics-port", str(self.metrics_port), env=service_env(),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+
+    async def metric(self, name: str) -> float:
+        try:
+            async with aiohttp.ClientSession() as session, session.get(
+                    f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
+                text = await r.text()
+        except aiohttp.ClientError:
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            await asyncio.wait_for(self.process.wait(), 20)
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.1)
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def spool_is_empty(spool: Path) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return not [p for p in spool.iterdir() if p.suffix == ".wav"]
+    return check
+
+
+async def test_a_real_sip_call_lands_encrypted_with_its_duration_and_leaves_the_pbx(
+        recorder: tuple[Recorder, Path], service: Service, tmp_path: Path) -> None:
+    sip, spool = recorder
+    await service.start()
+    uploader = UploadWatch(service, spool, tmp_path / "uploader.log", "--pattern", BARESIP_NAMES)
+    await uploader.start()
+    try:
+        summary = await sip.call()
+        assert "Successful call" in summary
+        await until(spool_is_empty(spool), 60, "both call legs left the spool")
+        stored = await service.recordings()
+        assert len(stored) == 2  # what the caller sent, and what the recorder answered
+        for rec in stored:
+            audio = await service.audio(rec["id"])
+            assert len(audio) == rec["size_bytes"]
+            assert rec["duration_seconds"] == pytest.approx(wav_seconds(audio), abs=0.01)
+            assert rec["started_at"].startswith(time.strftime("%Y-%m-%d", time.gmtime()))
+        received = next(r for r in stored if r["call_id"].endswith("-dec"))
+        # The capture sipp plays is about seven seconds of speech: all of it arrived, not
+        # the part written when the uploader first saw the file.
+        assert 5.0 < received["duration_seconds"] < 12.0
+        assert await uploader.metric("recordings_uploader_uploaded_total") == 2
+        assert os.listdir(spool) == []
+        # The service holds them encrypted: no run of the audio is on its disk.
+        blobs = b"".join(p.read_bytes() for p in (service.data / "blobs").rglob("*")
+                         if p.is_file())
+        assert audio[1000:1064] not in blobs
+    finally:
+        await uploader.stop()
+
+
+async def test_the_service_down_when_the_call_ends_is_retried_until_it_is_back(
+        recorder: tuple[Recorder, Path], service: Service, tmp_path: Path) -> None:
+    sip, spool = recorder
+    uploader = UploadWatch(service, spool, tmp_path / "uploader.log", "--pattern", BARESIP_NAMES)
+    await uploader.start()
+    try:
+        await sip.call()
+
+        async def retried() -> bool:
+            return await uploader.metric("recordings_uploader_retried_total") >= 2
+        await until(retried, 60, "the uploader retried the unreachable service")
+        assert len([p for p in spool.iterdir() if p.suffix == ".wav"]) == 2
+        await service.start()
+        await until(spool_is_empty(spool), 120, "the uploader delivered once it was back")
+        assert len(await service.recordings()) == 2
+    finally:
+        await uploader.stop()
+
+
+async def test_the_uploader_killed_mid_upload_delivers_exactly_once_after_restart(
+        service: Service, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    await service.start()
+    audio = long_wav(400)  # 77 MB: long enough to be killed while sending it
+    for number in range(3):
+        path = spool / f"big-{number}.wav"
+        path.write_bytes(audio[:-number - 1] if number else audio)
+        path.with_suffix(".json").write_text(json.dumps(
+            {"call_id": f"big-{number}", "started_at": "2026-11-24T09:00:00Z"}))
+        for item in (path, path.with_suffix(".json")):
+            os.utime(item, (time.time() - 10, time.time() - 10))
+    log = tmp_path / "uploader.log"
+    uploader = UploadWatch(service, spool, log)
+    await uploader.start()
+    killed_while_sending: list[str] = []
+    try:
+        for _ in range(2):
+            seen = len(log_events(log, "uploading"))
+
+            async def sending(seen: int = seen) -> bool:
+                return len(log_events(log, "uploading")) > seen
+            await until(sending, 60, "an upload started")
+            await asyncio.sleep(0.1)
+            uploader.kill()
+            await uploader.process.wait()  # type: ignore[union-attr]
+            killed_while_sending.append(log_events(log, "uploading")[-1]["file_ref"])
+            await uploader.start()
+        await until(spool_is_empty(spool), 180, "everything was delivered")
+    finally:
+        await uploader.stop()
+    stored = await service.recordings()
+    assert sorted(r["call_id"] for r in stored) == ["big-0", "big-1", "big-2"]
+    assert [r["size_bytes"] for r in sorted(stored, key=lambda r: r["call_id"])] == [
+        len(audio), len(audio) - 2, len(audio) - 3]
+    # A killed upload left nothing in the service: its file was stored later, as new (201),
+    # not found already there (200).
+    delivered = {e["file_ref"]: e["status"] for e in log_events(log, "delivered")}
+    assert any(delivered[ref] == 201 for ref in killed_while_sending), (killed_while_sending,
+                                                                        delivered)
+
+
+def log_events(log: Path, message: str) -> list[dict[str, Any]]:
+    if not log.exists():
+        return []
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [e for e in events if e.get("msg") == message]
