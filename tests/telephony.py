@@ -59,8 +59,8 @@ class Recorder:
     sip_port: int
     work: Path
 
-    async def call(self) -> str:
-        """One call from sipp with A-law RTP; sipp's summary."""
+    def _scenario(self) -> tuple[Path, Path]:
+        """sipp's own uac_pcap scenario and the captures it plays, in a work directory."""
         run = self.work / "sipp"
         (run / "pcap").mkdir(parents=True, exist_ok=True)
         for capture in (PCAP, DTMF_PCAP):
@@ -72,6 +72,11 @@ class Recorder:
             dumped = subprocess.run(["sipp", "-sd", "uac_pcap"], capture_output=True,
                                     text=True, check=False)
             scenario.write_text(dumped.stdout)
+        return run, scenario
+
+    async def call(self) -> str:
+        """One call from sipp with A-law RTP; sipp's summary."""
+        run, scenario = self._scenario()
         process = await asyncio.create_subprocess_exec(
             "sipp", "-sf", str(scenario), f"127.0.0.1:{self.sip_port}", "-s", "rec",
             "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(_even_free_port()),

@@ -105,11 +105,16 @@ class UploadWatch:
             await asyncio.wait_for(self.process.wait(), 20)
 
 
-async def until(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
+async def until(check: Callable[[], bool | Awaitable[bool]], seconds: float,
+                what: str) -> None:
     deadline = time.monotonic() + seconds
-    while not await check():
+    while not await _value(check()):
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         await asyncio.sleep(0.1)
+
+
+async def _value(result: bool | Awaitable[bool]) -> bool:
+    return result if isinstance(result, bool) else await result
 
 
 def wav_seconds(data: bytes) -> float:
@@ -117,14 +122,13 @@ def wav_seconds(data: bytes) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def spool_is_empty(spool: Path) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return not [p for p in spool.iterdir() if p.suffix == ".wav"]
-    return check
+def spool_is_empty(spool: Path) -> Callable[[], bool]:
+    return lambda: not [p for p in spool.iterdir() if p.suffix == ".wav"]
 
 
 async def test_a_real_sip_call_lands_encrypted_with_its_duration_and_leaves_the_pbx(
-        recorder: tuple[Recorder, Path], service: Service, tmp_path: Path) -> None:
+        recorder: tuple[Recorder, Path], service: Service,  # noqa: F811
+        tmp_path: Path) -> None:
     sip, spool = recorder
     await service.start()
     uploader = UploadWatch(service, spool, tmp_path / "uploader.log", "--pattern", BARESIP_NAMES)
@@ -155,7 +159,8 @@ async def test_a_real_sip_call_lands_encrypted_with_its_duration_and_leaves_the_
 
 
 async def test_the_service_down_when_the_call_ends_is_retried_until_it_is_back(
-        recorder: tuple[Recorder, Path], service: Service, tmp_path: Path) -> None:
+        recorder: tuple[Recorder, Path], service: Service,  # noqa: F811
+        tmp_path: Path) -> None:
     sip, spool = recorder
     uploader = UploadWatch(service, spool, tmp_path / "uploader.log", "--pattern", BARESIP_NAMES)
     await uploader.start()
@@ -194,7 +199,7 @@ async def test_the_uploader_killed_mid_upload_delivers_exactly_once_after_restar
         for _ in range(2):
             seen = len(log_events(log, "uploading"))
 
-            async def sending(seen: int = seen) -> bool:
+            def sending(seen: int = seen) -> bool:
                 return len(log_events(log, "uploading")) > seen
             await until(sending, 60, "an upload started")
             await asyncio.sleep(0.1)
