@@ -13,6 +13,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -124,6 +125,14 @@ class Spool:
         return found
 
     def _classify(self, path: Path, quiet: float, found: Scan) -> None:
+        """Metadata from the name (through the pattern) with the sidecar's fields over it."""
+        named: dict[str, Any] | None = None
+        if self._pattern is not None:
+            try:
+                named = fields_from_name(self._pattern, path.name)
+            except PatternError as exc:
+                found.unusable.append(Unusable(path, None, "invalid_name", str(exc)))
+                return
         sidecar = path.with_suffix(".json")
         if sidecar.exists():
             if self._stable_for(sidecar.name, sidecar.stat(), self._clock()) < self._stable:
@@ -136,17 +145,12 @@ class Spool:
                 found.unusable.append(Unusable(path, sidecar, "invalid_sidecar",
                                                "the sidecar is not a JSON object"))
                 return
-            found.ready.append(Ready(path, sidecar, self._complete(fields, path)))
+            found.ready.append(Ready(path, sidecar, self._complete((named or {}) | fields,
+                                                                   path)))
             return
-        if self._pattern is not None:
-            try:
-                named = fields_from_name(self._pattern, path.name)
-            except PatternError as exc:
-                found.unusable.append(Unusable(path, None, "invalid_name", str(exc)))
-                return
-            if named is not None:
-                found.ready.append(Ready(path, None, self._complete(named, path)))
-                return
+        if named is not None:
+            found.ready.append(Ready(path, None, self._complete(named, path)))
+            return
         if quiet >= self._stable + self._grace:
             found.unusable.append(Unusable(
                 path, None, "no_metadata",
@@ -168,7 +172,7 @@ class Spool:
             if item is None:
                 continue
             if keep is not None:
-                os.replace(item, keep / item.name)
+                shutil.move(item, keep / item.name)  # a rename, or a copy to another disk
             else:
                 item.unlink(missing_ok=True)
         if keep is not None:

@@ -114,7 +114,12 @@ class Uploader:
             self._retry(ready.path, type(exc).__name__, None)
             return False
         if status in (200, 201):
-            self.spool.delivered(ready.path, ready.sidecar, self.settings.keep)
+            try:
+                self.spool.delivered(ready.path, ready.sidecar, self.settings.keep)
+            except OSError as exc:
+                # The service has it; the next pass sends it again (a 200) and retries this.
+                self._retry(ready.path, f"cleanup:{type(exc).__name__}", status)
+                return False
             self._backoff.pop(ready.path.name, None)
             self.metrics.uploaded.inc()
             log.info("delivered", extra={"file_ref": ref, "status": status})
@@ -160,7 +165,12 @@ class Uploader:
 
     def _set_aside(self, path: Path, sidecar: Path | None, reason: str, detail: str,
                    status: int | None = None) -> None:
-        self.spool.set_aside(path, sidecar, reason, detail, status)
+        try:
+            self.spool.set_aside(path, sidecar, reason, detail, status)
+        except OSError as exc:
+            log.error("could not set a file aside", extra={"file_ref": _ref(path),
+                                                          "error": type(exc).__name__})
+            return
         self._backoff.pop(path.name, None)
         self.metrics.failed.labels(reason).inc()
         log.error("set aside in failed/", extra={"file_ref": _ref(path), "reason": reason,

@@ -83,6 +83,16 @@ async def test_metadata_from_the_file_name_and_default_purposes(api: Api, spool:
     assert sorted(p["purpose"] for p in rec["purposes"]) == ["quality_review", "security"]
 
 
+async def test_a_sidecar_adds_what_the_name_does_not_carry(api: Api, spool: Path) -> None:
+    finished(spool / "1764000001.7-20261124-101500.wav", wav_tone(1),
+             {"agent_id": "A-9", "queue": "billing"})
+    pattern = compile_pattern("{call_id}-{started_at}.wav")
+    assert await run(settings(api, spool, pattern=pattern), once=True) == 1
+    [rec] = await stored(api, "1764000001.7")
+    assert (rec["started_at"], rec["agent_id"], rec["queue"]) == (
+        "2026-11-24T10:15:00Z", "A-9", "billing")
+
+
 async def test_a_file_still_being_written_is_never_sent(api: Api, spool: Path) -> None:
     path = spool / "live.wav"
     audio = wav_tone(1)
