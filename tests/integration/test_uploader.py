@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,38 @@ async def test_a_sidecar_adds_what_the_name_does_not_carry(api: Api, spool: Path
     [rec] = await stored(api, "1764000001.7")
     assert (rec["started_at"], rec["agent_id"], rec["queue"]) == (
         "2026-11-24T10:15:00Z", "A-9", "billing")
+
+
+PBX_FORMATS = {  # as sox writes them, the way PBXs do
+    "ulaw": ["-e", "u-law", "-b", "8"], "alaw": ["-e", "a-law", "-b", "8"],
+    "gsm": ["-e", "gsm-full-rate"], "stereo": ["-c", "2", "-b", "16"]}
+
+
+async def test_audio_as_pbxs_write_it_lands_with_its_true_duration(
+        api: Api, spool: Path, tmp_path: Path) -> None:
+    if shutil.which("sox") is None:
+        if os.environ.get("RECORDINGS_TEST_REQUIRE_TELEPHONY") == "1":
+            pytest.fail("sox is required here (apt-get install sox)")
+        pytest.skip("sox is not installed")
+    for name, options in PBX_FORMATS.items():
+        subprocess.run(["sox", "-n", "-r", "8000", *options, str(spool / f"{name}.wav"),
+                        "synth", "3.5", "sine", "440"], check=True)
+    # A recorder that streamed its file left the sizes at 0xFFFFFFFF.
+    streamed = bytearray((spool / "ulaw.wav").read_bytes())
+    streamed[4:8] = b"\xff\xff\xff\xff"
+    data = streamed.index(b"data")
+    streamed[data + 4:data + 8] = b"\xff\xff\xff\xff"
+    (spool / "streamed.wav").write_bytes(bytes(streamed))
+    names = sorted(p.stem for p in spool.iterdir())
+    for name in names:
+        (spool / f"{name}.json").write_text(json.dumps({**META, "call_id": name}))
+    for path in spool.iterdir():
+        os.utime(path, (time.time() - 10, time.time() - 10))
+    assert await run(settings(api, spool), once=True) == 5
+    for name in names:
+        [rec] = await stored(api, name)
+        assert rec["content_type"] == "audio/wav"
+        assert rec["duration_seconds"] == pytest.approx(3.5, abs=0.03), name
 
 
 async def test_a_file_still_being_written_is_never_sent(api: Api, spool: Path) -> None:
