@@ -100,8 +100,8 @@ PBX_FORMATS = {  # as sox writes them, the way PBXs do
     "gsm": ["-e", "gsm-full-rate"], "stereo": ["-c", "2", "-b", "16"]}
 
 
-async def test_audio_as_pbxs_write_it_lands_with_its_true_duration(
-        api: Api, spool: Path, tmp_path: Path) -> None:
+def pbx_files(spool: Path) -> list[str]:
+    """sox-made WAVs as PBXs write them, each with a sidecar; their names."""
     if shutil.which("sox") is None:
         if os.environ.get("RECORDINGS_TEST_REQUIRE_TELEPHONY") == "1":
             pytest.fail("sox is required here (apt-get install sox)")
@@ -117,9 +117,14 @@ async def test_audio_as_pbxs_write_it_lands_with_its_true_duration(
     (spool / "streamed.wav").write_bytes(bytes(streamed))
     names = sorted(p.stem for p in spool.iterdir())
     for name in names:
-        (spool / f"{name}.json").write_text(json.dumps({**META, "call_id": name}))
-    for path in spool.iterdir():
-        os.utime(path, (time.time() - 10, time.time() - 10))
+        finished(spool / f"{name}.wav", (spool / f"{name}.wav").read_bytes(),
+                 {**META, "call_id": name})
+    return names
+
+
+async def test_audio_as_pbxs_write_it_lands_with_its_true_duration(
+        api: Api, spool: Path) -> None:
+    names = pbx_files(spool)
     assert await run(settings(api, spool), once=True) == 5
     for name in names:
         [rec] = await stored(api, name)
