@@ -18,7 +18,7 @@ from recordings_service.clock import system_clock
 from recordings_service.config import ROLES, Config, load_config
 from recordings_service.custody import open_root_key
 from recordings_service.errors import BackupError, BadRequest, ConfigError, ServiceError
-from recordings_service.serve import serve
+from recordings_service.serve import event_loop_factory, serve
 from recordings_service.services import Services, open_services
 from recordings_service.uploader.settings import upload_settings
 from recordings_service.uploader.watch import run as watch_spool
@@ -401,8 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(config.log_level)
     if args.command == "serve":
         try:
-            asyncio.run(serve(config, extra_worker=args.worker,
-                              argv=[a for a in argv if a != "--worker"]))
+            with asyncio.Runner(loop_factory=event_loop_factory(config)) as runner:
+                runner.run(serve(config, extra_worker=args.worker,
+                                 argv=[a for a in argv if a != "--worker"]))
         except (RuntimeError, OSError, CustodyError) as exc:
             # e.g. the port is taken, another serve holds this data directory, a key file
             # is missing (its message names the file, never its content)

@@ -51,6 +51,7 @@ class Config:
     port: int = 8080
     shutdown_timeout: float = 60.0
     workers: int = 1
+    event_loop: str = "asyncio"  # or "uvloop"
     blob_store: str = "filesystem"
     s3_endpoint_url: str = ""
     s3_bucket: str = ""
@@ -274,6 +275,9 @@ def load_config(
     workers = _get(raw, "server", "workers", int, 1)
     if not 1 <= workers <= 64:
         raise ConfigError("[server] workers must be between 1 and 64")
+    event_loop = _get(raw, "server", "event_loop", str, "asyncio")
+    if event_loop not in {"asyncio", "uvloop"}:
+        raise ConfigError("[server] event_loop must be 'asyncio' or 'uvloop'")
     checkpoint_file = _get(raw, "audit", "checkpoint_file", str, "")
     level = _get(raw, "logging", "level", str, "INFO").upper()
     keys_backend = _get(raw, "keys", "backend", str, "file")
@@ -301,6 +305,7 @@ def load_config(
         port=port,
         shutdown_timeout=_get(raw, "server", "shutdown_timeout", float, 60.0),
         workers=workers,
+        event_loop=event_loop,
         blob_store=blob_store,
         s3_endpoint_url=s3["endpoint_url"],
         s3_bucket=s3["bucket"],

@@ -113,7 +113,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         failure: Problem | None = None
         try:
-            await _refuse_undecodable(request)
+            await _refuse_unstorable(request)
             response = await handler(request)
         except ServiceError as exc:
             failure, reason = from_service_error(exc), exc.reason
@@ -159,20 +159,27 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
 _UNDECODABLE = re.compile(r"[\udc80-\udcff]")
 
 
-async def _refuse_undecodable(request: web.Request) -> None:
-    """aiohttp keeps bytes that are not UTF-8 as lone surrogates; no handler should see
-    them (they cannot be stored, logged or compared safely). Refused and audited, with
-    the header's name only."""
+async def _refuse_unstorable(request: web.Request) -> None:
+    """aiohttp keeps bytes that are not UTF-8 as lone surrogates, and a ``%00`` in the path
+    or query decodes to NUL; no handler should see either (they cannot be stored, logged
+    or compared safely, and PostgreSQL refuses NUL in text: a search for one was a 500).
+    Refused and audited, naming where, never the value."""
     where = next((name for name, value in request.headers.items()
                   if not value.isascii() and _UNDECODABLE.search(value)), None)
-    if where is None and _UNDECODABLE.search(request.raw_path):
+    if where is not None:
+        reason, detail = "invalid_header", f"{where} holds bytes that are not UTF-8 text"
+    elif _UNDECODABLE.search(request.raw_path) or "\x00" in request.path \
+            or "\x00" in request.query_string \
+            or any("\x00" in key or "\x00" in value for key, value in request.query.items()):
         where = "request target"
-    if where is None:
+        reason, detail = "invalid_request_target", ("the request target holds bytes that are "
+                                                    "not UTF-8 text or a NUL character")
+    else:
         return
     await auditing.record(request.app[SERVICES], auditing.event(
         auditing.ANONYMOUS, Origin(request.remote, request.get(REQUEST_ID)), "request", "denied",
-        reason="invalid_header", detail={"method": request.method, "where": where}))
-    raise BadRequest("invalid_header", f"{where} holds bytes that are not UTF-8 text")
+        reason=reason, detail={"method": request.method, "where": where}))
+    raise BadRequest(reason, detail)
 
 
 @web.middleware

@@ -23,7 +23,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -40,6 +40,15 @@ WORKER_EXIT_GRACE = 10.0
 # Back-off between restarts of a worker that exited; reset once one ran this long.
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 60.0
+
+
+def event_loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """``[server] event_loop``: asyncio's own loop, or uvloop's (libuv)."""
+    if config.event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
 
 
 async def serve(config: Config, extra_worker: bool = False,

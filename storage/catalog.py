@@ -86,6 +86,20 @@ _ACTIVE_HOLDS_OF = (
            legal_holds.c.released_at.is_(None))
     .order_by(legal_holds.c.placed_at, legal_holds.c.id)
 )
+# The same for one recording: an expanding IN is re-rendered on every execution, which
+# cost more than the query on the audio path (one recording per request).
+_PURPOSES_OF_ONE = (
+    select(recording_purposes)
+    .where(recording_purposes.c.recording_id == bindparam("id"))
+    .order_by(recording_purposes.c.purpose)
+)
+_ACTIVE_HOLDS_OF_ONE = (
+    select(legal_hold_recordings.c.recording_id, legal_holds.c.id, legal_holds.c.case_reference)
+    .join(legal_holds, legal_holds.c.id == legal_hold_recordings.c.hold_id)
+    .where(legal_hold_recordings.c.recording_id == bindparam("id"),
+           legal_holds.c.released_at.is_(None))
+    .order_by(legal_holds.c.placed_at, legal_holds.c.id)
+)
 _INSERT_RECORDING = insert(recordings)
 _INSERT_PURPOSES = insert(recording_purposes)
 _TOKEN_BY_HASH = select(tokens).where(tokens.c.token_hash == bindparam("token_hash"))
@@ -95,14 +109,17 @@ async def _with_purposes(conn: Conn, rows: Sequence[Any]) -> list[Recording]:
     if not rows:
         return []
     ids = [r.id for r in rows]
-    purpose_rows = (await conn.execute(_PURPOSES_OF, {"ids": ids})).all()
+    one = len(ids) == 1
+    purpose_rows = (await conn.execute(*((_PURPOSES_OF_ONE, {"id": ids[0]}) if one
+                                         else (_PURPOSES_OF, {"ids": ids})))).all()
     by_id: dict[str, list[PurposeRow]] = {i: [] for i in ids}
     for p in purpose_rows:
         by_id[p.recording_id].append(
             PurposeRow(p.purpose, p.legal_basis, p.expires_at, p.withdrawn_at,
                        p.withdrawal_reason)
         )
-    hold_rows = (await conn.execute(_ACTIVE_HOLDS_OF, {"ids": ids})).all()
+    hold_rows = (await conn.execute(*((_ACTIVE_HOLDS_OF_ONE, {"id": ids[0]}) if one
+                                      else (_ACTIVE_HOLDS_OF, {"ids": ids})))).all()
     holds: dict[str, list[tuple[str, str]]] = {i: [] for i in ids}
     for h in hold_rows:
         holds[h.recording_id].append((h.id, h.case_reference))

@@ -6,11 +6,13 @@ import asyncio
 import base64
 import json
 import random
+import re
 from typing import Any
 
 import pytest
 
 from recordings_service import auditing
+from recordings_service.routing import GUARDS
 from tests.audio import wav_tone
 from tests.conftest import Api
 from tests.integration.helpers import incomplete, recording_count, stored_blobs
@@ -341,3 +343,27 @@ async def test_ids_and_purposes_of_any_length_are_answered_and_audited(api: Api)
     assert (await response.json())["reason"] == "unknown_purpose"
     denied = await api.audit(recording_id=long_id)
     assert denied and all(e["outcome"] == "denied" for e in denied)
+
+
+async def test_a_nul_in_any_path_or_query_is_a_400_never_a_500(api: Api) -> None:
+    """PostgreSQL refuses NUL in text: a search for agent_id=%00 was a 500. No route reads
+    a NUL now, whatever its parameter, on either face."""
+    guards = api.app[GUARDS]
+    for resource in api.app.router.resources():
+        for route in resource:
+            if route.method not in ("GET", "DELETE", "POST", "PATCH", "PUT"):
+                continue
+            guard = guards[(route.method, resource.canonical)]
+            template = resource.canonical
+            role = next(iter(sorted(guard.roles)), "compliance")
+            headers = {} if guard.public else api.auth(role)
+            targets = [template.replace("{", "").replace("}", "") + "?q=%00",
+                       template.replace("{", "").replace("}", "") + "?%00=1"]
+            if "{" in template:
+                targets.append(re.sub(r"{\w+}", "a%00b", template))
+            for target in targets:
+                response = await api.client.request(route.method, target, headers=headers,
+                                                    allow_redirects=False)
+                assert response.status == 400, (route.method, target, response.status)
+    denied = [e for e in await api.audit() if e["reason"] == "invalid_request_target"]
+    assert denied and "\x00" not in str(denied)
