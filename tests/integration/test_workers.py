@@ -28,9 +28,10 @@ def _alive(pid: int) -> bool:
 
 
 @asynccontextmanager
-async def _serve(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, Path]]:
+async def _serve(tmp_path: Path, server: str = "",
+                 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, Path]]:
     data, config = tmp_path / "data", tmp_path / "c.toml"
-    config.write_text("[server]\nworkers = 2\n[scheduler]\nenabled = false\n")
+    config.write_text(f"[server]\nworkers = 2\n{server}[scheduler]\nenabled = false\n")
     port = free_port()
     process = await start_serve(data, config, port, stderr=asyncio.subprocess.PIPE)
     try:
@@ -125,3 +126,29 @@ async def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
         assert not _alive(replacement[0])
+
+
+async def test_the_uvloop_event_loop_serves_audited_ranges_in_every_worker(
+        tmp_path: Path) -> None:
+    async with _serve(tmp_path, 'event_loop = "uvloop"\n') as (process, port, data):
+        for pid in (process.pid, *children(process.pid)):
+            assert "uvloop" in Path(f"/proc/{pid}/maps").read_text(), pid
+        ingest = run_cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest",
+                         check=True).stdout.split()[-1]
+        supervisor = run_cli(data, "tokens", "create", "--name", "sv", "--role", "supervisor",
+                             check=True).stdout.split()[-1]
+        base = f"http://127.0.0.1:{port}"
+        audio = wav_noise(300_000)
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.put(f"{base}/v1/calls/c1/recording", params=START, data=audio,
+                                   headers={"Authorization": f"Bearer {ingest}"}) as r:
+                assert r.status == 201
+                rid = (await r.json())["id"]
+            for i in range(0, 40_000, 1000):
+                async with session.get(f"{base}/v1/recordings/{rid}/audio", headers={
+                        "Authorization": f"Bearer {supervisor}", "Access-Purpose": "training",
+                        "Range": f"bytes={i}-{i + 999}"}) as r:
+                    assert r.status == 206 and await r.read() == audio[i : i + 1000]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0

@@ -64,6 +64,7 @@ def test_invalid_configuration_is_refused_at_start(tmp_path: Path, text: str) ->
     ("server = 5\n", "[server]"),
     ("[server]\nport = \"8081\"\n", "[server] port must be an integer"),
     ("[scheduler]\nenabled = \"yes\"\n", "[scheduler] enabled must be true or false"),
+    ("[server]\nevent_loop = \"trio\"\n", "[server] event_loop must be 'asyncio' or 'uvloop'"),
 ])
 def test_typos_and_wrong_types_stop_the_start_naming_the_key(
         tmp_path: Path, text: str, named: str) -> None:
