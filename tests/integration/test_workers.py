@@ -20,6 +20,10 @@ from tests.integration.helpers import children, free_port, listeners, run_cli, s
 START = {"started_at": "2026-11-24T09:00:00Z", "purpose": "training"}
 
 
+def _loaded(pid: int, library: str) -> bool:
+    return library in Path(f"/proc/{pid}/maps").read_text()
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
@@ -132,7 +136,7 @@ async def test_the_uvloop_event_loop_serves_audited_ranges_in_every_worker(
         tmp_path: Path) -> None:
     async with _serve(tmp_path, 'event_loop = "uvloop"\n') as (process, port, data):
         for pid in (process.pid, *children(process.pid)):
-            assert "uvloop" in Path(f"/proc/{pid}/maps").read_text(), pid
+            assert _loaded(pid, "uvloop"), pid
         ingest = run_cli(data, "tokens", "create", "--name", "pbx", "--role", "ingest",
                          check=True).stdout.split()[-1]
         supervisor = run_cli(data, "tokens", "create", "--name", "sv", "--role", "supervisor",
