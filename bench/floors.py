@@ -53,11 +53,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--workers", type=int, default=WORKERS)
+    parser.add_argument("--event-loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     s = args.seconds
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-floor-", dir="/work") as scratch, \
-            service(workers=args.workers) as svc:
+            service(workers=args.workers, event_loop=args.event_loop) as svc:
         ids = [svc.upload(wav_bytes(5 * MB, seed), f"floor-{seed}") for seed in range(8)]
         os.sync()
         auth = {"Authorization": f"Bearer {svc.tokens['supervisor']}",
@@ -89,7 +90,8 @@ def main() -> None:
                             f"{health_32.requests_per_s:.0f}/s = {rps_ratio:.2f}",
                             ">= 0.5", rps_ratio >= 0.5))
         errors = health_1.errors + access_1.errors + health_32.errors + access_32.errors
-        lines.append(f"errors (non-2xx, socket): {errors}; workers: {args.workers}")
+        lines.append(f"errors (non-2xx, socket): {errors}; workers: {args.workers}; "
+                     f"event loop: {args.event_loop}")
     print("\n".join(lines))
 
 

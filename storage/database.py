@@ -122,6 +122,9 @@ class Database:
         if self.dialect == "sqlite":
             # The writer never waits inside SQLite (busy_timeout 0): it retries asynchronously.
             self._writer = _sqlite_engine(self.url, "BEGIN IMMEDIATE", busy_ms=0)
+            # Writes are one at a time (the lock below): one connection held for them all
+            # saves a pool checkout and return per transaction.
+            self._writer_conn: Connection | None = None
             # WAL readers do not wait for writers; the short timeout covers WAL recovery.
             self._reader = _sqlite_engine(self.url, "BEGIN", busy_ms=200)
             self._write_lock = asyncio.Lock()
@@ -138,7 +141,10 @@ class Database:
                 yield async_conn
             return
         async with self._write_lock:
-            with self._writer.connect() as sync_conn:
+            if self._writer_conn is None:
+                self._writer_conn = self._writer.connect()
+            sync_conn = self._writer_conn
+            try:
                 await self._begin_immediate(sync_conn)
                 try:
                     yield _SyncConn(sync_conn)
@@ -149,6 +155,11 @@ class Database:
                 # worker thread: the loop serves other requests meanwhile, which is what
                 # lets audit entries queue up for the next group commit.
                 await run_to_end(sync_conn.commit)
+            except BaseException:
+                # Whatever state a failure left it in, the next write starts on a new one.
+                self._writer_conn = None
+                sync_conn.close()
+                raise
 
     async def _begin_immediate(self, conn: Connection) -> None:
         delay, waited = 0.001, 0.0
@@ -218,5 +229,8 @@ class Database:
         if self._async is not None:
             await self._async.dispose()
         else:
+            if self._writer_conn is not None:
+                self._writer_conn.close()
+                self._writer_conn = None
             self._writer.dispose()
             self._reader.dispose()
