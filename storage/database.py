@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import CursorResult, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Executable
@@ -125,6 +125,11 @@ class Database:
             # Writes are one at a time (the lock below): one connection held for them all
             # saves a pool checkout and return per transaction.
             self._writer_conn: Connection | None = None
+            # Reads run to the end without yielding to the loop, so one held connection
+            # serves nearly all of them; the pool serves a read that starts while another
+            # is open (a caller awaiting something else inside its read).
+            self._reader_conn: Connection | None = None
+            self._reader_busy = False
             # WAL readers do not wait for writers; the short timeout covers WAL recovery.
             self._reader = _sqlite_engine(self.url, "BEGIN", busy_ms=200)
             self._write_lock = asyncio.Lock()
@@ -181,8 +186,24 @@ class Database:
             async with self._async.begin() as async_conn:
                 yield async_conn
             return
-        with self._reader.connect() as sync_conn, sync_conn.begin():
-            yield _SyncConn(sync_conn)
+        if self._reader_busy:
+            with self._reader.connect() as sync_conn, sync_conn.begin():
+                yield _SyncConn(sync_conn)
+            return
+        if self._reader_conn is None:
+            self._reader_conn = self._reader.connect()
+        held = self._reader_conn
+        self._reader_busy = True
+        try:
+            with held.begin():
+                yield _SyncConn(held)
+        except SQLAlchemyError:
+            # The database said no (a lost file, a corrupt page): start the next on a new one.
+            self._reader_conn = None
+            held.close()
+            raise
+        finally:
+            self._reader_busy = False
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
@@ -229,8 +250,9 @@ class Database:
         if self._async is not None:
             await self._async.dispose()
         else:
-            if self._writer_conn is not None:
-                self._writer_conn.close()
-                self._writer_conn = None
+            for held in (self._writer_conn, self._reader_conn):
+                if held is not None:
+                    held.close()
+            self._writer_conn = self._reader_conn = None
             self._writer.dispose()
             self._reader.dispose()

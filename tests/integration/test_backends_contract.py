@@ -332,3 +332,50 @@ async def test_a_write_cancelled_during_its_commit_still_commits_whole(
     async with database.read() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 4
     await database.dispose()
+
+
+async def test_sqlite_reads_and_writes_on_held_connections_stay_isolated_and_recover(
+        tmp_path: Path) -> None:
+    """One connection is held for writes and one for reads; a read that starts while
+    another is open gets its own, each sees what was committed before it began, and a
+    failed write or read leaves the next one working."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    database = Database(sqlite_url(tmp_path))
+    try:
+        async with database.write() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+        inside = asyncio.Event()
+        written = asyncio.Event()
+
+        async def long_read() -> list[int]:
+            async with database.read() as conn:
+                first = (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one()
+                inside.set()
+                await written.wait()  # another read and a write happen meanwhile
+                again = (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one()
+            return [first, again]
+
+        reader = asyncio.create_task(long_read())
+        await inside.wait()
+        async with database.write() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+        async with database.read() as conn:  # a second read while the first is open
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 2
+        written.set()
+        assert await reader == [1, 1]  # its snapshot did not move
+        with pytest.raises(Exception, match="UNIQUE"):
+            async with database.write() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (2)"))
+        with pytest.raises(Exception, match="no such table"):
+            async with database.read() as conn:
+                await conn.execute(text("SELECT * FROM nowhere"))
+        async with database.write() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (3)"))
+        async with database.read() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 3
+    finally:
+        await database.dispose()
