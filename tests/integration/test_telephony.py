@@ -197,12 +197,7 @@ async def test_the_uploader_killed_mid_upload_delivers_exactly_once_after_restar
     killed_while_sending: list[str] = []
     try:
         for _ in range(2):
-            seen = len(log_events(log, "uploading"))
-
-            def sending(seen: int = seen) -> bool:
-                return len(log_events(log, "uploading")) > seen
-            await until(sending, 60, "an upload started")
-            await asyncio.sleep(0.1)
+            await until(lambda: receiving(service.data), 60, "the service was receiving")
             uploader.kill()
             await uploader.process.wait()  # type: ignore[union-attr]
             killed_while_sending.append(log_events(log, "uploading")[-1]["file_ref"])
@@ -219,6 +214,12 @@ async def test_the_uploader_killed_mid_upload_delivers_exactly_once_after_restar
     delivered = {e["file_ref"]: e["status"] for e in log_events(log, "delivered")}
     assert any(delivered[ref] == 201 for ref in killed_while_sending), (killed_while_sending,
                                                                         delivered)
+
+
+def receiving(data: Path) -> bool:
+    """The service is part way through an upload: its blob store holds a partial one."""
+    return any(p.is_file() and p.stat().st_size > 1024 * 1024 and p.suffix != ".lock"
+               for p in (data / "tmp").rglob("*"))
 
 
 def log_events(log: Path, message: str) -> list[dict[str, Any]]:
