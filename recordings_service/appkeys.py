@@ -1,9 +1,11 @@
-"""Typed keys for app and request state."""
+"""Typed keys for app and request state, and the two readers of them every face of the
+HTTP layer (API, console, middlewares) uses."""
 
 import asyncio
 
 from aiohttp import web
 
+from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.clock import Clock
 from recordings_service.config import Config
@@ -22,3 +24,12 @@ ACTOR = web.RequestKey("actor", Actor)
 # The person's session when the request came with a session cookie.
 SESSION = web.RequestKey("session", SessionRow)
 REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def origin(request: web.Request) -> Origin:
+    """Where a request came from, as its audit entries record it."""
+    return Origin(request.remote, request.get(REQUEST_ID))

@@ -24,8 +24,7 @@ from recordings_service.api.problems import (
     from_unexpected,
     problem,
 )
-from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES, SESSION
-from recordings_service.auditing import Origin
+from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES, SESSION, origin
 from recordings_service.auth import Actor, authenticate
 from recordings_service.console.pages import error_page, sign_in_redirect
 from recordings_service.errors import BadRequest, Forbidden, ServiceError, Unauthenticated
@@ -177,7 +176,7 @@ async def _refuse_unstorable(request: web.Request) -> None:
     else:
         return
     await auditing.record(request.app[SERVICES], auditing.event(
-        auditing.ANONYMOUS, Origin(request.remote, request.get(REQUEST_ID)), "request", "denied",
+        auditing.ANONYMOUS, origin(request), "request", "denied",
         reason=reason, detail={"method": request.method, "where": where}))
     raise BadRequest(reason, detail)
 
@@ -196,7 +195,7 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     actor = await _authenticate(request, guard)
     if not actor.roles & guard.roles:
         await auditing.record(request.app[SERVICES], auditing.event(
-            actor, Origin(request.remote, request.get(REQUEST_ID)), guard.action, "denied",
+            actor, origin(request), guard.action, "denied",
             recording_id=request.match_info.get("recording_id"), reason="missing_role",
             detail={"required_roles": sorted(guard.roles)}))
         raise Forbidden("missing_role",

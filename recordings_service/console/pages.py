@@ -15,12 +15,11 @@ from aiohttp import web
 
 from recordings_service import access, audit_reading, holds, retention, subjects
 from recordings_service.api.problems import Problem
-from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES, SESSION
-from recordings_service.auditing import Origin
+from recordings_service.appkeys import ACTOR, SESSION, origin, services
 from recordings_service.auth import Actor
 from recordings_service.console import charts
 from recordings_service.errors import BadRequest
-from recordings_service.services import Services
+from recordings_service.times import parse_time
 from storage import audit_log, catalog
 
 # The browser's time zone, written by the console's script (an IANA name).
@@ -28,14 +27,6 @@ TZ_COOKIE = "rs_tz"
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]{1,32}(/[A-Za-z0-9_+\-]{1,32}){0,2}")
 PAGE_SIZE = 25
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _services(request: web.Request) -> Services:
-    return request.app[SERVICES]
-
-
-def _origin(request: web.Request) -> Origin:
-    return Origin(request.remote, request.get(REQUEST_ID))
 
 
 def _actor(request: web.Request) -> Actor:
@@ -147,7 +138,7 @@ async def home(request: web.Request) -> web.StreamResponse:
 async def sign_in(request: web.Request) -> web.Response:
     return _render("sign_in.html", request, {
         "next": _safe_next(request.query.get("next")),
-        "sso": bool(_services(request).config.oidc_issuer),
+        "sso": bool(services(request).config.oidc_issuer),
     })
 
 
@@ -155,14 +146,14 @@ _SEARCH_FIELDS = ("agent_id", "queue", "customer_id", "call_id")
 
 
 async def recordings(request: web.Request) -> web.Response:
-    svc, actor, zone = _services(request), _actor(request), zone_of(request)
+    svc, actor, zone = services(request), _actor(request), zone_of(request)
     q = request.query
     form = {name: q.get(name, "").strip() for name in (*_SEARCH_FIELDS, "from", "to")}
     flt = catalog.SearchFilter(
         **{name: form[name] or None for name in _SEARCH_FIELDS},
         started_after=_day_bound(form["from"], zone, "from", end=False),
         started_before=_day_bound(form["to"], zone, "to", end=True), state="active")
-    found, next_cursor = await access.search(svc, actor, _origin(request), flt,
+    found, next_cursor = await access.search(svc, actor, origin(request), flt,
                                              q.get("cursor"), PAGE_SIZE)
     rows = [{"rec": rec, "allowed": access.allowed_purposes(svc, actor, rec),
              "refusals": access.refusals(svc, actor, rec)} for rec in found]
@@ -172,13 +163,13 @@ async def recordings(request: web.Request) -> web.Response:
 
 
 async def recording(request: web.Request) -> web.Response:
-    svc, actor = _services(request), _actor(request)
-    rec = await access.view_metadata(svc, actor, _origin(request),
+    svc, actor = services(request), _actor(request)
+    rec = await access.view_metadata(svc, actor, origin(request),
                                      request.match_info["recording_id"])
     accesses: list[dict[str, Any]] = []
     if actor.roles & {"compliance", "auditor"}:
         accesses, _ = await audit_reading.read_entries(
-            svc, actor, _origin(request), audit_log.AuditFilter(recording_id=rec.id),
+            svc, actor, origin(request), audit_log.AuditFilter(recording_id=rec.id),
             {"recording_id": rec.id}, None, 100)
     now = svc.clock()
     return _render("recording.html", request, {
@@ -191,7 +182,7 @@ async def recording(request: web.Request) -> web.Response:
 
 
 async def compliance(request: web.Request) -> web.Response:
-    svc = _services(request)
+    svc = services(request)
     now = svc.clock()
     zone = zone_of(request)
     held, _ = await holds.list_page(svc, None, 200)
@@ -226,9 +217,9 @@ async def subject_lookup(request: web.Request) -> web.StreamResponse:
 
 
 async def subject(request: web.Request) -> web.Response:
-    svc, actor = _services(request), _actor(request)
+    svc, actor = services(request), _actor(request)
     customer_id = request.match_info["customer_id"]
-    found, more = await access.search(svc, actor, _origin(request),
+    found, more = await access.search(svc, actor, origin(request),
                                       catalog.SearchFilter(customer_id=customer_id), None, 200)
     requests, _ = await subjects.list_requests(svc, False, None, 500)
     now = svc.clock()
@@ -244,7 +235,7 @@ _AUDIT_FIELDS = ("actor", "action", "recording_id", "purpose", "outcome")
 
 
 async def audit(request: web.Request) -> web.Response:
-    svc, actor, zone = _services(request), _actor(request), zone_of(request)
+    svc, actor, zone = services(request), _actor(request), zone_of(request)
     q = request.query
     form = {name: q.get(name, "").strip() for name in (*_AUDIT_FIELDS, "from", "to")}
     flt = audit_log.AuditFilter(
@@ -254,12 +245,12 @@ async def audit(request: web.Request) -> web.Response:
         since=_day_bound(form["from"], zone, "from", end=False),
         until=_day_bound(form["to"], zone, "to", end=True))
     entries, next_cursor = await audit_reading.read_entries(
-        svc, actor, _origin(request), flt, {k: v for k, v in form.items() if v},
+        svc, actor, origin(request), flt, {k: v for k, v in form.items() if v},
         q.get("cursor"), 50)
     report = None
     if q.get("verify") == "now":
-        report = await audit_reading.verify(svc, actor, _origin(request))
-    latest = await audit_reading.checkpoints(svc, actor, _origin(request), 1)
+        report = await audit_reading.verify(svc, actor, origin(request))
+    latest = await audit_reading.checkpoints(svc, actor, origin(request), 1)
     more = None if next_cursor is None else "/audit?" + urlencode(
         {**{k: v for k, v in form.items() if v}, "cursor": next_cursor})
     now = svc.clock()
@@ -268,9 +259,6 @@ async def audit(request: web.Request) -> web.Response:
         "checkpoint": latest[0] if latest else None, "now": now,
         "age": (now - latest[0].signed_at) if latest else None,
         "outcomes": audit_reading.OUTCOMES,
-        "parse_time": _parse_entry_time,
+        "parse_time": lambda value: parse_time(value, "at"),
     })
 
-
-def _parse_entry_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))

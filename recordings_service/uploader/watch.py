@@ -26,6 +26,7 @@ import aiohttp
 import watchfiles
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from recordings_service.backup import sha256_file
 from recordings_service.uploader.spool import Ready, Spool
 
 log = logging.getLogger("recordings_service.uploader")
@@ -34,7 +35,6 @@ log = logging.getLogger("recordings_service.uploader")
 # shedding load, out of disk, or (401/403) our token is being fixed by an operator.
 # Everything else in 4xx is about this file and will not change by retrying.
 RETRY_STATUSES = frozenset({401, 403, 408, 425, 429})
-READ_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Uploader:
     async def _deliver(self, session: aiohttp.ClientSession, ready: Ready) -> bool:
         ref = _ref(ready.path)
         try:
-            digest = await asyncio.to_thread(_sha256, ready.path)
+            digest = await asyncio.to_thread(sha256_file, ready.path)
         except FileNotFoundError:
             return False
         metadata = {**ready.metadata, "sha256": digest}
@@ -175,14 +175,6 @@ class Uploader:
         self.metrics.failed.labels(reason).inc()
         log.error("set aside in failed/", extra={"file_ref": _ref(path), "reason": reason,
                                                 "status": status})
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _ref(path: Path) -> str:

@@ -8,13 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from recordings_service import access
-from recordings_service.api.handlers.common import (
-    caller,
-    json_body,
-    json_response,
-    origin,
-    services,
-)
+from recordings_service.api.handlers.common import caller, json_body, json_response
+from recordings_service.appkeys import origin, services
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
 from recordings_service.ranges import parse_range

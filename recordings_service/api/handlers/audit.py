@@ -5,14 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from recordings_service import audit_reading
-from recordings_service.api.handlers.common import (
-    caller,
-    json_response,
-    origin,
-    page_limit,
-    query_time,
-    services,
-)
+from recordings_service.api.handlers.common import caller, json_response, page_limit, query_time
+from recordings_service.appkeys import origin, services
 from storage import audit_log
 from storage.signing import public_key_pem
 

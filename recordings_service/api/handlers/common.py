@@ -12,26 +12,16 @@ from aiohttp import web
 
 from recordings_service import access
 from recordings_service.api.handlers.body_watch import BodyWatch, watched_body
-from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES
-from recordings_service.auditing import Origin
+from recordings_service.appkeys import ACTOR, services
 from recordings_service.auth import Actor
 from recordings_service.documents import recording_json
 from recordings_service.errors import BadRequest
-from recordings_service.services import Services
 from recordings_service.times import parse_time
 from storage.catalog import Recording
 from storage.text import is_storable
 
 MAX_JSON_BODY = 64 * 1024
 _LIMIT = re.compile(r"[0-9]{1,3}")
-
-
-def services(request: web.Request) -> Services:
-    return request.app[SERVICES]
-
-
-def origin(request: web.Request) -> Origin:
-    return Origin(request.remote, request.get(REQUEST_ID))
 
 
 def caller(request: web.Request) -> Actor:

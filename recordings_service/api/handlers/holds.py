@@ -5,14 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from recordings_service import holds, retention
-from recordings_service.api.handlers.common import (
-    caller,
-    json_body,
-    json_response,
-    origin,
-    page_limit,
-    services,
-)
+from recordings_service.api.handlers.common import caller, json_body, json_response, page_limit
+from recordings_service.appkeys import origin, services
 
 
 async def post_hold(request: web.Request) -> web.Response:

@@ -8,9 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from recordings_service import disk, keys
-from recordings_service.api.handlers.common import json_response, services
+from recordings_service.api.handlers.common import json_response
 from recordings_service.api.problems import problem
-from recordings_service.appkeys import OPENAPI
+from recordings_service.appkeys import OPENAPI, services
 from storage import subject_store
 from storage.errors import StorageError
 

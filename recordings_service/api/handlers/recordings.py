@@ -14,15 +14,13 @@ from recordings_service.api.handlers.body_watch import BodyWatch
 from recordings_service.api.handlers.common import (
     caller,
     json_response,
-    origin,
     page_limit,
     parse_json_object,
     query_time,
     recording_for_caller,
-    services,
     watched,
 )
-from recordings_service.appkeys import ACTOR, UPLOAD_SLOTS
+from recordings_service.appkeys import ACTOR, UPLOAD_SLOTS, origin, services
 from recordings_service.errors import (
     BadRequest,
     InsufficientStorage,

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from recordings_service import oidc, sessions
-from recordings_service.api.handlers.common import json_body, json_response, origin, services
-from recordings_service.appkeys import ACTOR, SESSION
+from recordings_service.api.handlers.common import json_body, json_response
+from recordings_service.appkeys import ACTOR, SESSION, origin, services
 from recordings_service.errors import BadRequest, Forbidden, UnsupportedMediaType
 from recordings_service.times import rfc3339
 from storage.people_store import SessionRow

@@ -14,11 +14,10 @@ from recordings_service.api.handlers.common import (
     caller,
     json_body,
     json_response,
-    origin,
     page_limit,
     recording_for_caller,
-    services,
 )
+from recordings_service.appkeys import origin, services
 from recordings_service.errors import BadRequest
 from storage.errors import StorageError
 
