@@ -20,10 +20,12 @@ from recordings_service.auditing import Origin
 from recordings_service.auth import Actor, actor_by_name
 from recordings_service.documents import rfc3339
 from recordings_service.errors import BadRequest, Forbidden, Gone, NotFound, ServiceError
+from recordings_service.fields import optional_text
 from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
 from storage import catalog
 from storage.encrypted_blob import DecryptingReader
+from storage.limits import IDENTIFIER
 
 
 async def _get(services: Services, recording_id: str) -> catalog.Recording | None:
@@ -64,8 +66,14 @@ def refusals(services: Services, actor: Actor, rec: catalog.Recording) -> dict[s
                            services.config.purposes, services.clock())
 
 
+SEARCHED_TEXT = ("customer_id", "call_id", "agent_id", "queue")
+
+
 async def search(services: Services, actor: Actor, origin: Origin, flt: catalog.SearchFilter,
                  cursor: str | None, limit: int) -> tuple[list[catalog.Recording], str | None]:
+    for name in SEARCHED_TEXT:
+        # Longer than its column can hold: PostgreSQL would match nothing, but say so.
+        optional_text(getattr(flt, name), name, IDENTIFIER, "invalid_query")
     after = decode_cursor(cursor)
     filters = {k: (rfc3339(v) if isinstance(v, datetime) else v)
                for k, v in asdict(flt).items() if v is not None}

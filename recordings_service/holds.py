@@ -10,9 +10,11 @@ from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
 from recordings_service.errors import BadRequest, Conflict, NotFound
+from recordings_service.fields import DOT_SEGMENTS, is_text
 from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
 from storage import catalog, retention_store
+from storage.limits import IDENTIFIER, REASON
 from storage.retention_store import Hold
 
 MAX_IDS = 10_000
@@ -54,8 +56,8 @@ def _text(body: dict[str, Any], name: str, limit: int) -> str:
 
 async def place(services: Services, actor: Actor, origin: Origin,
                 body: dict[str, Any]) -> Hold:
-    case_reference = _text(body, "case_reference", 255)
-    reason = _text(body, "reason", 2000)
+    case_reference = _text(body, "case_reference", IDENTIFIER)
+    reason = _text(body, "reason", REASON)
     # Exactly one of the two keys; a key that is present must hold a value (null is not
     # "absent": a client sending it has a bug worth hearing about).
     if ("recording_ids" in body) == ("customer_id" in body):
@@ -68,8 +70,10 @@ async def place(services: Services, actor: Actor, origin: Origin,
     if ids is not None and (not isinstance(ids, list) or not ids or len(ids) > MAX_IDS
                             or not all(isinstance(i, str) for i in ids)):
         raise BadRequest("invalid_hold", "recording_ids must be a non-empty list of ids")
-    if customer_id is not None and (not isinstance(customer_id, str) or not customer_id):
-        raise BadRequest("invalid_hold", "customer_id must be a non-empty string")
+    if customer_id is not None and (not is_text(customer_id, IDENTIFIER) or not customer_id
+                                    or customer_id in DOT_SEGMENTS):
+        raise BadRequest("invalid_hold", f"customer_id must be a non-empty string of at most "
+                                         f"{IDENTIFIER} printable characters")
     hold_id = "hold_" + secrets.token_urlsafe(12)
     async with services.database.write() as conn:
         if customer_id is not None:

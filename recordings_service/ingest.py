@@ -16,13 +16,14 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Any
 
 from recordings_service import auditing, policy
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.config import Purpose
 from recordings_service.errors import BadRequest, Conflict, PayloadTooLarge, Unprocessable
+from recordings_service.fields import optional_text, path_identifier, required_text
 from recordings_service.media import MediaInfo, MediaSniffer
 from recordings_service.services import Services
 from recordings_service.times import parse_time
@@ -32,13 +33,16 @@ from storage.database import Conn
 from storage.encrypted_blob import EncryptingWriter
 from storage.errors import DuplicateCallIdError
 from storage.keyring import new_dek
+from storage.limits import IDENTIFIER, PHONE_NUMBER
 
 log = logging.getLogger(__name__)
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_TEXT_FIELDS = ("agent_id", "customer_id", "phone_number", "queue")
-_MAX_TEXT = 255
-_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# Each text field with the limit of the column it is stored in.
+TEXT_FIELDS = {"agent_id": IDENTIFIER, "customer_id": IDENTIFIER,
+               "phone_number": PHONE_NUMBER, "queue": IDENTIFIER}
+# Those a route names in its path (PUT /v1/calls/{call_id}, /v1/subjects/{customer_id}).
+PATH_IDENTIFIERS = ("call_id", "customer_id")
 
 
 @dataclass(frozen=True)
@@ -55,22 +59,13 @@ class UploadMetadata:
     sha256: str | None = None
 
 
-def _is_text(value: Any) -> TypeGuard[str]:
-    """A string that every catalog can store and a log could never be confused by: no
-    control characters (NUL is refused by PostgreSQL) and no unpaired surrogates."""
-    return (isinstance(value, str) and len(value) <= _MAX_TEXT
-            and _UNSTORABLE.search(value) is None)
-
-
 def _invalid(detail: str) -> BadRequest:
     return BadRequest("invalid_metadata", detail)
 
 
 def parse_metadata(raw: Mapping[str, Any], configured: Mapping[str, Purpose]) -> UploadMetadata:
     """Validates upload metadata; error details name the field, never echo its value."""
-    call_id = raw.get("call_id")
-    if not _is_text(call_id) or not call_id.strip():
-        raise _invalid("call_id is required (a string of at most 255 printable characters)")
+    call_id = required_text(raw.get("call_id"), "call_id", IDENTIFIER, "invalid_metadata")
     if "started_at" not in raw:
         raise _invalid("started_at is required")
     started_at = parse_time(raw["started_at"], "started_at")
@@ -80,12 +75,11 @@ def parse_metadata(raw: Mapping[str, Any], configured: Mapping[str, Purpose]) ->
     direction = raw.get("direction")
     if direction is not None and direction not in ("inbound", "outbound"):
         raise _invalid("direction must be inbound or outbound")
-    texts: dict[str, str | None] = {}
-    for name in _TEXT_FIELDS:
-        value = raw.get(name)
-        if value is not None and not _is_text(value):
-            raise _invalid(f"{name} must be a string of at most 255 printable characters")
-        texts[name] = value
+    texts = {name: optional_text(raw.get(name), name, limit, "invalid_metadata")
+             for name, limit in TEXT_FIELDS.items()}
+    for name in PATH_IDENTIFIERS:
+        path_identifier(call_id if name == "call_id" else texts[name], name,
+                        "invalid_metadata")
     purposes = raw.get("purposes")
     if (not isinstance(purposes, list) or not purposes
             or not all(isinstance(p, str) for p in purposes)):
@@ -106,7 +100,7 @@ def parse_metadata(raw: Mapping[str, Any], configured: Mapping[str, Purpose]) ->
     if sha is not None and (not isinstance(sha, str) or not _HEX64.fullmatch(sha)):
         raise _invalid("sha256 must be 64 hexadecimal digits")
     unknown_fields = sorted(set(raw) - {"call_id", "started_at", "ended_at", "direction",
-                                        "purposes", "sha256", *_TEXT_FIELDS})
+                                        "purposes", "sha256", *TEXT_FIELDS})
     if unknown_fields:
         raise _invalid(f"unknown metadata fields: {', '.join(unknown_fields)}")
     return UploadMetadata(

@@ -201,7 +201,17 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         raise Forbidden("missing_role",
                         f"this needs one of the roles: {', '.join(sorted(guard.roles))}")
     request[ACTOR] = actor
-    return await handler(request)
+    if not guard.audit_refusals:
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ServiceError as refused:
+        if refused.status < 500:
+            await auditing.record(request.app[SERVICES], auditing.event(
+                actor, origin(request), guard.action, "denied",
+                recording_id=request.match_info.get("recording_id"), reason=refused.reason,
+                detail={"method": request.method, "status": refused.status}))
+        raise
 
 
 async def _authenticate(request: web.Request, guard: Guard) -> Actor:

@@ -29,18 +29,18 @@ from recordings_service.services import Services
 from storage import catalog, erasure_ledger, retention_store
 from storage.database import Conn
 from storage.errors import StorageError
+from storage.limits import REASON
 
 log = logging.getLogger(__name__)
 
 RETENTION_ACTOR = Actor("system:retention", frozenset())
-MAX_REASON = 2000
 
 
 def require_reason(body: dict[str, Any]) -> str:
     reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > REASON:
         raise BadRequest("reason_required",
-                         "give a reason (a non-empty string of at most 2000 characters)")
+                         f"give a reason (a non-empty string of at most {REASON} characters)")
     return reason.strip()
 
 

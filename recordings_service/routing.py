@@ -7,6 +7,7 @@ it, so no handler checks roles itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,9 @@ class Guard:
     # HTTP Basic with a token (username = the token's name) besides Bearer: only for
     # clients that can put credentials nowhere but in a URL's user-info (a PBX's curl).
     basic: bool = False
+    # Refusals of a valid caller's request (4xx from the handler) are audited too: the
+    # data-subject routes, where a refused request is itself evidence.
+    audit_refusals: bool = False
 
     @property
     def public(self) -> bool:
@@ -34,10 +38,17 @@ class Guard:
 GUARDS = web.AppKey("guards", dict)  # (method, canonical path) -> Guard
 
 
+# A path parameter matches any characters but "/" (aiohttp's default also refuses "{"
+# and "}", so an id the service accepted could not be named by its routes); a "/" in an
+# id is sent encoded as %2F, which aiohttp decodes after matching.
+_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
 def add_route(app: web.Application, method: str, path: str, handler: Handler,
               guard: Guard) -> None:
-    app.router.add_route(method, path, handler)
-    app.setdefault(GUARDS, {})[(method, path)] = guard
+    route = app.router.add_route(method, _PARAMETER.sub(r"{\1:[^/]+}", path), handler)
+    assert route.resource is not None
+    app.setdefault(GUARDS, {})[(method, route.resource.canonical)] = guard
 
 
 def guard_of(request: web.Request) -> Guard | None:

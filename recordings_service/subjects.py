@@ -17,10 +17,13 @@ from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
 from recordings_service.errors import BadRequest, NotFound, Refused
+from recordings_service.fields import optional_text, path_identifier, required_text
+from recordings_service.ingest import PATH_IDENTIFIERS, TEXT_FIELDS
 from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
 from recordings_service.times import parse_time
 from storage import catalog, retention_store, subject_store
+from storage.limits import IDENTIFIER
 from storage.subject_store import SubjectRequest
 
 REQUEST_TYPES = ("access", "erasure", "restriction", "objection", "rectification")
@@ -89,11 +92,10 @@ async def register(services: Services, actor: Actor, origin: Origin,
     if type_ not in REQUEST_TYPES:
         raise BadRequest("invalid_request", f"type must be one of {', '.join(REQUEST_TYPES)}")
     customer_id = body.get("customer_id")
-    if not isinstance(customer_id, str) or not customer_id or len(customer_id) > 255:
-        raise BadRequest("invalid_request", "customer_id is required")
-    reference = body.get("request_reference")
-    if reference is not None and (not isinstance(reference, str) or len(reference) > 255):
-        raise BadRequest("invalid_request", "request_reference must be a string")
+    customer_id = required_text(path_identifier(customer_id, "customer_id", "invalid_request"),
+                                "customer_id", IDENTIFIER, "invalid_request")
+    reference = optional_text(body.get("request_reference"), "request_reference", IDENTIFIER,
+                              "invalid_request")
     now = services.clock()
     received = parse_time(body["received_at"], "received_at", "invalid_request") \
         if "received_at" in body else now
@@ -209,9 +211,10 @@ def parse_rectification(body: dict[str, Any], started_at: datetime) -> dict[str,
         elif name == "direction":
             if value not in (None, "inbound", "outbound"):
                 raise BadRequest("invalid_metadata", "direction must be inbound or outbound")
-        elif value is not None and (not isinstance(value, str) or len(value) > 255):
-            raise BadRequest("invalid_metadata", f"{name} must be a string of at most 255 "
-                                                 f"characters or null")
+        else:
+            value = optional_text(value, name, TEXT_FIELDS[name], "invalid_metadata")
+            if name in PATH_IDENTIFIERS:
+                path_identifier(value, name, "invalid_metadata")
         changes[name] = value
     if not changes:
         raise BadRequest("invalid_metadata", f"give at least one of {', '.join(RECTIFIABLE)}")

@@ -23,6 +23,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
+from storage.limits import IDENTIFIER, NAME, PHONE_NUMBER
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
@@ -52,11 +54,11 @@ recordings = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     # Personal fields are nulled when the recording becomes a tombstone.
-    Column("call_id", String(255), unique=True),
-    Column("agent_id", String(255)),
-    Column("customer_id", String(255), index=True),
-    Column("phone_number", String(64)),
-    Column("queue", String(255)),
+    Column("call_id", String(IDENTIFIER), unique=True),
+    Column("agent_id", String(IDENTIFIER)),
+    Column("customer_id", String(IDENTIFIER), index=True),
+    Column("phone_number", String(PHONE_NUMBER)),
+    Column("queue", String(IDENTIFIER)),
     Column("direction", String(16)),
     Column("started_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
@@ -99,7 +101,7 @@ recording_purposes = Table(
 tokens = Table(
     "tokens",
     metadata,
-    Column("name", String(128), primary_key=True),
+    Column("name", String(NAME), primary_key=True),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("roles", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -113,7 +115,7 @@ tokens = Table(
 users = Table(
     "users",
     metadata,
-    Column("name", String(128), primary_key=True),
+    Column("name", String(NAME), primary_key=True),
     # Argon2id, in its PHC string form (parameters and salt included).
     Column("password_hash", Text, nullable=False),
     Column("roles", Text, nullable=False),
@@ -128,7 +130,7 @@ sessions = Table(
     "sessions",
     metadata,
     Column("id_hash", String(64), primary_key=True),
-    Column("user_name", String(128), nullable=False, index=True),
+    Column("user_name", String(NAME), nullable=False, index=True),
     Column("roles", Text, nullable=False),
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -202,14 +204,14 @@ legal_holds = Table(
     "legal_holds",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("case_reference", String(255), nullable=False),
+    Column("case_reference", String(IDENTIFIER), nullable=False),
     Column("reason", Text, nullable=False),
     Column("placed_at", UTCDateTime, nullable=False),
-    Column("placed_by", String(128), nullable=False),
+    Column("placed_by", String(NAME), nullable=False),
     # A hold by data subject also covers recordings uploaded while it stands.
-    Column("customer_id", String(255), index=True),
+    Column("customer_id", String(IDENTIFIER), index=True),
     Column("released_at", UTCDateTime),
-    Column("released_by", String(128)),
+    Column("released_by", String(NAME)),
     Column("release_reason", Text),
     Index("ix_legal_holds_placed_at_id", "placed_at", "id"),
 )
@@ -227,7 +229,7 @@ purge_runs = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("dry_run", Boolean, nullable=False),
-    Column("actor", String(128), nullable=False),
+    Column("actor", String(NAME), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=False),
     # JSON: purged ids, skipped [{id, reason}], retention changes reported by this run.
@@ -266,13 +268,13 @@ subject_requests = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("type", String(32), nullable=False),
-    Column("customer_id", String(255), nullable=False),
-    Column("request_reference", String(255)),
+    Column("customer_id", String(IDENTIFIER), nullable=False),
+    Column("request_reference", String(IDENTIFIER)),
     Column("received_at", UTCDateTime, nullable=False),
     Column("due_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime),
     Column("outcome", Text),
-    Column("registered_by", String(128), nullable=False),
+    Column("registered_by", String(NAME), nullable=False),
     Index("ix_subject_requests_received_at_id", "received_at", "id"),
     Index("ix_subject_requests_open_due", "completed_at", "due_at"),
 )

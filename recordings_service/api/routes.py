@@ -31,11 +31,12 @@ class Route:
     body: str | None = None  # request body kind, see openapi._request_body
     action: str = ""  # the audit action of a refusal; the operation id when not named
     basic: bool = False  # also HTTP Basic with a token (see routing.Guard)
+    audit_refusals: bool = False  # see routing.Guard
 
     @property
     def guard(self) -> Guard:
         return Guard("api", frozenset(self.roles), self.action or self.operation_id,
-                     self.basic)
+                     self.basic, self.audit_refusals)
 
 
 _READERS = ("supervisor", "compliance")
@@ -117,24 +118,29 @@ ROUTES: tuple[Route, ...] = (
           _COMPLIANCE, (200, 401, 403), action="purge_run"),
     Route("PATCH", "/v1/recordings/{recording_id}", subjects.patch_recording,
           "rectifyRecording", "Rectify metadata (audited with the field names and reason)",
-          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "rectify", action="rectify"),
+          _COMPLIANCE, (200, 400, 401, 403, 404, 410), "rectify", action="rectify",
+          audit_refusals=True),
     Route("POST", "/v1/subjects/{customer_id}/export", subjects.post_export, "exportSubject",
           "Right of access: a streamed zip of everything kept about the subject",
-          _COMPLIANCE, (200, 400, 401, 403), "subject", action="export"),
+          _COMPLIANCE, (200, 400, 401, 403), "subject", action="export",
+          audit_refusals=True),
     Route("POST", "/v1/subjects/{customer_id}/erasure", subjects.post_erasure, "eraseSubject",
           "Erase every recording of the subject, answering per recording", _COMPLIANCE,
-          (200, 400, 401, 403), "reason", action="erasure"),
+          (200, 400, 401, 403), "reason", action="erasure",
+          audit_refusals=True),
     Route("POST", "/v1/subjects/{customer_id}/restriction", subjects.post_restriction,
           "restrictSubject", "Restrict every recording of the subject", _COMPLIANCE,
-          (200, 400, 401, 403), "reason", action="restriction"),
+          (200, 400, 401, 403), "reason", action="restriction",
+          audit_refusals=True),
     Route("POST", "/v1/subjects/{customer_id}/objection", subjects.post_objection,
           "objectSubject",
           "Objection: withdraw the legitimate-interest and consent purposes everywhere",
-          _COMPLIANCE, (200, 400, 401, 403), "reason", action="objection"),
+          _COMPLIANCE, (200, 400, 401, 403), "reason", action="objection",
+          audit_refusals=True),
     Route("POST", "/v1/subject-requests", subjects.post_subject_request,
           "registerSubjectRequest", "Register a data-subject request as it arrives",
           _COMPLIANCE, (201, 400, 401, 403), "subject_request",
-          action="subject_request_registered"),
+          action="subject_request_registered", audit_refusals=True),
     Route("GET", "/v1/subject-requests", subjects.list_subject_requests,
           "listSubjectRequests", "The register of data-subject requests (?open=true)",
           _COMPLIANCE, (200, 400, 401, 403), action="subject_request_read"),

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiohttp_jinja2
 from aiohttp import web
 
-from recordings_service import access, audit_reading, holds, retention, subjects
+from recordings_service import access, audit_reading, fields, holds, retention, subjects
 from recordings_service.api.problems import Problem
 from recordings_service.appkeys import ACTOR, SESSION, origin, services
 from recordings_service.auth import Actor
@@ -218,7 +218,7 @@ async def subject_lookup(request: web.Request) -> web.StreamResponse:
 
 async def subject(request: web.Request) -> web.Response:
     svc, actor = services(request), _actor(request)
-    customer_id = request.match_info["customer_id"]
+    customer_id = fields.customer_id(request.match_info["customer_id"])
     found, more = await access.search(svc, actor, origin(request),
                                       catalog.SearchFilter(customer_id=customer_id), None, 200)
     requests, _ = await subjects.list_requests(svc, False, None, 500)

@@ -4,6 +4,7 @@ enforced by the same middleware as the API's."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp_jinja2
 import jinja2
@@ -33,9 +34,11 @@ PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
 
 
 def setup(app: web.Application) -> None:
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("recordings_service.console", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined)
+    # One path segment: Jinja's urlencode leaves "/" as it is, which would split an id.
+    env.filters["segment"] = lambda value: quote(str(value), safe="")
     for path, handler, roles, action in PAGES:
         add_route(app, "GET", path, handler, Guard("console", roles, action))
     # Stylesheet, script and icon: public, and never anything personal.

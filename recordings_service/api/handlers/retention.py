@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from recordings_service import retention
+from recordings_service import fields, retention
 from recordings_service.api.handlers.common import (
     caller,
     json_body,
@@ -64,10 +64,9 @@ async def erase(request: web.Request) -> web.Response:
     actor = caller(request)
     body = await json_body(request)
     reason = retention.require_reason(body)
-    reference = body.get("request_reference")
     rec = await retention.erase(services(request), actor, origin(request),
                                 request.match_info["recording_id"], reason,
-                                reference if isinstance(reference, str) else None)
+                                fields.request_reference(body))
     return _recording(request, rec)
 
 

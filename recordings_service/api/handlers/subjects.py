@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from aiohttp import web
 
-from recordings_service import auditing, export, retention, subjects
+from recordings_service import auditing, export, fields, retention, subjects
 from recordings_service.api.handlers.common import (
     caller,
     json_body,
@@ -25,18 +24,11 @@ log = logging.getLogger(__name__)
 COMPLIANCE = ("compliance",)
 
 
-def _reference(body: dict[str, Any]) -> str | None:
-    reference = body.get("request_reference")
-    if reference is not None and (not isinstance(reference, str) or len(reference) > 255):
-        raise BadRequest("invalid_json", "request_reference must be a string")
-    return reference
-
-
 async def post_export(request: web.Request) -> web.StreamResponse:
     actor = caller(request)
     svc = services(request)
-    customer_id = request.match_info["customer_id"]
-    reference = _reference(await json_body(request))
+    customer_id = fields.customer_id(request.match_info["customer_id"])
+    reference = fields.request_reference(await json_body(request))
     where = origin(request)
 
     async def audit_page(ids: list[str]) -> None:
@@ -74,10 +66,10 @@ async def post_export(request: web.Request) -> web.StreamResponse:
 async def _subject_action(request: web.Request, type_: str) -> web.Response:
     actor = caller(request)
     svc = services(request)
+    customer_id = fields.customer_id(request.match_info["customer_id"])
     body = await json_body(request)
     reason = retention.require_reason(body)
-    reference = _reference(body)
-    customer_id = request.match_info["customer_id"]
+    reference = fields.request_reference(body)
     where = origin(request)
     if type_ == "erasure":
         results = await subjects.erase(svc, actor, where, customer_id, reason, reference)
@@ -110,9 +102,9 @@ async def patch_recording(request: web.Request) -> web.Response:
     actor = caller(request)
     svc = services(request)
     body = await json_body(request)
+    reference = fields.request_reference(body)  # checked before anything changes
     rec = await subjects.rectify(svc, actor, origin(request),
                                  request.match_info["recording_id"], body)
-    reference = _reference(body)
     if reference and rec.customer_id:
         await subjects.complete(svc, actor, origin(request), "rectification",
                                 rec.customer_id, reference, {"recording_id": rec.id})
