@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from recordings_service import auditing, policy
+from recordings_service import auditing, policy, sessions
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor, actor_by_name
 from recordings_service.documents import rfc3339
@@ -159,12 +159,18 @@ def _sign(secret: bytes, payload: bytes) -> bytes:
 
 
 async def create_link(services: Services, actor: Actor, origin: Origin, recording_id: str,
-                      purpose: str | None) -> tuple[str, datetime]:
+                      purpose: str | None, session_id_hash: str | None = None,
+                      ) -> tuple[str, datetime]:
+    """A signed link; one made in a person's session lives no longer than that session
+    (sign-out, a password reset or disabling the account ends it)."""
     expires_at = services.clock() + timedelta(seconds=services.config.link_ttl_seconds)
     await authorize_audio(services, actor, origin, "playback_link", recording_id, purpose,
                           {"expires_at": rfc3339(expires_at)})
-    payload = json.dumps({"r": recording_id, "p": purpose, "a": actor.name,
-                          "e": int(expires_at.timestamp())}, separators=(",", ":")).encode()
+    claims: dict[str, Any] = {"r": recording_id, "p": purpose, "a": actor.name,
+                              "e": int(expires_at.timestamp())}
+    if session_id_hash is not None:
+        claims["s"] = session_id_hash
+    payload = json.dumps(claims, separators=(",", ":")).encode()
     token = f"{_b64(payload)}.{_b64(_sign(services.link_secret, payload))}"
     return token, expires_at
 
@@ -185,6 +191,9 @@ async def resolve_link(services: Services, token: str, origin: Origin,
     link = PlaybackLink(str(claims["r"]), str(claims["p"]), str(claims["a"]),
                         datetime.fromtimestamp(int(claims["e"]), services.clock().tzinfo))
     actor = await actor_by_name(services.database, link.actor, services.clock())
+    if actor is not None and "s" in claims \
+            and not await sessions.is_live(services, str(claims["s"])):
+        actor = None
     if actor is None:
         raise await _deny(services, Actor(link.actor, frozenset()), origin, "stream",
                           Forbidden("link_revoked",

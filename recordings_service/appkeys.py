@@ -7,6 +7,7 @@ from aiohttp import web
 
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
+from recordings_service.client_address import client_address
 from recordings_service.clock import Clock
 from recordings_service.config import Config
 from recordings_service.services import Services
@@ -32,4 +33,5 @@ def services(request: web.Request) -> Services:
 
 def origin(request: web.Request) -> Origin:
     """Where a request came from, as its audit entries record it."""
-    return Origin(request.remote, request.get(REQUEST_ID))
+    proxies = request.app[SERVICES].config.trusted_proxies
+    return Origin(client_address(request, proxies), request.get(REQUEST_ID))

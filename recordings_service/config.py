@@ -5,6 +5,7 @@ Read and validated once at start; the result is immutable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any
 from recordings_service.errors import ConfigError
 from storage import erasure_ledger
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ROLES = frozenset({"ingest", "supervisor", "compliance", "auditor"})
 LEGAL_BASES = frozenset({"contract", "legitimate_interest", "consent", "legal_obligation"})
 
@@ -52,6 +54,9 @@ class Config:
     shutdown_timeout: float = 60.0
     workers: int = 1
     event_loop: str = "asyncio"  # or "uvloop"
+    # Proxies whose X-Forwarded-For names the client (a request from anywhere else is
+    # taken to come from its own address).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     blob_store: str = "filesystem"
     s3_endpoint_url: str = ""
     s3_bucket: str = ""
@@ -184,6 +189,16 @@ def _get(raw: Mapping[str, Any], section: str, key: str, kind: type, default: An
     return value
 
 
+def _networks(values: list[Any]) -> tuple[IPNetwork, ...]:
+    try:
+        if not all(isinstance(v, str) for v in values):
+            raise ValueError
+        return tuple(ipaddress.ip_network(v, strict=False) for v in values)
+    except ValueError:
+        raise ConfigError("[server] trusted_proxies must be a list of addresses or networks "
+                          "(e.g. \"10.0.0.0/8\", \"::1\")") from None
+
+
 def _get_nested(raw: Mapping[str, Any], section: str, table: str, key: str) -> str:
     value = raw.get(section, {}).get(table, {}).get(key, "")
     if not isinstance(value, str):
@@ -278,6 +293,7 @@ def load_config(
     event_loop = _get(raw, "server", "event_loop", str, "asyncio")
     if event_loop not in {"asyncio", "uvloop"}:
         raise ConfigError("[server] event_loop must be 'asyncio' or 'uvloop'")
+    trusted_proxies = _networks(_get(raw, "server", "trusted_proxies", list, []))
     checkpoint_file = _get(raw, "audit", "checkpoint_file", str, "")
     level = _get(raw, "logging", "level", str, "INFO").upper()
     keys_backend = _get(raw, "keys", "backend", str, "file")
@@ -306,6 +322,7 @@ def load_config(
         shutdown_timeout=_get(raw, "server", "shutdown_timeout", float, 60.0),
         workers=workers,
         event_loop=event_loop,
+        trusted_proxies=trusted_proxies,
         blob_store=blob_store,
         s3_endpoint_url=s3["endpoint_url"],
         s3_bucket=s3["bucket"],

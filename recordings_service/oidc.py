@@ -5,7 +5,10 @@ verified with PyJWT (signature against the provider's JWKS, ``iss``, ``aud``, ``
 ``iat``, and our ``nonce``). The person's roles come from one claim mapped through
 ``[auth.oidc.role_map]``: no mapped value, no access. A login's state is single-use and
 kept in the catalog for ten minutes, so the provider may return the browser to any
-replica. The person is recorded as an account that can only sign in this way (disable it
+replica. The login is also bound to the browser that began it: a cookie holds a random
+value that the stored state is tied to, so a callback URL that an attacker began (his
+code, his state) signs no one else's browser into his account (login CSRF). The person
+is recorded as an account that can only sign in this way (disable it
 with ``users disable`` like any other), and gets the same server-side session.
 """
 
@@ -27,6 +30,7 @@ from recordings_service.auditing import Origin
 from recordings_service.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from recordings_service.services import Services
 from storage import people_store
+from storage.limits import NAME
 
 LOGIN_TTL = timedelta(minutes=10)
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
@@ -62,18 +66,30 @@ async def _discovery(services: Services) -> dict[str, Any]:
     return _metadata[issuer]
 
 
-async def login_url(services: Services) -> str:
-    """Where to send the browser: the provider's authorization endpoint with a new state,
-    nonce and PKCE challenge."""
+# The browser's half of a login: HttpOnly, SameSite=Lax (the provider's redirect back is a
+# top-level cross-site GET, which Lax lets through), sent only to the callback.
+BINDING_COOKIE = "rs_oidc_login"
+BINDING_PATH = "/v1/session/oidc/"
+
+
+def _login_key(state: str, binding: str) -> str:
+    return _hash(f"{state}:{binding}")
+
+
+async def login_url(services: Services) -> tuple[str, str]:
+    """Where to send the browser (the provider's authorization endpoint with a new state,
+    nonce and PKCE challenge), and the value for the browser's binding cookie."""
     _enabled(services)
     config = services.config
     meta = await _discovery(services)
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    binding = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     async with services.database.write() as conn:
-        await people_store.begin_login(conn, _hash(state), nonce, verifier, services.clock())
-    return str(meta["authorization_endpoint"]) + "?" + urlencode({
+        await people_store.begin_login(conn, _login_key(state, binding), nonce, verifier,
+                                       services.clock())
+    return binding, str(meta["authorization_endpoint"]) + "?" + urlencode({
         "response_type": "code", "client_id": config.oidc_client_id,
         "redirect_uri": config.oidc_redirect_url, "scope": config.oidc_scopes,
         "state": state, "nonce": nonce,
@@ -134,12 +150,16 @@ def roles_of(services: Services, claims: dict[str, Any]) -> tuple[str, ...]:
 
 
 async def finish(services: Services, code: str | None, state: str | None,
-                 origin: Origin) -> sessions.SignedIn:
+                 binding: str | None, origin: Origin) -> sessions.SignedIn:
     _enabled(services)
     if not code or not state:
         raise BadRequest("oidc_state", "the provider's answer lacks its code or state")
+    if not binding:
+        await _denied(services, origin, "oidc_state", "no_binding_cookie")
+        raise BadRequest("oidc_state", "this browser did not start this sign-in; start again "
+                                       "from the sign-in page")
     async with services.database.write() as conn:
-        login = await people_store.take_login(conn, _hash(state))
+        login = await people_store.take_login(conn, _login_key(state, binding))
     now = services.clock()
     if login is None or now - login[2] > LOGIN_TTL:
         await _denied(services, origin, "oidc_state", None)
@@ -154,14 +174,23 @@ async def finish(services: Services, code: str | None, state: str | None,
         await _denied(services, origin, "oidc_invalid", type(exc).__name__)
         raise Unauthenticated("the identity provider's answer did not verify",
                               reason="oidc_invalid") from None
-    name = claims.get(services.config.oidc_name_claim) or claims["sub"]
-    name = str(name)[:128]
+    name = str(claims.get(services.config.oidc_name_claim) or claims["sub"])
+    if len(name) > NAME or not name.isprintable() or name.startswith("system:"):
+        # Never cut: two identities whose names share a prefix would become one person.
+        await _denied(services, origin, "sso_name_unusable", None)
+        raise Forbidden("sso_name_unusable",
+                        f"the name your identity provider gives is not usable here (1-{NAME} "
+                        f"printable characters, not starting with 'system:')")
     roles = roles_of(services, claims)
     if not roles:
         await _denied(services, origin, "no_roles", None, name)
         raise Forbidden("no_roles", "your identity provider grants you no role here")
     async with services.database.write() as conn:
         outcome = await people_store.upsert_sso_user(conn, name, list(roles), now)
+    if outcome == "token":
+        await _denied(services, origin, "name_taken", None, name)
+        raise Forbidden("name_taken", "a system's token has this name, so no person can sign "
+                                      "in under it; ask an administrator")
     if outcome != "ok":
         await _denied(services, origin, outcome, None, name)
         raise Forbidden("account_unusable", "this account cannot sign in through single "

@@ -3,10 +3,20 @@
 - Sign-in checks the password (Argon2id) and opens a session: a new random value each
   time (so a value planted before sign-in is useless), of which only the SHA-256 is kept,
   with an idle timeout and an absolute lifetime from ``[auth]``.
-- Failed sign-ins are counted per account and per client address in the catalog (every
-  replica sees them). Past the limit the account or address is refused with 429 and
-  Retry-After until the window ends. The answer never says whether an account exists: a
-  missing account gets the same 401 after the same work (a hash verified against a dummy).
+- Failed sign-ins are counted in the catalog (every replica sees them) per account and
+  address pair, per account and per client address (``client_address``: behind a
+  configured trusted proxy, the address it names). Brute force is stopped without handing
+  anyone a way to lock the owner out:
+  - a pair gets ``FREE_PAIR_FAILURES`` tries, then each failure doubles its wait (1 s,
+    2 s, 4 s, ... up to the window): guessing from one address gets nowhere;
+  - past the account's or the address's limit, only a pair with no failures is still
+    heard: the owner signing in from anywhere the attacker is not (another address, or
+    the same proxy with its own forwarded address) is not refused, and an attacker
+    spread over many addresses gets one guess from each.
+  Only the owner and the attacker at one and the same address and account cannot be
+  told apart: there the pair's wait applies to both.
+  The answer never says whether an account exists: a missing account gets the same 401
+  after the same work (a hash verified against a dummy).
 - A state-changing request authenticated by cookie needs the session's CSRF token in
   ``X-CSRF-Token`` and a same-origin ``Origin`` (and no cross-site Sec-Fetch-Site).
 """
@@ -48,17 +58,41 @@ class SignedIn:
     session: SessionRow
 
 
-async def _check_not_locked(services: Services, keys: list[str], now: datetime) -> None:
+# Failures a pair (account, address) may make before each further one doubles its wait.
+FREE_PAIR_FAILURES = 3
+
+
+def _retry_after(until: datetime, now: datetime) -> TooManyAttempts:
+    return TooManyAttempts(max(1, int((until - now).total_seconds() + 0.999)))
+
+
+async def _check_allowed(services: Services, pair: str, capped: list[str],
+                         now: datetime) -> None:
+    """Refuses (429) a pair that is waiting, and a pair with failures of its own while its
+    account or address is past its limit."""
+    window = timedelta(minutes=services.config.auth_failure_window_minutes)
     async with services.database.read() as conn:
-        for key in keys:
-            found = await people_store.failures(conn, key)
-            if found is not None and found.locked_until is not None \
-                    and found.locked_until > now:
-                raise TooManyAttempts(max(1, int((found.locked_until - now).total_seconds())))
+        mine = await people_store.failures(conn, pair)
+        if mine is None or now - mine.window_start >= window:
+            return  # a clean pair is always heard
+        found = [mine, *[await people_store.failures(conn, key) for key in capped]]
+    # The longest wait: a Retry-After that the next try would only meet again is no use.
+    until = max((f.locked_until for f in found
+                 if f is not None and f.locked_until is not None), default=None)
+    if until is not None and until > now:
+        raise _retry_after(until, now)
 
 
-async def _count_failure(services: Services, key: str, limit: int, now: datetime) -> bool:
-    """Counts a failure; True when this one locks the key."""
+def _pair_wait(count: int, window: timedelta) -> timedelta | None:
+    if count < FREE_PAIR_FAILURES:
+        return None
+    return min(timedelta(seconds=2 ** (count - FREE_PAIR_FAILURES)), window)
+
+
+async def _count_failure(services: Services, key: str, limit: int | None,
+                         now: datetime) -> bool:
+    """Counts a failure; True when this one locks the key. ``limit`` None: a pair, whose
+    wait grows with each failure."""
     window = timedelta(minutes=services.config.auth_failure_window_minutes)
     for attempt in range(5):
         try:
@@ -68,7 +102,11 @@ async def _count_failure(services: Services, key: str, limit: int, now: datetime
                 if found is None or now - found.window_start >= window:
                     found = Failures(0, now, None)
                 count = found.count + 1
-                locked = now + window if count >= limit else None
+                if limit is None:
+                    wait = _pair_wait(count, window)
+                    locked = None if wait is None else now + wait
+                else:
+                    locked = found.window_start + window if count >= limit else None
                 value = Failures(count, found.window_start, locked)
                 if exists:
                     await people_store.update_failures(conn, key, value)
@@ -89,14 +127,16 @@ async def sign_in(services: Services, name: str, password: str, origin: Origin,
                   ) -> SignedIn:
     config, now = services.config, services.clock()
     account_key, address_key = f"account:{name}", f"address:{origin.client_ip}"
-    await _check_not_locked(services, [account_key, address_key], now)
+    pair_key = f"pair:{origin.client_ip}|{name}"
+    await _check_allowed(services, pair_key, [account_key, address_key], now)
     async with services.database.read() as conn:
         user = await people_store.get_user(conn, name)
     valid = people.verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not valid or user.disabled_at is not None:
         reason = "disabled" if user is not None and valid else "invalid_credentials"
+        locked = await _count_failure(services, pair_key, None, now)
         locked = await _count_failure(services, account_key,
-                                      config.auth_max_failures_per_account, now)
+                                      config.auth_max_failures_per_account, now) or locked
         locked = await _count_failure(services, address_key,
                                       config.auth_max_failures_per_address, now) or locked
         # The account is named in the log only when it exists: a mistyped name can be a
@@ -111,7 +151,7 @@ async def sign_in(services: Services, name: str, password: str, origin: Origin,
         raise Unauthenticated("the name or the password is wrong",
                               reason="invalid_credentials")
     async with services.database.write() as conn:
-        await people_store.clear_failures(conn, account_key)
+        await people_store.clear_failures(conn, pair_key)
     return await open_session(services, user.name, user.roles, origin, "password")
 
 
@@ -154,6 +194,13 @@ async def authenticate(services: Services, cookie_value: str) -> SessionRow | No
         async with services.database.write() as conn:
             await people_store.touch_session(conn, session.id_hash, now)
     return session
+
+
+async def is_live(services: Services, id_hash: str) -> bool:
+    """Whether the session of this id hash still stands (not signed out, reset or ended)."""
+    async with services.database.read() as conn:
+        session = await people_store.get_session(conn, id_hash)
+    return session is not None and services.clock() < expires_at(services, session)
 
 
 async def sign_out(services: Services, session: SessionRow, origin: Origin) -> None:

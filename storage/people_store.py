@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from storage.database import Conn
-from storage.schema import oidc_logins, sessions, sign_in_failures, users
+from storage.schema import oidc_logins, sessions, sign_in_failures, tokens, users
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,10 @@ async def take_login(conn: Conn, state_hash: str) -> tuple[str, str, datetime] |
 
 async def upsert_sso_user(conn: Conn, name: str, roles: list[str], now: datetime) -> str:
     """Records a person who signed in through SSO with the roles their provider gives now;
-    returns "ok", "disabled" or "local" (a local account holds the name)."""
+    returns "ok", "disabled", "local" (a local account holds the name) or "token" (a
+    token holds it: names are unique across both, or the audit would mix two principals)."""
+    if (await conn.execute(select(tokens.c.name).where(tokens.c.name == name))).first():
+        return "token"
     found = await get_user(conn, name)
     if found is None:
         await conn.execute(insert(users).values(name=name, password_hash=SSO_PASSWORD,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp_jinja2
@@ -116,11 +116,23 @@ def sign_in_redirect(request: web.Request) -> web.Response:
     return _see_other("/sign-in?" + urlencode({"next": target}))
 
 
-def _safe_next(value: str | None) -> str:
-    """Only a path on this site: never ``//host`` or ``/\\host`` (open redirects)."""
-    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+# What a browser's URL parser drops before it reads a URL (WHATWG URL: leading and
+# trailing C0 controls and spaces, and every tab, LF and CR anywhere).
+_EDGES = "".join(map(chr, range(0x21)))
+_DROPPED = re.compile(r"[\t\n\r]")
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: only a path on this site. The value is read as a
+    browser reads it (``/\t/evil`` is ``//evil``, and ``\\`` is ``/`` in an http URL), and
+    what is returned is that reading, so the browser cannot read it otherwise."""
+    cleaned = _DROPPED.sub("", (value or "").strip(_EDGES)).replace("\\", "/")
+    if not cleaned.startswith("/") or cleaned.startswith("//"):
         return "/"
-    return value
+    parts = urlsplit(cleaned)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return cleaned
 
 
 # --- pages ------------------------------------------------------------------------------
@@ -137,7 +149,7 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 async def sign_in(request: web.Request) -> web.Response:
     return _render("sign_in.html", request, {
-        "next": _safe_next(request.query.get("next")),
+        "next": safe_next(request.query.get("next")),
         "sso": bool(services(request).config.oidc_issuer),
     })
 

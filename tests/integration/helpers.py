@@ -8,12 +8,17 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
+from hypothesis import HealthCheck, given, settings
+from hypothesis.strategies import SearchStrategy
 from sqlalchemy import func, select
 
 from recordings_service.services import Services
 from storage.schema import recordings
+
+T = TypeVar("T")
 
 
 def files_under(path: Path) -> list[Path]:
@@ -131,3 +136,18 @@ async def start_serve(data: Path, config: Path, port: int,
             await asyncio.sleep(0.05)
     process.kill()
     raise AssertionError("serve did not become ready")
+
+
+def generated(strategy: SearchStrategy[T], count: int) -> list[T]:
+    """``count`` values drawn by hypothesis (the same ones on every run), for a test that
+    must run them through one app or browser rather than under ``@given``."""
+    found: list[T] = []
+
+    @settings(max_examples=count, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(value: T) -> None:
+        found.append(value)
+
+    collect()
+    return found

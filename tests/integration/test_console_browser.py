@@ -9,15 +9,17 @@ import re
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
+from hypothesis import strategies as st
 from playwright.async_api import Browser, BrowserContext, Page, Request, Response, expect
 
 from recordings_service import people
 from tests.audio import long_wav, wav_tone
 from tests.browser import chromium, screenshot_path  # noqa: F401 (a fixture)
 from tests.conftest import Api
+from tests.integration.helpers import generated
 
 # One stack is enough here: the pages sit on the domain functions the API suites run on
 # both stacks.
@@ -240,3 +242,35 @@ async def test_an_auditor_sees_the_log_verified(api: Api, visit: Visit) -> None:
     await page.goto(visit.base + "/audit")
     await expect(page).to_have_url(re.compile(r"/sign-in\?next="))
     nothing_left_the_origin(visit)
+
+
+# What browsers drop or read as "/" inside a URL, between the two slashes of "//host".
+_SQUEEZED = st.lists(st.sampled_from(["\t", "\n", "\r", "\r\n", "\\", "/"]), min_size=1,
+                     max_size=3).map("".join)
+OPEN_REDIRECTS = [
+    "/\t/evil.example/", "/\n/evil.example/", "/\r\n/evil.example/", "/\t\\evil.example/",
+    *generated(st.builds(lambda lead, mid, tail: f"{lead}/{mid}evil.example/{tail}",
+                         st.sampled_from(["", " ", "\t", "\x01"]), _SQUEEZED,
+                         st.sampled_from(["", "x?y=1", "#f"])), 16),
+]
+
+
+async def test_after_sign_in_a_browser_never_leaves_for_another_site(
+        api: Api, visit: Visit) -> None:
+    await people.create_user(api.services.database, "sanna", ["supervisor"], PASSWORD,
+                             api.clock())
+    page = visit.page
+    for target in OPEN_REDIRECTS:
+        await page.goto(visit.base + "/sign-in?next=" + quote(target, safe=""))
+        await page.get_by_label("Account name").fill("sanna")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page).not_to_have_url(re.compile(r"/sign-in"))
+        assert urlsplit(page.url).netloc == urlsplit(visit.base).netloc, (target, page.url)
+    nothing_left_the_origin(visit)
+    # A path of this site still is where the person goes.
+    await page.goto(visit.base + "/sign-in?next=" + quote("/audit?x=1", safe=""))
+    await page.get_by_label("Account name").fill("sanna")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(re.compile(r"/audit\?x=1$"))

@@ -11,13 +11,13 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recordings_service.ingest import TEXT_FIELDS
 from storage import limits
 from tests.audio import wav_tone
 from tests.conftest import Api
+from tests.integration.helpers import generated
 
 AUDIO = wav_tone(0.2)
 Send = Callable[[Api, str], Awaitable[tuple[int, Any]]]
@@ -122,18 +122,9 @@ async def test_a_text_field_at_its_limit_is_taken_and_one_past_is_refused_by_nam
 
 # Ids as other systems make them: CRM keys, e-mail addresses, paths, templates, any script.
 _ID_ALPHABET = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"))
-_EXAMPLES: list[str] = []
-
-
-@settings(max_examples=25, database=None, derandomize=True)
-@given(st.one_of(
+_EXAMPLES = generated(st.one_of(
     st.text(alphabet="{}/%?#.&+ ;:\\'\"<>[]|~`^@=,$!*()", min_size=1, max_size=12),
-    st.text(alphabet=_ID_ALPHABET, min_size=1, max_size=40)).filter(lambda s: s.strip()))
-def _collect(customer_id: str) -> None:
-    _EXAMPLES.append(customer_id)
-
-
-_collect()
+    st.text(alphabet=_ID_ALPHABET, min_size=1, max_size=40)).filter(lambda s: s.strip()), 25)
 # "." and ".." alone are refused at upload: clients resolve them out of a path.
 _EXAMPLES[:] = ["{C-1}", "a/b", "...", "./x", "%7B", "C 1", "?x#y",
                 *(e for e in _EXAMPLES if e not in (".", ".."))]

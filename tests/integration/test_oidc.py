@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from recordings_service import oidc
+from recordings_service.auth import create_token
 from recordings_service.config import Secret
+from storage.limits import NAME
 from tests.conftest import Api
 from tests.oidc_provider import REDIRECT, Provider, authorize, oidc_provider  # noqa: F401
 
@@ -132,6 +134,52 @@ async def test_an_expired_id_token_is_refused(sso: Api,
     assert response.status == 401
     denied = (await sso.audit(action="sign_in", outcome="denied"))[-1]
     assert denied["detail"]["error"] == "ExpiredSignatureError"
+
+
+async def test_a_callback_begun_in_another_browser_signs_no_one_in(sso: Api) -> None:
+    # The attacker begins a login in his browser and stops at his own callback URL...
+    start = await sso.client.get("/v1/session/oidc/login", allow_redirects=False)
+    binding = start.headers["Set-Cookie"]
+    assert "HttpOnly" in binding and "SameSite=Lax" in binding
+    assert "Path=/v1/session/oidc/" in binding
+    answer = await authorize(start.headers["Location"], "sup-anna")
+    # ...and makes the victim's browser (without his cookie) open it.
+    sso.client.session.cookie_jar.clear()
+    opened = await sso.client.get("/v1/session/oidc/callback", params=answer)
+    assert opened.status == 400 and (await opened.json())["reason"] == "oidc_state"
+    assert (await sso.client.get("/v1/session")).status == 401
+    denied = (await sso.audit(action="sign_in", outcome="denied"))[-1]
+    assert (denied["reason"], denied["detail"]["error"]) == ("oidc_state",
+                                                             "no_binding_cookie")
+    # The victim's own, different, login does not fit the attacker's state either.
+    await sso.client.get("/v1/session/oidc/login", allow_redirects=False)
+    again = await sso.client.get("/v1/session/oidc/callback", params=answer)
+    assert again.status == 400 and (await again.json())["reason"] == "oidc_state"
+
+
+async def test_a_name_a_token_holds_cannot_be_a_persons_through_sso(sso: Api) -> None:
+    await create_token(sso.services.database, "sup-anna@example.test", ["compliance"],
+                       sso.clock())
+    response, _ = await sign_in_as(sso, "sup-anna")
+    assert response.status == 403 and (await response.json())["reason"] == "name_taken"
+    assert (await sso.client.get("/v1/session")).status == 401
+    assert (await sso.audit(action="sign_in", outcome="denied"))[-1]["reason"] == "name_taken"
+
+
+async def test_a_name_too_long_for_an_account_is_refused_not_cut(
+        sso: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    verify = oidc.verify_id_token
+
+    async def with_a_long_name(*args: Any) -> dict[str, Any]:
+        claims = await verify(*args)
+        return {**claims, "email": "x" * NAME + "@example.test"}
+
+    monkeypatch.setattr(oidc, "verify_id_token", with_a_long_name)
+    response, _ = await sign_in_as(sso, "sup-anna")
+    assert response.status == 403
+    assert (await response.json())["reason"] == "sso_name_unusable"
+    assert (await sso.audit(action="sign_in", outcome="denied"))[-1]["reason"] == \
+        "sso_name_unusable"
 
 
 async def test_without_configuration_single_sign_on_is_not_there(api: Api) -> None:

@@ -5,6 +5,7 @@ never reveal whether an account exists. Every step is audited."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Any
 
 import pytest
@@ -122,23 +123,108 @@ async def test_wrong_and_unknown_accounts_get_the_same_answer_and_are_audited(
     assert "not-the-password-at-all" not in str(denied)
 
 
-async def test_repeated_failures_lock_the_account_with_retry_after(
+async def test_a_pair_that_keeps_failing_waits_twice_as_long_each_time(
         api: Api, person: str) -> None:
-    for _ in range(5):
+    for _ in range(3):
         assert (await sign_in(api, person, "guess-guess-guess")).status == 401
-    locked = await sign_in(api, person, PASSWORD)  # even the right password, for now
+    for wait in (1, 2):
+        locked = await sign_in(api, person, PASSWORD)  # even the right password, for now
+        assert locked.status == 429
+        assert (await locked.json())["reason"] == "too_many_attempts"
+        assert int(locked.headers["Retry-After"]) == wait
+        api.clock.advance(seconds=wait)
+        assert (await sign_in(api, person, "guess-guess-guess")).status == 401
+    # Five failures: the account is past its limit, and this address has failed on it, so
+    # it is not heard again until the window ends (another address still is).
+    locked = await sign_in(api, person, PASSWORD)
     assert locked.status == 429
-    assert (await locked.json())["reason"] == "too_many_attempts"
-    assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
+    assert 4 * 60 < int(locked.headers["Retry-After"]) <= 15 * 60
     assert await api.audit(action="sign_in_lockout")
-    api.clock.advance(minutes=16)
+    api.clock.advance(seconds=int(locked.headers["Retry-After"]))
     assert (await sign_in(api, person, PASSWORD)).status == 200
 
 
 async def test_an_unknown_name_is_limited_like_a_real_one(api: Api) -> None:
-    for _ in range(5):
+    for _ in range(3):
         assert (await sign_in(api, "ghost", "guess-guess-guess")).status == 401
     assert (await sign_in(api, "ghost", "guess-guess-guess")).status == 429
+
+
+def behind_proxy(api: Api, client: str) -> dict[str, str]:
+    """As a request through the reverse proxy at 127.0.0.1 from ``client`` arrives."""
+    return {"X-Forwarded-For": f"{client}, 127.0.0.1"}
+
+
+async def sign_in_from(api: Api, name: str, password: str, client: str) -> int:
+    response = await api.client.post("/v1/session", json={"name": name, "password": password},
+                                      headers=behind_proxy(api, client))
+    return response.status
+
+
+@pytest.fixture
+def proxied(api: Api) -> Api:
+    api.services.config = api.services.config.with_overrides(
+        trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+    return api
+
+
+async def test_an_attacker_at_full_speed_gets_nowhere_while_the_owner_signs_in(
+        proxied: Api, person: str) -> None:
+    api, heard, tries = proxied, 0, 0
+    # Ten simulated minutes of guessing, 20 guesses a second, all from one address.
+    for second in range(600):
+        for _ in range(20 if second % 60 == 0 else 1):
+            status = await sign_in_from(api, person, f"guess-{tries}-xx", "203.0.113.9")
+            tries += 1
+            heard += status == 401
+            assert status in (401, 429)
+        if second % 120 == 0:
+            # The owner, from the office next door, behind the same proxy.
+            assert await sign_in_from(api, person, PASSWORD, "198.51.100.7") == 200
+        api.clock.advance(seconds=1)
+    # 3 free tries, then each wait doubles: about log2 of the time spent, not the tries.
+    assert heard <= 3 + 10 + 1, (heard, tries)
+    assert tries > 700
+    # The address the audit log names is the client's, not the proxy's.
+    denied = await api.audit(action="sign_in", outcome="denied")
+    assert {e["client_ip"] for e in denied} == {"203.0.113.9"}
+
+
+async def test_behind_one_shared_address_the_owner_is_not_locked_out_by_another_account(
+        api: Api, person: str) -> None:
+    # No trusted proxy: everyone behind the office NAT is one address. An attacker there
+    # tries 40 accounts, past the address's limit of 20.
+    for n in range(40):
+        assert (await sign_in(api, f"victim-{n}", "guess-guess-guess")).status == 401
+    for _ in range(3):
+        await sign_in(api, "victim-0", "guess-guess-guess")
+    assert (await sign_in(api, "victim-0", "guess-guess-guess")).status == 429
+    # The owner, at the same address, on their own account: heard at once.
+    assert (await sign_in(api, person, PASSWORD)).status == 200
+
+
+async def test_the_owner_at_the_attackers_own_address_waits_a_bounded_time(
+        api: Api, person: str) -> None:
+    for _ in range(12):
+        await sign_in(api, person, "guess-guess-guess")
+        api.clock.advance(seconds=300)
+    response = await sign_in(api, person, PASSWORD)
+    if response.status == 429:
+        wait = int(response.headers["Retry-After"])
+        assert wait <= 15 * 60  # never more than the failure window
+        api.clock.advance(seconds=wait)
+        response = await sign_in(api, person, PASSWORD)
+    assert response.status == 200
+
+
+async def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(
+        api: Api, person: str) -> None:
+    for n in range(3):
+        assert await sign_in_from(api, person, "guess-guess-guess", f"192.0.2.{n}") == 401
+    # Without [server] trusted_proxies, each "other" address was the peer itself.
+    assert await sign_in_from(api, person, PASSWORD, "192.0.2.99") == 429
+    denied = await api.audit(action="sign_in", outcome="denied")
+    assert {e["client_ip"] for e in denied} == {"127.0.0.1"}
 
 
 async def test_a_disabled_account_cannot_sign_in_and_loses_its_sessions(
@@ -164,6 +250,23 @@ async def test_a_playback_link_made_in_a_session_plays(api: Api, person: str) ->
     url = (await made.json())["url"]
     api.client.session.cookie_jar.clear()
     assert await (await api.client.get(url)).read() == audio
+
+
+@pytest.mark.parametrize("ending", ["password reset", "sign-out"])
+async def test_a_playback_link_ends_with_the_session_it_was_made_in(
+        api: Api, person: str, ending: str) -> None:
+    csrf = (await (await sign_in(api, person, PASSWORD)).json())["csrf_token"]
+    rec = await api.uploaded(wav_tone(0.4, frequency=710))
+    made = await api.client.post(f"/v1/recordings/{rec['id']}/playback-links",
+                                 json={"purpose": "training"}, headers=same_origin(api, csrf))
+    url = (await made.json())["url"]
+    if ending == "password reset":
+        await people.reset_password(api.services.database, person, "a-new-orchard-pass-43")
+    else:
+        await api.client.delete("/v1/session", headers=same_origin(api, csrf))
+    api.client.session.cookie_jar.clear()
+    ended = await api.client.get(url)
+    assert ended.status == 403 and (await ended.json())["reason"] == "link_revoked"
 
 
 async def test_a_bearer_token_still_works_and_whoami_names_it(api: Api) -> None:
@@ -207,7 +310,7 @@ async def test_the_sweep_removes_only_what_can_no_longer_be_used(api: Api, perso
     await sign_in(api, "ghost", "guess-guess-guess")  # a failure count
     assert await sessions.sweep(api.services) == 0  # everything still in use
     api.clock.advance(minutes=31)  # the session is idle past its limit, the window over
-    assert await sessions.sweep(api.services) == 3  # session, account and address counts
+    assert await sessions.sweep(api.services) == 4  # session, pair, account, address counts
     async with api.services.database.read() as conn:
         for table in (session_rows, sign_in_failures):
             assert (await conn.execute(table.select())).first() is None

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from recordings_service import access
 from recordings_service.api.handlers.common import caller, json_body, json_response
-from recordings_service.appkeys import origin, services
+from recordings_service.appkeys import SESSION, origin, services
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
 from recordings_service.ranges import parse_range
@@ -108,9 +108,11 @@ async def post_playback_link(request: web.Request) -> web.Response:
     svc = services(request)
     body = await json_body(request)
     purpose = body.get("purpose")
+    session = request.get(SESSION)
     token, expires_at = await access.create_link(
         svc, actor, origin(request), request.match_info["recording_id"],
-        purpose if isinstance(purpose, str) else None)
+        purpose if isinstance(purpose, str) else None,
+        None if session is None else session.id_hash)
     return json_response({"url": f"/v1/playback/{token}", "expires_at": rfc3339(expires_at)},
                          status=201)
 

@@ -55,7 +55,12 @@ def _with_cookie(request: web.Request, signed_in: sessions.SignedIn) -> web.Resp
 
 
 async def oidc_login(request: web.Request) -> web.StreamResponse:
-    return web.Response(status=302, headers={"Location": await oidc.login_url(services(request))})
+    binding, location = await oidc.login_url(services(request))
+    response = web.Response(status=302, headers={"Location": location})
+    response.set_cookie(oidc.BINDING_COOKIE, binding, httponly=True, samesite="Lax",
+                        secure=_secure(request), path=oidc.BINDING_PATH,
+                        max_age=int(oidc.LOGIN_TTL.total_seconds()))
+    return response
 
 
 # The session cookie is SameSite=Strict, and a redirect chain that began at the identity
@@ -68,8 +73,10 @@ _LANDING = (b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
 
 async def oidc_callback(request: web.Request) -> web.StreamResponse:
     signed_in = await oidc.finish(services(request), request.query.get("code"),
-                                  request.query.get("state"), origin(request))
+                                  request.query.get("state"),
+                                  request.cookies.get(oidc.BINDING_COOKIE), origin(request))
     response = _with_cookie(request, signed_in)
+    response.del_cookie(oidc.BINDING_COOKIE, path=oidc.BINDING_PATH)
     if "text/html" in request.headers.get("Accept", ""):
         response.body = _LANDING
         response.content_type = "text/html"
