@@ -71,6 +71,7 @@ class Config:
     audit_origin: str = "recordings-service/audit"
     checkpoint_interval_seconds: int = 300
     checkpoint_every_entries: int = 1000
+    checkpoint_max_delay_seconds: float = 10.0
     checkpoint_file: Path | None = None
     stale_after_seconds: int = 900
     keys_backend: str = "file"
@@ -338,6 +339,8 @@ def load_config(
         audit_origin=_get(raw, "audit", "origin", str, "recordings-service/audit"),
         checkpoint_interval_seconds=_get(raw, "audit", "checkpoint_interval_seconds", int, 300),
         checkpoint_every_entries=_get(raw, "audit", "checkpoint_every_entries", int, 1000),
+        checkpoint_max_delay_seconds=_get(raw, "audit", "checkpoint_max_delay_seconds", float,
+                                          10.0),
         checkpoint_file=Path(checkpoint_file) if checkpoint_file else None,
         stale_after_seconds=_get(raw, "audit", "stale_after_seconds", int, 900),
         keys_backend=keys_backend,
@@ -364,7 +367,7 @@ def load_config(
     )
     for name in ("max_upload_bytes", "body_idle_timeout_seconds", "max_concurrent_uploads",
                  "link_ttl_seconds", "checkpoint_interval_seconds",
-                 "checkpoint_every_entries",
+                 "checkpoint_every_entries", "checkpoint_max_delay_seconds",
                  "rewrap_interval_seconds", "rewrap_batch", "key_refresh_interval_seconds",
                  "stale_after_seconds", "auth_session_idle_minutes",
                  "auth_session_lifetime_hours", "auth_max_failures_per_account",

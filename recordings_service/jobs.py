@@ -25,12 +25,16 @@ async def checkpoint(services: Services) -> audit_log.Checkpoint:
         services.config.checkpoint_path, services.clock())
 
 
-async def checkpoint_if_grown(services: Services) -> audit_log.Checkpoint | None:
-    """A checkpoint as soon as the log grew by ``checkpoint_every_entries``: under load,
-    the entries a tail cut could remove unnoticed are bounded by count, not only time."""
+async def checkpoint_if_due(services: Services) -> audit_log.Checkpoint | None:
+    """A checkpoint as soon as the log grew by ``checkpoint_every_entries`` or its oldest
+    uncovered entry is ``checkpoint_max_delay_seconds`` old: the entries that could be cut
+    or rewritten unnoticed are bounded by count and by age, not only by the interval."""
     async with services.database.read() as conn:
-        uncovered = await audit_log.entries_since_checkpoint(conn)
-    if uncovered < services.config.checkpoint_every_entries:
+        uncovered, first_at = await audit_log.entries_since_checkpoint(conn)
+    config = services.config
+    too_old = first_at is not None and services.clock() - first_at >= timedelta(
+        seconds=config.checkpoint_max_delay_seconds)
+    if uncovered < config.checkpoint_every_entries and not too_old:
         return None
     return await checkpoint(services)
 
@@ -42,8 +46,9 @@ async def verify_audit(services: Services) -> audit_log.VerifyReport:
         timedelta(seconds=services.config.stale_after_seconds))
 
 
-# How often the log's growth is compared with checkpoint_every_entries: one small query.
-SIZE_CHECK_SECONDS = 10
+# How often the uncovered entries are compared with checkpoint_every_entries and
+# checkpoint_max_delay_seconds: three primary-key lookups.
+DUE_CHECK_SECONDS = 1
 
 # Far longer than any upload takes between its blob's commit and its row's.
 ORPHAN_GRACE = timedelta(hours=1)
@@ -117,8 +122,8 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
     scheduler.add_job(_guarded(services, "checkpoint", checkpoint), "interval",
                       seconds=cfg.checkpoint_interval_seconds, id="checkpoint",
                       max_instances=1, coalesce=True)
-    scheduler.add_job(_guarded(services, "checkpoint", checkpoint_if_grown), "interval",
-                      seconds=SIZE_CHECK_SECONDS, id="checkpoint_on_size",
+    scheduler.add_job(_guarded(services, "checkpoint", checkpoint_if_due), "interval",
+                      seconds=DUE_CHECK_SECONDS, id="checkpoint_when_due",
                       max_instances=1, coalesce=True)
     scheduler.add_job(_guarded(services, "purge", _purge), "interval",
                       seconds=cfg.purge_interval_seconds, id="purge",

@@ -262,12 +262,18 @@ async def head_root(conn: Conn) -> tuple[int, bytes]:
                                                  for h in json.loads(head.frontier)])
 
 
-async def entries_since_checkpoint(conn: Conn) -> int:
-    """How many entries the newest signed checkpoint does not cover."""
+async def entries_since_checkpoint(conn: Conn) -> tuple[int, datetime | None]:
+    """How many entries the newest signed checkpoint does not cover, and when the first
+    of them was appended (two primary-key lookups and the max of an indexed-size table)."""
     size = (await conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1))
             ).scalar_one()
-    covered = (await conn.execute(select(func.max(audit_checkpoints.c.size)))).scalar()
-    return int(size) - int(covered or 0)
+    covered = int((await conn.execute(select(func.max(audit_checkpoints.c.size)))).scalar()
+                  or 0)
+    if size <= covered:
+        return 0, None
+    first = (await conn.execute(select(audit_entries.c.at)
+                                .where(audit_entries.c.seq == covered + 1))).scalar()
+    return int(size) - covered, first
 
 
 async def count_accesses_per_day(conn: Conn, dialect: str, since: datetime,

@@ -73,11 +73,28 @@ async def test_deleting_every_checkpoint_fails_verification_once_entries_are_old
 async def test_the_log_growing_past_the_size_trigger_gets_a_checkpoint(api: Api) -> None:
     api.services.config = api.services.config.with_overrides(checkpoint_every_entries=3)
     await jobs.checkpoint(api.services)
-    assert await jobs.checkpoint_if_grown(api.services) is None
+    assert await jobs.checkpoint_if_due(api.services) is None
     await _activity(api)  # an upload and 3 streams: 4 entries, past 3
-    made = await jobs.checkpoint_if_grown(api.services)
+    made = await jobs.checkpoint_if_due(api.services)
     assert made is not None and made.size == 4
-    assert await jobs.checkpoint_if_grown(api.services) is None
+    assert await jobs.checkpoint_if_due(api.services) is None
+
+
+async def test_an_entry_no_checkpoint_covers_gets_one_within_the_max_delay(api: Api) -> None:
+    # Only the newest, uncovered entries could be rewritten (hashes recomputed) unnoticed:
+    # their age is bounded too, not only their number.
+    api.services.config = api.services.config.with_overrides(checkpoint_max_delay_seconds=10)
+    await jobs.checkpoint(api.services)
+    assert await jobs.checkpoint_if_due(api.services) is None  # nothing uncovered
+    await _activity(api)
+    size = (await jobs.checkpoint(api.services)).size
+    await api.uploaded(wav_tone(0.2, frequency=530), call_id="late")  # one more entry
+    api.clock.advance(seconds=9.5)
+    assert await jobs.checkpoint_if_due(api.services) is None
+    api.clock.advance(seconds=0.5)
+    made = await jobs.checkpoint_if_due(api.services)
+    assert made is not None and made.size == size + 1
+    assert await jobs.checkpoint_if_due(api.services) is None
 
 
 async def test_a_revoked_callers_playback_link_is_refused_and_logged(api: Api) -> None:
