@@ -40,10 +40,27 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+# PostgreSQL's SQLSTATEs of a connection that is lost or refused: class 08 (connection
+# exception), 28 (the server refuses this login), 3D000 (no such database), 53300 (too
+# many connections), 57P01-57P04 (shut down, crashed, cannot connect now, database
+# dropped). 55000 is only one of these when the database refuses connections
+# (ALTER DATABASE ... ALLOW_CONNECTIONS false).
+_REFUSED_STATES = {"3D000", "53300", "57P01", "57P02", "57P03", "57P04"}
+
+
+def _connection_state(item: BaseException) -> bool:
+    state = getattr(item, "sqlstate", None)
+    if not isinstance(state, str):
+        return False
+    return (state.startswith(("08", "28")) or state in _REFUSED_STATES
+            or (state == "55000" and "accepting connections" in str(item)))
+
+
 def is_catalog_unreachable(exc: BaseException) -> bool:
-    """A lost or refused database connection (PostgreSQL restarted, network cut)."""
+    """A lost or refused database connection (PostgreSQL restarted, refusing connections,
+    network cut): every connection-class error, whichever driver class carries it."""
     for item in _chain(exc):
-        if isinstance(item, ConnectionError | TimeoutError):
+        if isinstance(item, ConnectionError | TimeoutError) or _connection_state(item):
             return True
         name = type(item).__name__
         if name in ("ConnectionDoesNotExistError", "InterfaceError",

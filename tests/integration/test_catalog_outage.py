@@ -18,11 +18,12 @@ pytestmark = pytest.mark.postgres
 
 async def _terminate_service_connections() -> int:
     assert PG_URL is not None
-    conn = await asyncpg.connect(PG_URL)
+    # From another database: the test one may be refusing connections.
+    conn = await asyncpg.connect(PG_URL.rsplit("/", 1)[0] + "/postgres")
     try:
         return len(await conn.fetch(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            "WHERE datname = $1 AND pid <> pg_backend_pid()", PG_URL.rsplit("/", 1)[1]))
     finally:
         await conn.close()
 
@@ -54,3 +55,37 @@ async def test_dropped_connections_never_cost_a_500_or_an_acknowledged_upload(
     for recording_id in acknowledged:
         status, _ = await api.call("GET", f"/v1/recordings/{recording_id}")
         assert status == 200
+
+
+async def _allow_connections(allow: bool) -> None:
+    """ALTER DATABASE ... ALLOW_CONNECTIONS, from another database (the test one may be
+    refusing connections)."""
+    assert PG_URL is not None
+    conn = await asyncpg.connect(PG_URL.rsplit("/", 1)[0] + "/postgres")
+    try:
+        name = PG_URL.rsplit("/", 1)[1]
+        await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+    finally:
+        await conn.close()
+
+
+async def test_a_database_refusing_connections_is_a_503_not_a_500(
+        api: Api, config: Config) -> None:
+    if not config.database_url:
+        pytest.skip("PostgreSQL only")
+    rec = await api.uploaded(wav_tone(0.1, frequency=321), call_id="before")
+    await _allow_connections(False)
+    try:
+        await _terminate_service_connections()
+        for _ in range(3):
+            status, body = await api.call("GET", f"/v1/recordings/{rec['id']}")
+            assert (status, body["reason"]) == (503, "catalog_unavailable"), body
+        refused = await api.upload(wav_tone(0.1, frequency=322), call_id="during")
+        assert refused.status == 503
+        assert (await refused.json())["reason"] == "catalog_unavailable"
+        ready = await api.client.get("/readyz")
+        assert ready.status == 503
+    finally:
+        await _allow_connections(True)
+    status, _ = await api.call("GET", f"/v1/recordings/{rec['id']}")
+    assert status == 200
