@@ -136,4 +136,10 @@ async def readiness(services: Services) -> str:
     missing = sorted(set(counts) - usable)
     if missing:
         return "key versions not loadable: " + ", ".join(map(str, missing))
+    try:
+        # What an upload does next: the current version wraps, and unwraps what it wrapped.
+        version, wrapped = services.keyring.wrap(bytes(32), "readyz")
+        services.keyring.unwrap(wrapped, version, "readyz")
+    except KeyringError:
+        return "the current key-encryption key does not work"
     return "ok"

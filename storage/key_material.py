@@ -111,8 +111,15 @@ async def open_key_material(database: Database, root: RootKey, data_dir: Path,
             f"Back them up, then run `recordings-service keys upgrade` once: it moves them "
             f"under the root key ({root.describe()}) and removes the plaintext files")
     async with database.read() as conn:
-        has_keys = bool(await key_store.key_rows(conn) or await key_store.secret_rows(conn))
+        key_rows, secret_rows = await key_store.key_rows(conn), await key_store.secret_rows(conn)
         holds_data = await catalog.holds_data(conn)
+    has_keys = bool(key_rows or secret_rows)
+    if bool(key_rows) != bool(secret_rows):
+        # One half of the key hierarchy without the other: never made that way.
+        raise KeyFileError("the catalog holds " + ("secrets but no key-encryption keys"
+                                                   if secret_rows else
+                                                   "key-encryption keys but no secrets")
+                           + ": it is damaged; restore it from a backup")
     created = False
     if not root.exists():
         if has_keys or holds_data:

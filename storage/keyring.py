@@ -80,8 +80,13 @@ class Keyring:
     def _apply(self, rows: list[key_store.KeyRow]) -> None:
         ciphers: dict[int, AESGCM] = {}
         for row in rows:
+            if row.retired_at is not None:
+                continue  # destroyed on purpose: it unwraps nothing
             if row.sealed_key is None or row.root_generation is None:
-                continue
+                raise KeyFileError(
+                    f"key-encryption key version {row.version} is not retired but the "
+                    f"catalog holds no sealed key for it: the catalog is damaged; restore "
+                    f"it from a backup")
             cipher = self._ciphers.get(row.version)
             if cipher is None:
                 try:
@@ -95,6 +100,9 @@ class Keyring:
                         f"backup") from None
                 cipher = AESGCM(key)
             ciphers[row.version] = cipher
+        if not ciphers:
+            raise KeyFileError("the catalog holds no usable key-encryption key: it is "
+                               "damaged; restore it from a backup")
         self._ciphers = ciphers
         self._versions = [KeyVersion(r.version, r.created_at, r.retired_at) for r in rows]
 
@@ -109,6 +117,8 @@ class Keyring:
 
     def wrap(self, dek: bytes, recording_id: str) -> tuple[int, bytes]:
         version = self.current_version()
+        if version not in self._ciphers:
+            raise KeyringError(f"key-encryption key version {version} is not available")
         nonce = os.urandom(12)
         sealed = self._ciphers[version].encrypt(nonce, dek, wrap_aad(recording_id, version))
         return version, nonce + sealed

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, update
 
 from recordings_service.config import Config
-from recordings_service.services import open_services
+from recordings_service.services import Services, open_services
 from storage.custody.file import FileRootKey
 from storage.errors import KeyFileError
+from storage.schema import key_secrets, key_versions
 from tests.audio import wav_tone
 from tests.conftest import Api, FrozenClock
 from tests.integration.helpers import run_cli
@@ -94,6 +96,32 @@ async def test_readyz_fails_when_the_root_key_is_gone(api: Api, config: Config) 
     assert response.status == 503
     assert "keys: root key or key-encryption keys unavailable" in (
         await response.json())["detail"]
+
+
+async def _damage_catalog_keys(services: Services, how: str) -> None:
+    async with services.database.write() as conn:
+        if how == "sealed key nulled":
+            await conn.execute(update(key_versions).values(sealed_key=None))
+        elif how == "key versions deleted":
+            await conn.execute(delete(key_versions))
+        else:
+            await conn.execute(delete(key_secrets))
+
+
+@pytest.mark.parametrize("how", ["sealed key nulled", "key versions deleted",
+                                 "secrets deleted"])
+async def test_a_catalog_missing_key_rows_stops_the_start_and_fails_readiness(
+        api: Api, config: Config, clock: FrozenClock, how: str) -> None:
+    await api.uploaded(wav_tone(0.2))
+    assert (await api.client.get("/readyz")).status == 200
+    await _damage_catalog_keys(api.services, how)
+    with pytest.raises(KeyFileError, match="damaged; restore it from a backup"):
+        async with open_services(config, clock):
+            pass
+    if how != "secrets deleted":  # a running process keeps its secrets; the keys it reads
+        response = await api.client.get("/readyz")
+        assert response.status == 503
+        assert "keys:" in (await response.json())["detail"]
 
 
 def test_every_command_refuses_a_data_directory_without_its_root_key(tmp_path: Path) -> None:
