@@ -1,11 +1,12 @@
 """``recordings-service restore SRC --into DIR``: verify a backup, restore it, and erase
 again what was erased after it.
 
-1. The snapshot's files (catalog, checkpoint mirror, every blob) are checked against the
-   manifest's sizes and sums before anything is written; DIR must be new or empty.
-2. The files are copied into DIR; the service opens them with the configured key custody
-   (the root key is never in a backup) and the manifest's signature is checked with the
-   restored audit signing key.
+1. The manifest's signature is checked first, with the audit signing key of the backed-up
+   catalog (read in place, unsealed with the configured key custody: the root key is never
+   in a backup); any alteration of the manifest stops here, naming it. Then the snapshot's
+   files (catalog, checkpoint mirror, every blob) are checked against the manifest's sizes
+   and sums before anything is written; DIR must be new or empty.
+2. The files are copied into DIR and the service opens them.
 3. Every erasure in the ledger (``--erasures``, else the backup's own copy) whose
    recording the restored catalog still holds is done again: data key destroyed, blob
    deleted, tombstone with the original signed receipt. This runs before the restored
@@ -18,13 +19,19 @@ import asyncio
 import base64
 import json
 import shutil
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from recordings_service import auditing, jobs
 from recordings_service.auditing import SYSTEM_ORIGIN
@@ -41,12 +48,15 @@ from recordings_service.backup import (
 )
 from recordings_service.clock import Clock
 from recordings_service.config import Config
+from recordings_service.custody import open_root_key
 from recordings_service.errors import BackupError
 from recordings_service.services import Services, open_services
-from storage import catalog, erasure_ledger, retention_store
+from storage import catalog, erasure_ledger, key_store, retention_store
 from storage.blobstore.base import BlobStore
+from storage.database import Database
 from storage.durable import fsync_path
-from storage.errors import StorageError
+from storage.errors import CustodyError, StorageError
+from storage.key_material import SIGNING_KEY, secret_aad
 
 RESTORE_ACTOR = Actor("system:restore", frozenset())
 
@@ -65,6 +75,48 @@ class RestoreReport:
         return {"snapshot": self.snapshot, "taken_at": self.taken_at,
                 "blobs": self.blobs, "erasures_replayed": self.replayed,
                 "warnings": self.warnings, "audit_verified": self.audit_ok}
+
+
+def _sealed_signing_key_in(catalog_file: Path) -> tuple[int, bytes] | None:
+    """The sealed audit key in a backed-up SQLite catalog, read in place without changing
+    it (read-only and immutable: no journal, no WAL replay)."""
+    try:
+        with closing(sqlite3.connect(catalog_file.as_uri() + "?mode=ro&immutable=1",
+                                     uri=True)) as conn:
+            row = conn.execute("SELECT root_generation, sealed_value FROM key_secrets "
+                               "WHERE name = ?", (SIGNING_KEY,)).fetchone()
+    except sqlite3.Error as exc:
+        raise BackupError(f"the backed-up catalog {catalog_file} cannot be read "
+                          f"({type(exc).__name__})") from None
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
+async def _signing_key(config: Config, folder: Path, on_sqlite: bool) -> Ed25519PublicKey:
+    """The public half of the audit key that signed the backup's manifest: from the
+    snapshot's catalog (SQLite), or from the configured PostgreSQL catalog, which an
+    operator restores with PostgreSQL's own tools before this command."""
+    if on_sqlite:
+        sealed = await asyncio.to_thread(_sealed_signing_key_in, folder / CATALOG)
+    else:
+        database = Database(config.database_url.reveal())
+        try:
+            async with database.read() as conn:
+                row = (await key_store.secret_rows(conn)).get(SIGNING_KEY)
+        finally:
+            await database.dispose()
+        sealed = None if row is None else (row.root_generation, row.sealed_value)
+    if sealed is None:
+        raise BackupError("the backed-up catalog holds no audit signing key: it is not a "
+                          "catalog of this service")
+    root = open_root_key(config)
+    try:
+        value = root.unseal(sealed[0], sealed[1], secret_aad(SIGNING_KEY))
+    except CustodyError as exc:
+        raise BackupError(f"{root.describe()} cannot open the backup's audit key ({exc}); "
+                          f"is this the installation's root key?") from None
+    finally:
+        root.close()
+    return Ed25519PrivateKey.from_private_bytes(value).public_key()
 
 
 def choose_snapshot(src: Path, name: str | None) -> Path:
@@ -184,19 +236,36 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
     folder = choose_snapshot(src, snapshot)
     try:
         body = (folder / MANIFEST).read_bytes()
-        manifest = json.loads(body)
         signature = base64.b64decode((folder / SIGNATURE).read_text().strip(), validate=True)
     except (OSError, ValueError) as exc:
         raise BackupError(f"the manifest in {folder} cannot be read ({type(exc).__name__})"
                           ) from None
-    if manifest.get("format") != "recordings-backup/1" or manifest_bytes(manifest) != body:
+    on_sqlite = not config.database_url
+    progress(f"checking the signature of {folder / MANIFEST}")
+    try:
+        (await _signing_key(config, folder, on_sqlite)).verify(signature, body)
+    except InvalidSignature:
+        raise BackupError(f"{folder / MANIFEST} was altered: its signature does not verify "
+                          f"with the backed-up audit key") from None
+    try:
+        manifest = json.loads(body)
+        kind = manifest["catalog"]["kind"]
+        well_formed = (manifest.get("format") == "recordings-backup/1"
+                       and manifest_bytes(manifest) == body)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        well_formed = False
+    if not well_formed:
         raise BackupError(f"{folder / MANIFEST} is not a backup manifest of this service")
-    on_sqlite = manifest["catalog"]["kind"] == "sqlite"
-    if on_sqlite == bool(config.database_url):
-        raise BackupError("the backup's catalog is on " + manifest["catalog"]["kind"] +
-                          " but the configuration says otherwise (RECORDINGS_DATABASE_URL)")
+    if (kind == "sqlite") != on_sqlite:
+        raise BackupError(f"the backup's catalog is on {kind} but the configuration says "
+                          f"otherwise (RECORDINGS_DATABASE_URL)")
     progress(f"verifying snapshot {folder.name}")
-    await asyncio.to_thread(verify_files, src, folder, manifest)
+    try:
+        await asyncio.to_thread(verify_files, src, folder, manifest)
+    except (KeyError, TypeError, ValueError) as exc:
+        # Signed by this service, yet not in the shape it writes: name the manifest.
+        raise BackupError(f"{folder / MANIFEST} does not describe its files "
+                          f"({type(exc).__name__})") from None
 
     report = RestoreReport(folder.name, manifest["taken_at"])
     into.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -216,11 +285,6 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
             report.warnings.append(warning)
         entries = read_ledger([p for p in ledgers if p.exists()])
         async with open_services(config, clock) as services:
-            try:
-                services.signing_key.public_key().verify(signature, body)
-            except InvalidSignature:
-                raise BackupError("the manifest's signature does not verify with the "
-                                  "restored audit key: the backup was altered") from None
             progress(f"restoring {len(manifest['blobs'])} blobs")
             for blob in manifest["blobs"]:
                 await _put_blob(services.blobs, src / blob_relpath(blob["name"]),

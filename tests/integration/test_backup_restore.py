@@ -8,6 +8,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -132,6 +133,40 @@ async def test_a_forged_manifest_is_refused(
     with pytest.raises(BackupError, match="signature does not verify"):
         await restore.restore(target, clock, dest, None, [])
     assert not target.data_dir.exists()
+
+
+def _drop_first_blob_name(m: dict[str, Any]) -> None:
+    del m["blobs"][0]["name"]
+
+
+def _other_blob_sum(m: dict[str, Any]) -> None:
+    m["blobs"][0]["sha256"] = "0" * 64
+
+
+def _no_catalog(m: dict[str, Any]) -> None:
+    del m["catalog"]
+
+
+@pytest.mark.parametrize("edit", [_drop_first_blob_name, _other_blob_sum, _no_catalog],
+                         ids=["a key removed", "a blob's sum changed", "a section removed"])
+def test_any_edit_of_the_manifest_is_refused_first_naming_the_manifest(
+        tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    secrets = tmp_path / "secrets" / "root.key"
+    data, config, _ = new_service(tmp_path, f'[keys]\nroot_key_file = "{secrets}"\n',
+                                  "auditor")
+    dest = tmp_path / "backup"
+    run_cli(data, "backup", str(dest), "--config", str(config), check=True)
+    (folder,) = [p.parent for p in (dest / "snapshots").glob("*/" + backup.MANIFEST)]
+    manifest = json.loads((folder / backup.MANIFEST).read_bytes())
+    manifest["blobs"] = manifest["blobs"] or [{"name": "x", "size": 1, "sha256": "1" * 64}]
+    edit(manifest)
+    (folder / backup.MANIFEST).write_bytes(backup.manifest_bytes(manifest))
+    into = tmp_path / "restored"
+    done = run_cli(into, "restore", str(dest), "--into", str(into), "--config", str(config))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert str(folder / backup.MANIFEST) in done.stderr and "altered" in done.stderr
+    assert not into.exists() or not any(into.iterdir())
 
 
 async def test_incremental_backups_copy_only_new_blobs(
