@@ -145,15 +145,19 @@ class PurgeRequest:
 
 async def _mark_and_destroy(services: Services, ids: list[str], request: PurgeRequest,
                             check_erasure: bool,
-                            ) -> tuple[list[catalog.Recording], dict[str, policy.Refusal]]:
+                            ) -> tuple[list[catalog.Recording], dict[str, policy.Refusal],
+                                       list[str]]:
     """Step 1, one transaction: under the row locks, re-check holds and restriction (and,
     for erasure, legal obligations), then mark the rest ``purging`` and destroy their
-    wrapped data keys. Recordings a crash left ``purging`` are taken up again."""
+    wrapped data keys. Recordings a crash left ``purging`` are taken up again. Also returns
+    the ids already purged (by another run or replica since they were read)."""
     refusals: dict[str, policy.Refusal] = {}
     marked: list[catalog.Recording] = []
+    elsewhere: list[str] = []
     async with services.database.write() as conn:
         for rec in await catalog.lock_recordings(conn, ids):
             if rec.state == "purged":
+                elsewhere.append(rec.id)
                 continue
             if rec.state == "active":
                 holds = [case for _, case in rec.legal_holds]
@@ -167,7 +171,7 @@ async def _mark_and_destroy(services: Services, ids: list[str], request: PurgeRe
         if marked:
             await retention_store.mark_purging_and_destroy_keys(
                 conn, [r.id for r in marked], request.reason)
-    return marked, refusals
+    return marked, refusals, elsewhere
 
 
 async def _delete_blobs(services: Services, recs: list[catalog.Recording]) -> list[str]:
@@ -232,20 +236,37 @@ async def mirror_ledger(services: Services) -> None:
                   extra={"error": type(exc).__name__})
 
 
+@dataclass
+class BatchResult:
+    purged: list[str]
+    refusals: dict[str, policy.Refusal]
+    failed: list[str]
+    # Purged by another run or replica at the same time: done, and not by this run.
+    elsewhere: list[str]
+
+
 async def purge_batch(services: Services, ids: list[str], request: PurgeRequest,
-                      check_erasure: bool = False,
-                      ) -> tuple[list[str], dict[str, policy.Refusal], list[str]]:
-    """Purges (or finishes purging) recordings; returns (purged, refused, failed)."""
-    marked, refusals = await _mark_and_destroy(services, ids, request, check_erasure)
+                      check_erasure: bool = False) -> BatchResult:
+    """Purges (or finishes purging) recordings."""
+    marked, refusals, elsewhere = await _mark_and_destroy(services, ids, request,
+                                                          check_erasure)
     if not marked:
-        return [], refusals, []
+        return BatchResult([], refusals, [], elsewhere)
     gone = await _delete_blobs(services, marked)
     purged = await _tombstone_all(services, gone, request)
     if purged:
         await mirror_ledger(services)
     done = set(purged)
-    failed = [r.id for r in marked if r.id not in done]
-    return purged, refusals, failed
+    unfinished = [r.id for r in marked if r.id not in done]
+    if unfinished:
+        # Two runs can take up the same interrupted recording: the other one's tombstone
+        # is not this run's failure.
+        async with services.database.read() as conn:
+            now_purged = {r.id for r in await catalog.get_recordings(conn, unfinished)
+                          if r.state == "purged"}
+        elsewhere += [i for i in unfinished if i in now_purged]
+        unfinished = [i for i in unfinished if i not in now_purged]
+    return BatchResult(purged, refusals, unfinished, elsewhere)
 
 
 async def erase(services: Services, actor: Actor, origin: Origin, recording_id: str,
@@ -259,23 +280,22 @@ async def erase(services: Services, actor: Actor, origin: Origin, recording_id: 
         return rec  # already erased: the tombstone is the answer
     request = PurgeRequest(actor, origin, "erasure", f"erasure request: {reason}",
                            {"request_reference": request_reference})
-    _, refusals, failed = await purge_batch(services, [recording_id], request,
-                                            check_erasure=True)
-    refusal = refusals.get(recording_id)
+    result = await purge_batch(services, [recording_id], request, check_erasure=True)
+    refusal = result.refusals.get(recording_id)
     if refusal is not None:
         await auditing.record(services, auditing.event(
             actor, origin, "erasure", "denied", recording_id=recording_id,
             reason=refusal.reason, detail={"request_reference": request_reference,
                                            "until": rfc3339(refusal.until)}))
         raise Refused(refusal.reason, refusal.detail, refusal.until)
-    if failed:
+    if result.failed:
         raise StorageError("the recording's blob could not be deleted; retried by the next "
                            "purge run")
     async with services.database.read() as conn:
-        result = await catalog.get_recording(conn, recording_id)
-    assert result is not None
+        erased = await catalog.get_recording(conn, recording_id)
+    assert erased is not None
     await services.database.truncate_wal()
-    return result
+    return erased
 
 
 async def run_purge(services: Services, actor: Actor, origin: Origin,
@@ -312,14 +332,15 @@ async def run_purge(services: Services, actor: Actor, origin: Origin,
                     purged.append(rec.id)
             continue
         try:
-            done, refusals, failed = await purge_batch(services, page, request)
+            result = await purge_batch(services, page, request)
         except (StorageError, SQLAlchemyError, OSError) as exc:
             # This page's trouble must not stop the others; the next run retries it.
             log.error("purge of a batch failed", extra={"error": type(exc).__name__})
-            done, refusals, failed = [], {}, page
-        purged += done
-        skipped += [{"id": i, "reason": r.reason} for i, r in refusals.items()]
-        skipped += [{"id": i, "reason": "error"} for i in failed]
+            result = BatchResult([], {}, page, [])
+        purged += result.purged
+        skipped += [{"id": i, "reason": r.reason} for i, r in result.refusals.items()]
+        skipped += [{"id": i, "reason": "purged_elsewhere"} for i in result.elsewhere]
+        skipped += [{"id": i, "reason": "error"} for i in result.failed]
     async with services.database.write() as conn:
         changes = await retention_store.unreported_changes(
             conn, reported_in=None if dry_run else run_id)

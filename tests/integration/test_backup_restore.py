@@ -7,8 +7,8 @@ import asyncio
 import hashlib
 import json
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -407,3 +408,21 @@ async def test_the_purge_queries_search_an_index(api: Api) -> None:
         assert "SEARCH recordings USING" in plan and "INDEX ix_recordings_state_purge_at_id" \
             in plan, plan
         assert "SCAN recordings" not in plan, plan
+
+
+async def test_two_purge_runs_at_once_report_each_others_work_as_purged_elsewhere(
+        api: Api) -> None:
+    ids = {(await api.uploaded(wav_tone(0.05, frequency=300 + i), call_id=f"due-{i}",
+                               started_at=OLD, purposes=["training"]))["id"]
+           for i in range(30)}
+    api.services.config = api.services.config.with_overrides(purge_batch=7)
+    runs = await asyncio.gather(*(
+        retention.run_purge(api.services, retention.RETENTION_ACTOR, retention.SYSTEM_ORIGIN,
+                            dry_run=False) for _ in range(2)))
+    purged = [i for run in runs for i in run["purged"]]
+    assert sorted(purged) == sorted(ids)  # each purged exactly once, by one of the runs
+    reasons = {s["reason"] for run in runs for s in run["skipped"]}
+    assert reasons <= {"purged_elsewhere"}, runs
+    for run in runs:
+        elsewhere = {s["id"] for s in run["skipped"]}
+        assert elsewhere <= ids - set(run["purged"])
