@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import replace
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -26,6 +27,7 @@ from recordings_service.api.problems import (
 )
 from recordings_service.appkeys import ACTOR, REQUEST_ID, SERVICES, SESSION, origin
 from recordings_service.auth import Actor, authenticate
+from recordings_service.client_address import same_origin
 from recordings_service.console.pages import error_page, sign_in_redirect
 from recordings_service.errors import BadRequest, Forbidden, ServiceError, Unauthenticated
 from recordings_service.logs import request_id_var
@@ -79,6 +81,13 @@ def face_of(request: web.Request) -> Face:
 
 
 def render(request: web.Request, found: Problem) -> web.Response:
+    if found.status == 401:
+        guard = guard_of(request)
+        if guard is not None and guard.basic:
+            # This route also takes HTTP Basic (a PBX's curl): say so, or no client that
+            # waits for a challenge ever sends its credentials.
+            found = replace(found, headers={**found.headers, "WWW-Authenticate": (
+                'Bearer realm="recordings", Basic realm="recordings", charset="UTF-8"')})
     if face_of(request) == "api":
         return found.response()
     if found.status == 401:
@@ -223,8 +232,8 @@ async def _authenticate(request: web.Request, guard: Guard) -> Actor:
         if session is None:
             raise Unauthenticated("the session has ended; sign in again")
         sessions.check_csrf(session, request.method, request.headers.get("X-CSRF-Token"),
-                            request.headers.get("Origin"),
-                            request.headers.get("Sec-Fetch-Site"), request.host)
+                            request.headers.get("Sec-Fetch-Site"),
+                            same_origin(request.headers.get("Origin"), request))
         request[SESSION] = session
         return Actor(session.user_name, frozenset(session.roles))
     scheme, _, credentials = (authorization or "").partition(" ")
@@ -263,13 +272,19 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'none'")
 
 
+# On every answer, including those to requests aiohttp could not parse (http_server.py).
+SECURITY_HEADERS = {
+    # Instead of aiohttp's version banner.
+    "Server": "recordings-service",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
 async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
     # Recordings, searches, links, holds and subject requests carry personal data: no
     # shared or browser cache may keep any answer unless a handler says otherwise.
     response.headers.setdefault("Cache-Control", "no-store")
-    # Instead of aiohttp's version banner.
-    response.headers["Server"] = "recordings-service"
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers.update(SECURITY_HEADERS)

@@ -28,7 +28,6 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 
@@ -211,12 +210,11 @@ async def sign_out(services: Services, session: SessionRow, origin: Origin) -> N
 
 
 def check_csrf(session: SessionRow, method: str, csrf_header: str | None,
-               origin_header: str | None, fetch_site: str | None, host: str) -> None:
-    """Raises 403 ``csrf`` unless a state-changing request is same-origin and carries the
-    session's token."""
+               fetch_site: str | None, same_origin: bool) -> None:
+    """Raises 403 ``csrf`` unless a state-changing request is same-origin (``Origin``
+    names this site's scheme, host and port) and carries the session's token."""
     if method not in STATE_CHANGING:
         return
-    same_origin = origin_header is not None and urlsplit(origin_header).netloc == host
     if fetch_site not in (None, "same-origin") or not same_origin or csrf_header is None \
             or not hmac.compare_digest(csrf_header, session.csrf_token):
         raise Forbidden("csrf", "a change made with a session cookie needs the session's "

@@ -10,6 +10,7 @@ nothing, and log only the exception's type.
 from __future__ import annotations
 
 import logging
+import uuid
 from http import HTTPStatus
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from recordings_service.api.problems import problem
+from recordings_service.middlewares import SECURITY_HEADERS
 
 log = logging.getLogger("recordings_service.http")
 
@@ -38,7 +40,8 @@ class _ProblemRequestHandler(RequestHandler):
         response = problem(status, title, reason,
                            "the request could not be parsed as HTTP/1.1"
                            if reason == "invalid_request" else "an unexpected error occurred",
-                           {"Server": "recordings-service", "Cache-Control": "no-store"})
+                           {**SECURITY_HEADERS, "Cache-Control": "no-store",
+                            "X-Request-Id": uuid.uuid4().hex})
         response.force_close()
         return response
 

@@ -29,6 +29,9 @@ UNPARSEABLE = {
         b'{"customer_id": "' + CUSTOMER.encode() + b'", "phone_number": "'
         + PHONE.encode() + b'"}\r\n\r\n',
     "binary request line": b"\x16\x03\x01\x02\x00" + TOKEN_LIKE.encode() + b"\r\n\r\n",
+    "bare CR in a header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: b\rc\r\n\r\n",
+    "bare LF ending a header": b"GET /healthz HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n",
+    "obs-fold": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: b\r\n  folded\r\n\r\n",
 }
 
 
@@ -67,6 +70,10 @@ async def test_unparseable_requests_get_problem_json_and_leave_no_secret_in_the_
         assert any(f" {code} ".encode() in status_line for code in (400, 401, 413)), \
             (name, answer[:300])
         assert b"application/problem+json" in head, (name, head)
+        # The headers every answer carries (docs/api.md), this one too.
+        for header in (b"X-Request-Id: ", b"Content-Security-Policy: default-src 'none'",
+                       b"X-Content-Type-Options: nosniff"):
+            assert header in head, (name, header, head)
         assert b"aiohttp" not in head.lower(), name
         for secret in (TOKEN_LIKE.encode(), CUSTOMER.encode(), PHONE.encode()):
             assert secret not in answer, name

@@ -62,8 +62,11 @@ async def test_changes_by_cookie_need_the_csrf_token_and_the_same_origin(
     csrf = (await (await sign_in(api, person, PASSWORD)).json())["csrf_token"]
     rec = await api.uploaded(wav_tone(0.3))
     path = f"/v1/recordings/{rec['id']}/restriction"
+    here = f"{api.client.host}:{api.client.port}"
     for headers in ({}, same_origin(api, None), same_origin(api, "wrong"),
                     {"Origin": "https://evil.example", "X-CSRF-Token": csrf},
+                    # Same host and port, another scheme: another origin.
+                    {"Origin": f"https://{here}", "X-CSRF-Token": csrf},
                     same_origin(api, csrf) | {"Sec-Fetch-Site": "cross-site"}):
         refused = await api.client.put(path, json={"reason": "dispute"}, headers=headers)
         assert refused.status == 403
@@ -71,6 +74,10 @@ async def test_changes_by_cookie_need_the_csrf_token_and_the_same_origin(
     allowed = await api.client.put(path, json={"reason": "dispute"},
                                    headers=same_origin(api, csrf))
     assert allowed.status == 200, await allowed.text()
+    # Behind a TLS-terminating proxy the browser's origin is https.
+    behind_tls = await api.client.delete(path, json={"reason": "settled"}, headers={
+        "Origin": f"https://{here}", "X-CSRF-Token": csrf, "X-Forwarded-Proto": "https"})
+    assert behind_tls.status == 200, await behind_tls.text()
 
 
 async def test_sign_out_ends_the_session_everywhere(api: Api, person: str) -> None:

@@ -122,9 +122,13 @@ async def test_a_pbx_may_put_with_the_token_as_basic_credentials(api: Api) -> No
         refused = await api.client.put("/v1/calls/fs-10/recording", data=audio,
                                        headers={**headers, "Recording-Metadata": meta})
         assert refused.status == 401, headers
+        # The challenge names both schemes the route takes.
+        challenge = refused.headers["WWW-Authenticate"]
+        assert challenge.startswith("Bearer ") and 'Basic realm="recordings"' in challenge
     # Basic is for that upload only: nowhere else, and a token in the query never counts.
     elsewhere = await api.client.get("/v1/recordings", headers=basic("ingest", token))
     assert elsewhere.status == 401
+    assert "Basic" not in elsewhere.headers["WWW-Authenticate"]
     for name in ("token", "access_token", "bearer"):
         in_query = await api.client.put("/v1/calls/fs-11/recording", data=audio,
                                         params={name: token}, headers={"Recording-Metadata": meta})

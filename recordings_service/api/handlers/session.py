@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from aiohttp import web
 
 from recordings_service import oidc, sessions
 from recordings_service.api.handlers.common import json_body, json_response
 from recordings_service.appkeys import ACTOR, SESSION, origin, services
+from recordings_service.client_address import same_origin, scheme
 from recordings_service.errors import BadRequest, Forbidden, UnsupportedMediaType
 from recordings_service.times import rfc3339
 from storage.people_store import SessionRow
 
 
 def _secure(request: web.Request) -> bool:
-    # Behind a TLS-terminating proxy the request arrives as plain HTTP: trust its word for
-    # it (a forged header only makes the cookie stricter).
-    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    return scheme(request) == "https"
 
 
 def _session_json(request: web.Request, session: SessionRow) -> dict[str, object]:
@@ -34,7 +31,7 @@ async def post_session(request: web.Request) -> web.StreamResponse:
         raise UnsupportedMediaType("unsupported_media_type",
                                    "sign in with a JSON body (application/json)")
     sent_from = request.headers.get("Origin")
-    if sent_from is not None and urlsplit(sent_from).netloc != request.host:
+    if sent_from is not None and not same_origin(sent_from, request):
         raise Forbidden("csrf", "sign-in from another site is refused")
     body = await json_body(request)
     name, password = body.get("name"), body.get("password")
