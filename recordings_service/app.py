@@ -27,6 +27,7 @@ from recordings_service.middlewares import (
     request_context,
 )
 from recordings_service.services import Services, open_services
+from recordings_service.upload_slots import UploadSlots
 from storage.faults import is_disk_full
 
 log = logging.getLogger("recordings_service.http")
@@ -117,7 +118,7 @@ def create_app(config: Config, clock: Clock = system_clock,
     app[CLOCK] = clock
     app[OPENAPI] = openapi_document(sorted(config.purposes))
     app[IN_FLIGHT] = InFlight()
-    app[UPLOAD_SLOTS] = asyncio.Semaphore(config.max_concurrent_uploads)
+    app[UPLOAD_SLOTS] = UploadSlots(config.max_concurrent_uploads)
     app[DRAINING] = asyncio.Event()
     app.cleanup_ctx.append(_services_ctx)
     app.on_response_prepare.append(common_headers)

@@ -1,7 +1,6 @@
 """Typed keys for app and request state, and the two readers of them every face of the
 HTTP layer (API, console, middlewares) uses."""
 
-import asyncio
 
 from aiohttp import web
 
@@ -11,6 +10,7 @@ from recordings_service.client_address import client_address
 from recordings_service.clock import Clock
 from recordings_service.config import Config
 from recordings_service.services import Services
+from recordings_service.upload_slots import UploadSlots
 from storage.people_store import SessionRow
 
 CONFIG = web.AppKey("config", Config)
@@ -18,7 +18,7 @@ CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict)
 # limits.max_concurrent_uploads, per process.
-UPLOAD_SLOTS = web.AppKey("upload_slots", asyncio.Semaphore)
+UPLOAD_SLOTS = web.AppKey("upload_slots", UploadSlots)
 
 # Request-scoped values.
 ACTOR = web.RequestKey("actor", Actor)

@@ -66,6 +66,8 @@ class Config:
     max_upload_bytes: int = 2 * 1024**3
     body_idle_timeout_seconds: float = 30.0
     max_concurrent_uploads: int = 64
+    max_uploads_per_client: int = 16
+    body_min_bytes_per_second: int = 1024
     min_free_disk_bytes: int = 64 * 1024**2
     link_ttl_seconds: int = 600
     audit_origin: str = "recordings-service/audit"
@@ -334,6 +336,8 @@ def load_config(
         max_upload_bytes=_get(raw, "limits", "max_upload_bytes", int, 2 * 1024**3),
         body_idle_timeout_seconds=_get(raw, "limits", "body_idle_timeout_seconds", float, 30.0),
         max_concurrent_uploads=_get(raw, "limits", "max_concurrent_uploads", int, 64),
+        max_uploads_per_client=_get(raw, "limits", "max_uploads_per_client", int, 16),
+        body_min_bytes_per_second=_get(raw, "limits", "body_min_bytes_per_second", int, 1024),
         min_free_disk_bytes=_get(raw, "limits", "min_free_disk_bytes", int, 64 * 1024**2),
         link_ttl_seconds=_get(raw, "playback", "link_ttl_seconds", int, 600),
         audit_origin=_get(raw, "audit", "origin", str, "recordings-service/audit"),
@@ -366,6 +370,7 @@ def load_config(
         log_level=level,
     )
     for name in ("max_upload_bytes", "body_idle_timeout_seconds", "max_concurrent_uploads",
+                 "max_uploads_per_client",
                  "link_ttl_seconds", "checkpoint_interval_seconds",
                  "checkpoint_every_entries", "checkpoint_max_delay_seconds",
                  "rewrap_interval_seconds", "rewrap_batch", "key_refresh_interval_seconds",
@@ -375,6 +380,8 @@ def load_config(
                  "purge_interval_seconds", "purge_batch"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive")
+    if config.body_min_bytes_per_second < 0:
+        raise ConfigError("body_min_bytes_per_second must not be negative (0: no floor)")
     if config.min_free_disk_bytes < 0:
         raise ConfigError("min_free_disk_bytes must not be negative")
     return config

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from typing import Any
 
 import pytest
 
+from recordings_service.api.handlers import body_watch
 from recordings_service.app import create_app
 from recordings_service.auth import create_token
 from recordings_service.config import Config
@@ -113,3 +115,81 @@ async def test_a_stalled_json_body_is_answered_408(api: Api) -> None:
     status, problem, _ = await _answer(reader)
     assert (status, problem["reason"]) == (408, "body_timeout")
     writer.close()
+
+
+@pytest.fixture
+async def crowded(aiohttp_client: Any, config: Config, clock: FrozenClock,
+                  monkeypatch: pytest.MonkeyPatch) -> Api:
+    """16 slots, 4 per client; clients behind a proxy at 127.0.0.1 that names each."""
+    monkeypatch.setattr(body_watch, "RATE_WINDOW_SECONDS", 1.0)
+    limited = config.with_overrides(
+        body_idle_timeout_seconds=3.0, body_min_bytes_per_second=2000,
+        max_concurrent_uploads=16, max_uploads_per_client=4,
+        trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+    client = await aiohttp_client(create_app(limited, clock))
+    api = Api(client, clock)
+    for name in ("rogue-trickler", "rogue-staller", "pbx"):
+        api.tokens[name] = await create_token(api.services.database, name, ["ingest"],
+                                              clock())
+    return api
+
+
+async def _misbehave(api: Api, token: str, address: str, trickle: bool,
+                     stop: asyncio.Event, answers: list[tuple[int, str]]) -> None:
+    """Over and over: a PUT that sends one byte every 0.3 s (never silent, never done), or
+    10 kB and then nothing; each answer is noted."""
+    n, audio = 0, wav_noise(2_000_000)
+    while not stop.is_set():
+        n += 1
+        reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+        writer.write((f"PUT /v1/calls/{token}-{address}-{n}/recording"
+                      f"?started_at=2026-11-24T09:00:00Z&purpose=training HTTP/1.1\r\n"
+                      f"Host: x\r\nAuthorization: Bearer {api.tokens[token]}\r\n"
+                      f"X-Forwarded-For: {address}\r\n"
+                      f"Content-Length: 2000000\r\n\r\n").encode()
+                     + audio[:1 if trickle else 10_000])
+        answer = asyncio.ensure_future(_answer(reader))
+        try:
+            sent = 1
+            while trickle and not answer.done() and not stop.is_set():
+                await asyncio.sleep(0.3)
+                writer.write(audio[sent:sent + 1])
+                sent += 1
+            status, problem, _ = await asyncio.wait_for(answer, 20)
+            answers.append((status, problem["reason"]))
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        finally:
+            answer.cancel()
+            writer.close()
+
+
+async def test_an_honest_pbx_uploads_while_64_tricklers_and_64_stallers_misbehave(
+        crowded: Api) -> None:
+    api, stop = crowded, asyncio.Event()
+    trickled: list[tuple[int, str]] = []
+    stalled: list[tuple[int, str]] = []
+    attackers = [asyncio.ensure_future(_misbehave(api, "rogue-trickler", f"203.0.113.{i}",
+                                                  True, stop, trickled)) for i in range(64)]
+    attackers += [asyncio.ensure_future(_misbehave(api, "rogue-staller", f"198.51.100.{i}",
+                                                   False, stop, stalled)) for i in range(64)]
+    await asyncio.sleep(1.0)  # every attacker has connected and holds what it can
+    statuses = []
+    for i in range(12):
+        response = await api.client.put(
+            f"/v1/calls/honest-{i}/recording",
+            params={"started_at": "2026-11-24T09:00:00Z", "purpose": "training"},
+            data=wav_noise(200_000 + i), headers={**api.auth("pbx"),
+                                                  "X-Forwarded-For": "192.0.2.10"})
+        statuses.append(response.status)
+        await asyncio.sleep(0.25)
+    await asyncio.sleep(3.5)  # long enough for the stalled ones to reach the idle timeout
+    stop.set()
+    await asyncio.gather(*attackers)
+    assert statuses == [201] * 12
+    # The tricklers were cut for their rate, the stallers for their rate or silence
+    # (whichever ends first), and each sender beyond its share was refused at once.
+    assert (408, "body_too_slow") in trickled
+    assert {(408, "body_too_slow"), (408, "body_timeout")} & set(stalled)
+    assert (503, "too_many_uploads_from_client") in trickled + stalled
+    assert await incomplete(api.services) == 0

@@ -1,11 +1,17 @@
-"""The request body idle timeout: one timer per request, not one per read.
+"""The request body's timeouts: silence, and a rate too low to be a real upload. One
+timer per request, not one per read.
 
 A timer armed and cancelled around every read of a 100 MB body (400+ reads) cost about a
-tenth of ingest throughput (docs/benchmarks.md). Here reads only note the time; a single
-timer wakes when the body could first have gone idle, and either re-arms at the next such
-moment or, if nothing arrived meanwhile, expires the request's ``asyncio.timeout`` (which
-cancels the waiting read and surfaces as 408 ``body_timeout``). Once the body has been
-read, the watch stops: a slow commit afterwards is not the client's silence.
+tenth of ingest throughput (docs/benchmarks.md). Here reads only note the time and the
+bytes; a single timer wakes when the body could first have gone idle or a rate window
+ends, and either re-arms or expires the request's ``asyncio.timeout`` (which cancels the
+waiting read and surfaces as 408 ``body_timeout``).
+
+Silence alone is not enough: a client that sends one byte every 20 s is never silent for
+30 s, and held an upload slot for as long as it liked. So the body must also arrive at
+``limits.body_min_bytes_per_second`` or faster, measured over windows of
+``RATE_WINDOW_SECONDS``. Once the body has been read, the watch stops: a slow commit
+afterwards is not the client's doing.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from contextlib import asynccontextmanager
 
 from recordings_service.errors import RequestTimeout
 
+# Long enough for a TCP window or two on a slow link, short enough that a trickler holds
+# its slot for seconds, not forever.
+RATE_WINDOW_SECONDS = 10.0
+
 
 class BodyWatch:
     def __init__(self, idle: float) -> None:
@@ -23,33 +33,50 @@ class BodyWatch:
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._done = False
+        self.received = 0
 
-    def progress(self) -> None:
+    def progress(self, size: int = 0) -> None:
         self._last = self._loop.time()
+        self.received += size
 
     def finished(self) -> None:
         self._done = True
 
 
 @asynccontextmanager
-async def watched_body(idle: float) -> AsyncIterator[BodyWatch]:
+async def watched_body(idle: float, min_rate: float = 0.0,
+                       window: float = RATE_WINDOW_SECONDS) -> AsyncIterator[BodyWatch]:
     watch = BodyWatch(idle)
     loop = asyncio.get_running_loop()
     handle: asyncio.TimerHandle | None = None
+    window_end = loop.time() + window
+    window_start_bytes = 0
+    too_slow = False
     try:
         async with asyncio.timeout(None) as deadline:
 
+            def expire() -> None:
+                deadline.reschedule(loop.time())  # expire now: cancels the read
+
             def check() -> None:
-                nonlocal handle
+                nonlocal handle, window_end, window_start_bytes, too_slow
                 if watch._done:
                     return
+                now = loop.time()
+                if now >= watch._last + idle:
+                    expire()
+                    return
+                if min_rate and now >= window_end:
+                    if watch.received - window_start_bytes < min_rate * window:
+                        too_slow = True
+                        expire()
+                        return
+                    window_end, window_start_bytes = now + window, watch.received
                 due = watch._last + idle
-                if loop.time() >= due:
-                    deadline.reschedule(loop.time())  # expire now: cancels the read
-                else:
-                    handle = loop.call_at(due, check)
+                handle = loop.call_at(min(due, window_end) if min_rate else due, check)
 
-            handle = loop.call_at(watch._last + idle, check)
+            first = watch._last + idle
+            handle = loop.call_at(min(first, window_end) if min_rate else first, check)
             try:
                 yield watch
             finally:
@@ -57,5 +84,9 @@ async def watched_body(idle: float) -> AsyncIterator[BodyWatch]:
     except TimeoutError:
         if not deadline.expired():
             raise  # a timeout of something else, not ours
+        if too_slow:
+            raise RequestTimeout("body_too_slow",
+                                 f"the request body arrived slower than {min_rate:g} bytes "
+                                 f"per second; send it again") from None
         raise RequestTimeout("body_timeout",
                              "the request body stopped arriving; send it again") from None

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from recordings_service import access
+from recordings_service.api.handlers import body_watch
 from recordings_service.api.handlers.body_watch import BodyWatch, watched_body
 from recordings_service.appkeys import ACTOR, services
 from recordings_service.auth import Actor
@@ -68,8 +69,11 @@ def parse_json_object(raw: bytes, reason: str, what: str) -> dict[str, Any]:
 
 
 def watched(request: web.Request) -> AbstractAsyncContextManager[BodyWatch]:
-    """The request body's idle watch (``limits.body_idle_timeout_seconds``)."""
-    return watched_body(services(request).config.body_idle_timeout_seconds)
+    """The request body's watch: ``limits.body_idle_timeout_seconds`` of silence, or less
+    than ``limits.body_min_bytes_per_second``, ends it."""
+    config = services(request).config
+    return watched_body(config.body_idle_timeout_seconds, config.body_min_bytes_per_second,
+                        body_watch.RATE_WINDOW_SECONDS)
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -79,7 +83,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     raw = b""
     async with watched(request) as watch:
         while chunk := await request.content.read(MAX_JSON_BODY + 1 - len(raw)):
-            watch.progress()
+            watch.progress(len(chunk))
             raw += chunk
             if len(raw) > MAX_JSON_BODY:
                 raise BadRequest("invalid_json", "the JSON body is too large")

@@ -56,7 +56,7 @@ async def _part_chunks(watch: BodyWatch, part: BodyPartReader) -> AsyncIterator[
     must never pass for a complete, shorter recording)."""
     try:
         while chunk := await part.read_chunk(CHUNK):
-            watch.progress()
+            watch.progress(len(chunk))
             yield chunk
     except ValueError:
         raise _cut_short() from None
@@ -111,13 +111,22 @@ async def _upload(request: web.Request, meta: ingest.UploadMetadata,
 
 @asynccontextmanager
 async def _upload_slot(request: web.Request) -> AsyncIterator[None]:
-    """One of ``limits.max_concurrent_uploads``; refused at once when none is free (a
-    queue would hold the sockets and buffers the cap is there to bound)."""
+    """One of ``limits.max_concurrent_uploads``, and no more than
+    ``limits.max_uploads_per_client`` of them for one credential or one client address,
+    so that one misbehaving sender cannot take every slot from an honest PBX. Refused at
+    once when none is free (a queue would hold the sockets and buffers the cap is there
+    to bound)."""
     slots = request.app[UPLOAD_SLOTS]
-    if slots.locked():
+    keys = (f"credential:{request[ACTOR].name}", f"address:{origin(request).client_ip}")
+    if any(slots.held(key) >= services(request).config.max_uploads_per_client
+           for key in keys):
+        raise Unavailable("too_many_uploads_from_client",
+                          "this client is sending as many uploads at once as it may; "
+                          "retry when one has finished", 2)
+    if slots.full():
         raise Unavailable("too_many_uploads",
                           "too many uploads are being received; retry shortly", 2)
-    async with slots:
+    with slots.take(keys):
         yield
 
 
@@ -189,7 +198,7 @@ async def _put_recording(request: web.Request, watch: BodyWatch) -> web.Response
 
 async def _raw_chunks(watch: BodyWatch, request: web.Request) -> AsyncIterator[bytes]:
     while chunk := await request.content.read(CHUNK):
-        watch.progress()
+        watch.progress(len(chunk))
         yield chunk
     watch.finished()
 
