@@ -1,5 +1,6 @@
 """6. Memory: peak RSS of the service above idle during a 1 GB upload and during 64
-concurrent streams of a 200 MB recording.
+concurrent streams of a 200 MB recording; and RSS with 64 stalled uploads (1.5 MB of each
+sent, then nothing) against the same process idle, in a second service of one process.
 
 Run: .venv/bin/python bench/memory.py [--seconds N]
 """
@@ -50,6 +51,33 @@ async def upload_1gb(svc: Service) -> None:
                    _chunks((template[:44], template[44:] + template[44:88]), 1024 * MB))
 
 
+async def _stall(svc: Service, audio: bytes, call_id: str, release: asyncio.Event) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", int(svc.url.rsplit(":", 1)[1]))
+    writer.write((f"PUT /v1/calls/{call_id}/recording?started_at=2026-11-24T09:00:00Z"
+                  f"&purpose=training HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {svc.tokens['ingest']}\r\n"
+                  f"Content-Length: {len(audio)}\r\n\r\n").encode() + audio[:1_500_000])
+    await writer.drain()
+    await release.wait()
+    writer.transport.abort()
+
+
+async def stalled_uploads(svc: Service, count: int = 64) -> tuple[int, int]:
+    """RSS (KiB) idle after one warm-up upload, and with ``count`` uploads stalled."""
+    audio = wav_bytes(2 * MB, 3)
+    svc.upload(audio, "warm-up")
+    await asyncio.sleep(1)
+    idle = svc.rss_kib()
+    release = asyncio.Event()
+    stalled = [asyncio.ensure_future(_stall(svc, audio, f"stalled-{i}", release))
+               for i in range(count)]
+    await asyncio.sleep(3)
+    held = svc.rss_kib()
+    release.set()
+    await asyncio.gather(*stalled)
+    return idle, held
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8)
@@ -74,6 +102,13 @@ def main() -> None:
                  up * 1.048576 < 150))
     print(figure("6. RSS above idle during 64 streams of 200 MB", f"{st:.0f} MiB", "< 150 MB",
                  st * 1.048576 < 150))
+    limits = ("[limits]\nbody_idle_timeout_seconds = 120\nbody_min_bytes_per_second = 0\n"
+              "max_uploads_per_client = 64\n")
+    with service(limits, workers=1) as svc:
+        idle, held = asyncio.run(stalled_uploads(svc))
+    print(figure("6. RSS with 64 stalled uploads / idle",
+                 f"{held / idle:.2f} ({idle / 1024:.0f} -> {held / 1024:.0f} MiB, "
+                 f"{(held - idle) / 64:.0f} KiB each)", "< 1.4", held / idle < 1.4))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class Config:
     s3_bucket: str = ""
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
+    s3_timeout_seconds: float = 10.0
     database_url: Secret = field(default_factory=lambda: Secret(""))
     max_upload_bytes: int = 2 * 1024**3
     body_idle_timeout_seconds: float = 30.0
@@ -287,6 +288,11 @@ def load_config(
                           f"'s3')")
     s3 = {k: environ.get(f"RECORDINGS_S3_{k.upper()}") or _get_nested(raw, "storage", "s3", k)
           for k in ("endpoint_url", "bucket", "region", "prefix")}
+    s3_timeout = raw.get("storage", {}).get("s3", {}).get("timeout_seconds", 10.0)
+    if isinstance(s3_timeout, bool) or not isinstance(s3_timeout, int | float) \
+            or not 0 < s3_timeout <= 600:
+        raise ConfigError("[storage.s3] timeout_seconds must be a number of seconds, "
+                          "above 0 and at most 600")
     if blob_store == "s3" and not s3["bucket"]:
         raise ConfigError("the s3 blob store needs a bucket ([storage.s3] bucket or "
                           "RECORDINGS_S3_BUCKET)")
@@ -331,6 +337,7 @@ def load_config(
         s3_bucket=s3["bucket"],
         s3_region=s3["region"] or "us-east-1",
         s3_prefix=s3["prefix"],
+        s3_timeout_seconds=float(s3_timeout),
         database_url=Secret(environ.get("RECORDINGS_DATABASE_URL")
                             or _get(raw, "storage", "database_url", str, "")),
         max_upload_bytes=_get(raw, "limits", "max_upload_bytes", int, 2 * 1024**3),

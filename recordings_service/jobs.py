@@ -112,7 +112,13 @@ async def _rewrap(services: Services) -> None:
     await keys.rewrap(services)
 
 
-async def _sweep(services: Services) -> None:
+async def sweep(services: Services) -> None:
+    """The hourly clean-up while running: writes abandoned by processes that are gone
+    (on S3, multipart uploads older than the store's grace: a replica cannot see another's
+    processes), then blobs no catalog row names."""
+    discarded = await services.blobs.discard_incomplete()
+    if discarded:
+        log.warning("discarded abandoned partial uploads", extra={"count": discarded})
     await sweep_orphans(services, grace=ORPHAN_GRACE)
 
 
@@ -131,7 +137,7 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
     scheduler.add_job(_guarded(services, "rewrap", _rewrap), "interval",
                       seconds=cfg.rewrap_interval_seconds, id="rewrap",
                       max_instances=1, coalesce=True)
-    scheduler.add_job(_guarded(services, "orphan_sweep", _sweep), "interval",
+    scheduler.add_job(_guarded(services, "orphan_sweep", sweep), "interval",
                       hours=1, id="orphan_sweep", max_instances=1, coalesce=True)
     scheduler.add_job(_guarded(services, "session_sweep", sessions.sweep), "interval",
                       minutes=15, id="session_sweep", max_instances=1, coalesce=True)

@@ -101,6 +101,21 @@ def wav_duration(head: bytes | bytearray, size: int) -> float:
     raise _unsupported()
 
 
+def wav_audio_offset(head: bytes | bytearray) -> int | None:
+    """Where a WAV's audio starts (just past the ``data`` chunk's header), or None when
+    ``head`` does not reach it yet; refuses a file with too many chunks before it."""
+    offset, pieces = 12, 0
+    while offset + 8 <= len(head):
+        pieces += 1
+        if pieces > MAX_HEADER_PIECES:
+            raise _implausible(f"more than {MAX_HEADER_PIECES} chunks before the audio data")
+        if head[offset : offset + 4] == b"data":
+            return offset + 8
+        (length,) = struct.unpack_from("<I", head, offset + 4)
+        offset += 8 + length + (length & 1)
+    return None
+
+
 def _check_flac_blocks(head: bytes | bytearray) -> None:
     offset, pieces = 4, 0
     while offset + 4 <= len(head):
@@ -172,9 +187,14 @@ class MediaSniffer:
         self._tail = bytearray()
         self._size = 0
         self._kind: str | None = None
+        # A WAV's duration needs only the chunks before its audio: once they are here,
+        # nothing more is kept (what PBXs send holds no more than streaming needs).
+        self._wav_head_done = False
 
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
+        if self._wav_head_done:
+            return
         view = memoryview(chunk)
         room = HEAD - len(self._head)
         if room > 0:
@@ -189,6 +209,12 @@ class MediaSniffer:
             self._kind = _kind(bytes(self._head))
             if self._kind is None:
                 raise _unsupported()
+        if self._kind == "wav":
+            audio_at = wav_audio_offset(self._head)
+            if audio_at is not None:
+                self._head = bytearray(self._head[:audio_at])  # a copy: frees the rest
+                self._tail = bytearray()
+                self._wav_head_done = True
 
     def finish(self) -> MediaInfo:
         kind = self._kind or _kind(bytes(self._head))

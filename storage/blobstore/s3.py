@@ -10,17 +10,23 @@ the sweep of abandoned uploads needs (docs/architecture.md).
   reaches only after its checksum and container checks; ``abort`` aborts the upload.
 - A read opens with one ranged GET of the blob's first 64 KiB (the size comes from its
   Content-Range), and a stream's range is one ranged GET read as the client takes it.
-- Incomplete multipart uploads are aborted only when older than a day: a live upload on
-  another replica is never touched.
-- Every error of the store or the network becomes StorageUnavailableError (503 with
-  Retry-After), a missing object BlobNotFoundError.
+- Incomplete multipart uploads are aborted (at start and by the hourly sweep) only when
+  older than a day: a live upload on another replica is never touched.
+- Every call has a deadline (``[storage.s3] timeout_seconds``, retries included): a store
+  that stops answering (a frozen process, a black-holed network) costs a request that
+  long, never minutes. Every error of the store or the network, and a deadline passed,
+  becomes StorageUnavailableError (503 with Retry-After), a missing object
+  BlobNotFoundError. A write whose store stalls is aborted; an object the store may still
+  complete later is an orphan no catalog row names, unreadable (its key was never
+  stored) and deleted by the orphan sweep.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +41,7 @@ from storage.errors import BlobNotFoundError, StorageUnavailableError
 PART_SIZE = 8 * 1024 * 1024
 HEAD_BYTES = 64 * 1024
 INCOMPLETE_AFTER = timedelta(days=1)
+DEFAULT_TIMEOUT_SECONDS = 10.0
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
@@ -54,9 +61,18 @@ def _translated() -> Iterator[None]:
                                       f"{type(exc).__name__}") from None
 
 
+@asynccontextmanager
+async def _bounded(seconds: float) -> AsyncIterator[None]:
+    """One call to the store: translated errors, and a deadline."""
+    with _translated():
+        async with asyncio.timeout(seconds):
+            yield
+
+
 class _S3Writer(BlobWriter):
     def __init__(self, store: S3BlobStore, key: str) -> None:
         self._s3, self._bucket, self._key = store.client, store.bucket, key
+        self._timeout = store.timeout
         # Writes of this process still in memory only (not yet a multipart upload).
         self._local = store.buffering
         self._local.add(self)
@@ -72,7 +88,7 @@ class _S3Writer(BlobWriter):
             await self._send_part(part)
 
     async def _send_part(self, part: bytes) -> None:
-        with _translated():
+        async with _bounded(self._timeout):
             if self._upload_id is None:
                 created = await self._s3.create_multipart_upload(Bucket=self._bucket,
                                                                  Key=self._key)
@@ -86,7 +102,7 @@ class _S3Writer(BlobWriter):
 
     async def commit(self) -> None:
         if self._upload_id is None:
-            with _translated():
+            async with _bounded(self._timeout):
                 await self._s3.put_object(Bucket=self._bucket, Key=self._key,
                                           Body=bytes(self._buffer))
             self._buffer = bytearray()
@@ -95,7 +111,7 @@ class _S3Writer(BlobWriter):
         if self._buffer:
             await self._send_part(bytes(self._buffer))
             self._buffer = bytearray()
-        with _translated():
+        async with _bounded(self._timeout):
             await self._s3.complete_multipart_upload(
                 Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts})
@@ -107,11 +123,11 @@ class _S3Writer(BlobWriter):
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             try:
-                with _translated():
+                async with _bounded(self._timeout):
                     await self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key,
                                                           UploadId=upload_id)
             except StorageUnavailableError:
-                pass  # the sweep aborts it once it is a day old
+                pass  # the hourly sweep aborts it once older than the grace
 
 
 class _S3Reader(BlobReader):
@@ -136,7 +152,7 @@ class _S3Reader(BlobReader):
         if self._body is None or offset != self._position or offset + length > self._end:
             await self.expect(offset, length)
         data = bytearray()
-        with _translated():
+        async with _bounded(self._store.timeout):
             while len(data) < length:
                 chunk = await self._body.read(length - len(data))
                 if not chunk:
@@ -156,8 +172,9 @@ class _S3Reader(BlobReader):
 
 class S3BlobStore(BlobStore):
     def __init__(self, client: Any, bucket: str, prefix: str, exit_stack: AsyncExitStack,
-                 ) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.client, self.bucket = client, bucket
+        self.timeout = timeout
         self._prefix = f"{prefix}blobs/"
         self._exit_stack = exit_stack
         self.incomplete_after = INCOMPLETE_AFTER
@@ -165,22 +182,24 @@ class S3BlobStore(BlobStore):
 
     @classmethod
     async def open(cls, bucket: str, prefix: str = "", endpoint_url: str = "",
-                   region: str = "us-east-1") -> S3BlobStore:
-        """Credentials come from the AWS variables (AWS_ACCESS_KEY_ID, …), never config."""
+                   region: str = "us-east-1", call_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+                   ) -> S3BlobStore:
+        """Credentials come from the AWS variables (AWS_ACCESS_KEY_ID, …), never config.
+        ``call_seconds``: how long any one call may take, its retries included."""
         stack = AsyncExitStack()
         client = await stack.enter_async_context(get_session().create_client(
             "s3", endpoint_url=endpoint_url or None, region_name=region,
             config=BotoConfig(
                 # Path-style for S3-compatible stores on a plain host:port.
                 s3={"addressing_style": "path" if endpoint_url else "auto"},
-                max_pool_connections=128, connect_timeout=5, read_timeout=60,
-                retries={"max_attempts": 3, "mode": "standard"},
+                max_pool_connections=128, connect_timeout=min(5.0, call_seconds),
+                read_timeout=call_seconds, retries={"max_attempts": 3, "mode": "standard"},
                 # botocore computes CRC checksums of bodies in pure Python by default, at
                 # a fifth of the throughput; every blob is authenticated end to end by
                 # AES-GCM (and the upload by its SHA-256) already.
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required")))
-        return cls(client, bucket, prefix, stack)
+        return cls(client, bucket, prefix, stack, call_seconds)
 
     def _key(self, name: str) -> str:
         if len(name) < 3 or not name.isalnum():
@@ -188,7 +207,7 @@ class S3BlobStore(BlobStore):
         return self._prefix + name
 
     async def get_range(self, key: str, offset: int, length: int) -> Any:
-        with _translated():
+        async with _bounded(self.timeout):
             answer = await self.client.get_object(
                 Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}")
         return answer["Body"]
@@ -198,7 +217,7 @@ class S3BlobStore(BlobStore):
 
     async def open_reader(self, name: str) -> BlobReader:
         key = self._key(name)
-        with _translated():
+        async with _bounded(self.timeout):
             answer = await self.client.get_object(Bucket=self.bucket, Key=key,
                                                   Range=f"bytes=0-{HEAD_BYTES - 1}")
             body = answer["Body"]
@@ -211,44 +230,51 @@ class S3BlobStore(BlobStore):
         return _S3Reader(self, key, size, bytes(head))
 
     async def size(self, name: str) -> int:
-        with _translated():
+        async with _bounded(self.timeout):
             answer = await self.client.head_object(Bucket=self.bucket, Key=self._key(name))
         return int(answer["ContentLength"])
 
     async def delete(self, name: str) -> None:
-        with _translated():
+        async with _bounded(self.timeout):
             await self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
 
     async def delete_many(self, names: list[str]) -> None:
         keys = [self._key(n) for n in names]
         for i in range(0, len(keys), 1000):
-            with _translated():
+            async with _bounded(self.timeout):
                 answer = await self.client.delete_objects(Bucket=self.bucket, Delete={
                     "Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True})
             if answer.get("Errors"):
                 raise StorageUnavailableError("the object store did not delete every blob")
 
+    async def _pages(self, operation: str) -> AsyncIterator[dict[str, Any]]:
+        """A listing's pages under the prefix, each fetched within the deadline (a long
+        listing may take long in all, but no one page may stall)."""
+        pages = self.client.get_paginator(operation).paginate(
+            Bucket=self.bucket, Prefix=self._prefix).__aiter__()
+        while True:
+            async with _bounded(self.timeout):
+                try:
+                    page = await pages.__anext__()
+                except StopAsyncIteration:
+                    return
+            yield page
+
     async def names(self) -> AsyncIterator[tuple[str, datetime]]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        with _translated():
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._prefix):
-                for item in page.get("Contents", []):
-                    yield str(item["Key"])[len(self._prefix):], item["LastModified"]
+        async for page in self._pages("list_objects_v2"):
+            for item in page.get("Contents", []):
+                yield str(item["Key"])[len(self._prefix):], item["LastModified"]
 
     async def _uploads(self) -> list[dict[str, Any]]:
-        paginator = self.client.get_paginator("list_multipart_uploads")
-        found: list[dict[str, Any]] = []
-        with _translated():
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._prefix):
-                found.extend(page.get("Uploads", []))
-        return found
+        return [upload async for page in self._pages("list_multipart_uploads")
+                for upload in page.get("Uploads", [])]
 
     async def discard_incomplete(self) -> int:
         cutoff = datetime.now(UTC) - self.incomplete_after
         aborted = 0
         for upload in await self._uploads():
             if upload["Initiated"] < cutoff:
-                with _translated():
+                async with _bounded(self.timeout):
                     await self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
                 aborted += 1
@@ -261,7 +287,7 @@ class S3BlobStore(BlobStore):
         return True  # replicas share the bucket: an orphan may be an upload committing
 
     async def ping(self) -> None:
-        with _translated():
+        async with _bounded(self.timeout):
             await self.client.head_bucket(Bucket=self.bucket)
 
     async def close(self) -> None:

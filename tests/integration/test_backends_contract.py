@@ -11,9 +11,11 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from recordings_service import jobs
 from storage.blobstore.base import BlobStore, new_blob_name
 from storage.blobstore.filesystem import FilesystemBlobStore
 from storage.blobstore.memory import MemoryBlobStore
@@ -24,6 +26,7 @@ from storage.database import Database, sqlite_url
 from storage.errors import BlobNotFoundError, CustodyError, KeyringError
 from storage.keyring import Keyring, new_dek
 from storage.migrate import upgrade
+from tests.conftest import Api
 from tests.hsm import make_token
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -379,3 +382,24 @@ async def test_sqlite_reads_and_writes_on_held_connections_stay_isolated_and_rec
             assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 3
     finally:
         await database.dispose()
+
+
+async def test_the_hourly_sweep_aborts_an_abandoned_multipart_upload(
+        api: Api, s3_env: Any) -> None:
+    if api.services.config.blob_store != "s3":
+        pytest.skip("multipart uploads are S3's")
+    config = api.services.config
+    # A process that began an upload of 9 MB (one part sent) and was killed.
+    killed = await S3BlobStore.open(config.s3_bucket, config.s3_prefix,
+                                    config.s3_endpoint_url)
+    writer = await killed.open_writer(new_blob_name())
+    for _ in range(9):
+        await writer.write(os.urandom(1024 * 1024))
+    await killed.close()
+    blobs = api.services.blobs
+    assert isinstance(blobs, S3BlobStore)
+    await jobs.sweep(api.services)
+    assert await blobs.incomplete_writes() == 1  # younger than the grace: may be live
+    blobs.incomplete_after = timedelta(0)  # as a day later
+    await jobs.sweep(api.services)
+    assert await blobs.incomplete_writes() == 0

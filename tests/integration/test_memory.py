@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import struct
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -136,3 +138,38 @@ async def test_uploads_dropped_mid_body_leave_memory_flat(tmp_path: Path) -> Non
     # (over 500 MB in these seven), while a reference cycle held their buffers. Without it
     # RSS wanders with the allocator and with handlers still finishing (seen: 150 to 207).
     assert rss[-1] - min(rss[:2]) < 100, rss
+
+
+async def _stall(api: Api, audio: bytes, release: asyncio.Event) -> None:
+    """A PUT that sends 1.5 MB of a 2 MB recording, then nothing until ``release``."""
+    _, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    writer.write((f"PUT /v1/calls/{os.urandom(8).hex()}/recording"
+                  f"?started_at=2026-11-24T09:00:00Z&purpose=training HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {api.tokens['ingest']}\r\n"
+                  f"Content-Length: {len(audio)}\r\n\r\n").encode() + audio[:1_500_000])
+    await writer.drain()
+    await release.wait()
+    writer.transport.abort()
+
+
+@pytest.mark.parametrize("config", ["sqlite"], indirect=True)
+async def test_a_stalled_upload_holds_what_streaming_needs_not_what_it_was_sent(
+        api: Api) -> None:
+    api.services.config = api.services.config.with_overrides(
+        body_idle_timeout_seconds=60, body_min_bytes_per_second=0, max_uploads_per_client=64)
+    audio, release = wav_noise(2_000_000), asyncio.Event()
+    tracemalloc.start()
+    try:
+        await asyncio.sleep(0.2)
+        idle = tracemalloc.get_traced_memory()[0]
+        stalled = [asyncio.ensure_future(_stall(api, audio, release)) for _ in range(64)]
+        await asyncio.sleep(3)  # each has read what it was sent and waits for more
+        held = (tracemalloc.get_traced_memory()[0] - idle) / 64
+        release.set()
+        await asyncio.gather(*stalled)
+    finally:
+        tracemalloc.stop()
+    print(f"\n64 stalled uploads hold {held / 1024:.0f} KiB each of the 1,465 KiB sent")
+    # A read buffer, a segment being sealed and a write batch: a few hundred KiB. Before,
+    # each kept a megabyte more (the sniffer's head and a 1 MiB batch): 2.4 MB in RSS.
+    assert held < 1_500_000 / 3, held

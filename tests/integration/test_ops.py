@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -16,7 +17,7 @@ from recordings_service.config import Config
 from recordings_service.logs import JsonFormatter, quiet_third_party_loggers
 from recordings_service.routing import GUARDS
 from storage.blobstore.s3 import S3BlobStore
-from tests.audio import wav_tone
+from tests.audio import wav_noise, wav_tone
 from tests.conftest import Api
 from tests.integration.helpers import blob_name, free_port
 
@@ -199,3 +200,51 @@ async def test_an_unreachable_object_store_is_a_503_with_retry_after(api: Api) -
     # Nothing half-written: the failed upload left no recording.
     status, found = await api.call("GET", "/v1/recordings?call_id=during")
     assert status == 200 and found["items"] == []
+
+
+async def _black_hole(held: list[asyncio.StreamWriter]) -> asyncio.Server:
+    """An endpoint that accepts connections and never answers: an object store frozen
+    (SIGSTOP) or a network that drops replies."""
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(65536):
+            pass
+
+    return await asyncio.start_server(swallow, "127.0.0.1", 0)
+
+
+async def test_a_frozen_object_store_is_a_503_within_its_deadline_never_a_hang(
+        api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.3), call_id="before")
+    held: list[asyncio.StreamWriter] = []
+    hole = await _black_hole(held)
+    port = hole.sockets[0].getsockname()[1]
+    await api.services.blobs.close()
+    api.services.blobs = await S3BlobStore.open("bucket", "", f"http://127.0.0.1:{port}",
+                                                call_seconds=1.0)
+    try:
+        # Bounded by the deadline (and its retries), not by the 60-90 s a read timeout
+        # and three attempts took: the whole exchange fits in this generous limit.
+        async with asyncio.timeout(60):
+            small = await api.upload(wav_tone(0.3, frequency=610), call_id="small")
+            # Over one 8 MiB part: the store stalls while the client is still sending.
+            large = await api.upload(wav_noise(9_000_000), call_id="large")
+            stream = await api.audio(rec["id"], "training", "supervisor")
+            ready = await api.client.get("/readyz")
+        for response in (small, large, stream):
+            assert response.status == 503, await response.text()
+            assert response.headers["Retry-After"] == "5"
+            # The store's stall, not the client's: never 408 body_timeout.
+            assert (await response.json())["reason"] == "storage_unavailable"
+        assert ready.status == 503
+        assert "blob_store: unreachable" in (await ready.json())["detail"]
+    finally:
+        hole.close()
+        for writer in held:
+            writer.close()
+        await hole.wait_closed()
+    # Nothing of the refused uploads is a recording, now or later.
+    for call_id in ("small", "large"):
+        status, found = await api.call("GET", f"/v1/recordings?call_id={call_id}")
+        assert status == 200 and found["items"] == []

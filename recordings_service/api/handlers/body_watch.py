@@ -10,15 +10,18 @@ waiting read and surfaces as 408 ``body_timeout``).
 Silence alone is not enough: a client that sends one byte every 20 s is never silent for
 30 s, and held an upload slot for as long as it liked. So the body must also arrive at
 ``limits.body_min_bytes_per_second`` or faster, measured over windows of
-``RATE_WINDOW_SECONDS``. Once the body has been read, the watch stops: a slow commit
-afterwards is not the client's doing.
+``RATE_WINDOW_SECONDS``. Time the service spends on a chunk it was handed (sealing it,
+sending a part to the object store) is not the client's: while the body's reader is
+``away``, the watch neither counts silence nor measures the rate, so a stalled store is
+answered as one (503), never as the client's 408. Once the body has been read, the watch
+stops: a slow commit afterwards is not the client's doing either.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from recordings_service.errors import RequestTimeout
 
@@ -34,10 +37,28 @@ class BodyWatch:
         self._last = self._loop.time()
         self._done = False
         self.received = 0
+        self._away_since: float | None = None
+        self.away_seconds = 0.0  # in the current rate window
 
     def progress(self, size: int = 0) -> None:
         self._last = self._loop.time()
         self.received += size
+
+    @property
+    def is_away(self) -> bool:
+        return self._away_since is not None
+
+    @contextmanager
+    def away(self) -> Iterator[None]:
+        """While the service works on what it read (around a generator's ``yield``)."""
+        self._away_since = self._loop.time()
+        try:
+            yield
+        finally:
+            now = self._loop.time()
+            self.away_seconds += now - self._away_since
+            self._away_since = None
+            self._last = now  # the client's silence, if any, starts now
 
     def finished(self) -> None:
         self._done = True
@@ -63,15 +84,24 @@ async def watched_body(idle: float, min_rate: float = 0.0,
                 if watch._done:
                     return
                 now = loop.time()
+                if watch.is_away:
+                    # Not waiting for the client: nothing to hold against it.
+                    window_end, window_start_bytes = now + window, watch.received
+                    watch.away_seconds = 0.0
+                    handle = loop.call_at(now + min(idle, window), check)
+                    return
                 if now >= watch._last + idle:
                     expire()
                     return
                 if min_rate and now >= window_end:
-                    if watch.received - window_start_bytes < min_rate * window:
+                    waited = window - watch.away_seconds
+                    if waited >= window / 2 and \
+                            watch.received - window_start_bytes < min_rate * waited:
                         too_slow = True
                         expire()
                         return
                     window_end, window_start_bytes = now + window, watch.received
+                    watch.away_seconds = 0.0
                 due = watch._last + idle
                 handle = loop.call_at(min(due, window_end) if min_rate else due, check)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
@@ -19,22 +21,32 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+# Each check's own deadline: a probe (a load balancer's, Kubernetes') gives up after a few
+# seconds, and a frozen dependency must read as "not ready", not as no answer at all.
+CHECK_SECONDS = 2.0
+
+
 async def readyz(request: web.Request) -> web.Response:
     svc = services(request)
     checks = {}
     try:
-        async with svc.database.read() as conn:
+        async with asyncio.timeout(CHECK_SECONDS), svc.database.read() as conn:
             await conn.execute(text("SELECT 1"))
         checks["catalog"] = "ok"
-    except (SQLAlchemyError, OSError):
+    except (SQLAlchemyError, OSError, TimeoutError):
         checks["catalog"] = "unreachable"
     try:
-        await svc.blobs.ping()
+        async with asyncio.timeout(CHECK_SECONDS):
+            await svc.blobs.ping()
         checks["blob_store"] = "ok"
-    except (StorageError, OSError):
+    except (StorageError, OSError, TimeoutError):
         checks["blob_store"] = "unreachable"
     if checks["catalog"] == "ok":
-        checks["keys"] = await keys.readiness(svc)
+        try:
+            async with asyncio.timeout(CHECK_SECONDS):
+                checks["keys"] = await keys.readiness(svc)
+        except TimeoutError:
+            checks["keys"] = "not checked in time"
     checks["disk"] = disk.readiness(svc.config.data_dir, svc.config.min_free_disk_bytes)
     if all(v == "ok" for v in checks.values()):
         return json_response({"status": "ready", "checks": checks})

@@ -57,7 +57,8 @@ async def _part_chunks(watch: BodyWatch, part: BodyPartReader) -> AsyncIterator[
     try:
         while chunk := await part.read_chunk(CHUNK):
             watch.progress(len(chunk))
-            yield chunk
+            with watch.away():
+                yield chunk
     except ValueError:
         raise _cut_short() from None
     if not part.at_eof():
@@ -199,7 +200,8 @@ async def _put_recording(request: web.Request, watch: BodyWatch) -> web.Response
 async def _raw_chunks(watch: BodyWatch, request: web.Request) -> AsyncIterator[bytes]:
     while chunk := await request.content.read(CHUNK):
         watch.progress(len(chunk))
-        yield chunk
+        with watch.away():
+            yield chunk
     watch.finished()
 
 
