@@ -4,6 +4,8 @@ a 500, a clean reconnect, and nothing acknowledged lost."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -16,16 +18,24 @@ from tests.integration.helpers import recording_count
 pytestmark = pytest.mark.postgres
 
 
-async def _terminate_service_connections() -> int:
+@asynccontextmanager
+async def _admin() -> AsyncIterator[tuple[asyncpg.Connection, str]]:
+    """A connection to the server's ``postgres`` database (the test one may be refusing
+    connections), and the test database's name."""
     assert PG_URL is not None
-    # From another database: the test one may be refusing connections.
-    conn = await asyncpg.connect(PG_URL.rsplit("/", 1)[0] + "/postgres")
+    server, name = PG_URL.rsplit("/", 1)
+    conn = await asyncpg.connect(server + "/postgres")
     try:
-        return len(await conn.fetch(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()", PG_URL.rsplit("/", 1)[1]))
+        yield conn, name
     finally:
         await conn.close()
+
+
+async def _terminate_service_connections() -> int:
+    async with _admin() as (conn, name):
+        return len(await conn.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()", name))
 
 
 async def test_dropped_connections_never_cost_a_500_or_an_acknowledged_upload(
@@ -58,15 +68,8 @@ async def test_dropped_connections_never_cost_a_500_or_an_acknowledged_upload(
 
 
 async def _allow_connections(allow: bool) -> None:
-    """ALTER DATABASE ... ALLOW_CONNECTIONS, from another database (the test one may be
-    refusing connections)."""
-    assert PG_URL is not None
-    conn = await asyncpg.connect(PG_URL.rsplit("/", 1)[0] + "/postgres")
-    try:
-        name = PG_URL.rsplit("/", 1)[1]
+    async with _admin() as (conn, name):
         await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
-    finally:
-        await conn.close()
 
 
 async def test_a_database_refusing_connections_is_a_503_not_a_500(
