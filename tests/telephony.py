@@ -101,6 +101,26 @@ def _even_free_port() -> int:
     raise AssertionError("no even UDP port is free")
 
 
+def _sip_port() -> int:
+    """A port for baresip below the ephemeral range, free for UDP and TCP, with the next
+    one free for TCP too: baresip also listens for SIP over TLS on port + 1, and a port
+    taken from the ephemeral range had that neighbour in use by some client connection
+    now and then ("ua: init failed (Address already in use)")."""
+    base = 15000 + (os.getpid() % 500) * 8
+    for port in range(base, base + 4000, 2):
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tls:
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+                tls.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no SIP port pair is free")
+
+
 @pytest.fixture
 async def recorder(tmp_path: Path) -> AsyncIterator[tuple[Recorder, Path]]:
     """A running baresip recording into a fresh spool directory."""
@@ -109,7 +129,7 @@ async def recorder(tmp_path: Path) -> AsyncIterator[tuple[Recorder, Path]]:
     spool.mkdir()
     config = tmp_path / "baresip"
     config.mkdir()
-    sip_port = free_port()
+    sip_port = _sip_port()
     rtp_low = 20000 + (os.getpid() % 200) * 100
     (config / "config").write_text(BARESIP_CONFIG.format(
         sip_port=sip_port, rtp_low=rtp_low, rtp_high=rtp_low + 98, spool=spool))

@@ -115,7 +115,9 @@ async def test_kill_9_under_concurrent_uploads_loses_nothing_acknowledged(
 
 
 async def test_a_retention_run_killed_half_way_completes_on_the_next(tmp_path: Path) -> None:
-    data, config, tokens = new_service(tmp_path, "[purge]\nbatch = 20\n", "ingest")
+    # Twenty uploads at once from one token: more than a client's default share of slots.
+    data, config, tokens = new_service(
+        tmp_path, "[purge]\nbatch = 20\n[limits]\nmax_uploads_per_client = 64\n", "ingest")
     ingest = tokens["ingest"]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
