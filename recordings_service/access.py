@@ -190,10 +190,8 @@ async def resolve_link(services: Services, token: str, origin: Origin,
         raise NotFound("no such playback link")
     link = PlaybackLink(str(claims["r"]), str(claims["p"]), str(claims["a"]),
                         datetime.fromtimestamp(int(claims["e"]), services.clock().tzinfo))
-    actor = await actor_by_name(services.database, link.actor, services.clock())
-    if actor is not None and "s" in claims \
-            and not await sessions.is_live(services, str(claims["s"])):
-        actor = None
+    actor = (await sessions.person_of(services, str(claims["s"])) if "s" in claims
+             else await actor_by_name(services.database, link.actor, services.clock()))
     if actor is None:
         raise await _deny(services, Actor(link.actor, frozenset()), origin, "stream",
                           Forbidden("link_revoked",

@@ -195,11 +195,19 @@ async def authenticate(services: Services, cookie_value: str) -> SessionRow | No
     return session
 
 
-async def is_live(services: Services, id_hash: str) -> bool:
-    """Whether the session of this id hash still stands (not signed out, reset or ended)."""
+async def person_of(services: Services, id_hash: str) -> Actor | None:
+    """The person behind a session that still stands (not signed out, reset, disabled or
+    ended), with the roles their account holds now; None otherwise. A playback link made
+    in a session re-checks its maker with this, never by name alone (a token of the same
+    name must not lend it its roles)."""
     async with services.database.read() as conn:
         session = await people_store.get_session(conn, id_hash)
-    return session is not None and services.clock() < expires_at(services, session)
+        user = None if session is None else await people_store.get_user(conn,
+                                                                         session.user_name)
+    if session is None or user is None or user.disabled_at is not None \
+            or services.clock() >= expires_at(services, session):
+        return None
+    return Actor(user.name, frozenset(user.roles))
 
 
 async def sign_out(services: Services, session: SessionRow, origin: Origin) -> None:

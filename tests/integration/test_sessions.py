@@ -276,6 +276,24 @@ async def test_a_playback_link_ends_with_the_session_it_was_made_in(
     assert ended.status == 403 and (await ended.json())["reason"] == "link_revoked"
 
 
+async def test_a_link_made_in_a_session_acts_as_the_person_not_a_token_of_that_name(
+        api: Api, person: str) -> None:
+    csrf = (await (await sign_in(api, person, PASSWORD)).json())["csrf_token"]
+    audio = wav_tone(0.3, frequency=720)
+    rec = await api.uploaded(audio)
+    made = await api.client.post(f"/v1/recordings/{rec['id']}/playback-links",
+                                 json={"purpose": "training"}, headers=same_origin(api, csrf))
+    url = (await made.json())["url"]
+    # A token under the person's name, as an older release let one be made: an auditor's,
+    # which may hear nothing. The link still acts as the person who made it.
+    from storage import catalog
+
+    async with api.services.database.write() as conn:
+        await catalog.create_token(conn, person, "0" * 64, ["auditor"], api.clock(), None)
+    api.client.session.cookie_jar.clear()
+    assert await (await api.client.get(url)).read() == audio
+
+
 async def test_a_bearer_token_still_works_and_whoami_names_it(api: Api) -> None:
     me = await api.client.get("/v1/session", headers=api.auth("auditor"))
     assert (await me.json()) == {"name": "auditor", "roles": ["auditor"],
