@@ -48,6 +48,14 @@ def test_database_url_is_masked_in_repr() -> None:
     "not toml at all [",
     "[server]\nworkers = 0\n",
     "[server]\nworkers = \"many\"\n",
+    "[server]\ntrusted_proxies = [\"not an address\"]\n",
+    "[server]\ntrusted_proxies = [10]\n",
+    "[server]\ntrusted_proxies = \"10.0.0.1\"\n",
+    "[storage.s3]\ntimeout_seconds = 0\n",
+    "[storage.s3]\ntimeout_seconds = \"long\"\n",
+    "[limits]\nmax_uploads_per_client = 0\n",
+    "[limits]\nbody_min_bytes_per_second = -1\n",
+    "[audit]\ncheckpoint_max_delay_seconds = 0\n",
 ])
 def test_invalid_configuration_is_refused_at_start(tmp_path: Path, text: str) -> None:
     file = tmp_path / "bad.toml"
@@ -113,3 +121,10 @@ def test_the_pin_is_masked_and_the_root_key_file_may_be_elsewhere(tmp_path: Path
     assert "secret-pin" not in repr(config)
     assert config.pkcs11_pin.reveal() == "secret-pin"
     assert str(config.root_key_path) == "/etc/rec/root.key"
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    file = tmp_path / "proxies.toml"
+    file.write_text('[server]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8", "::1"]\n')
+    proxies = load_config(file, environ={}).trusted_proxies
+    assert [str(p) for p in proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
