@@ -87,7 +87,7 @@ def _listening_pids(port: int) -> set[str]:
 def service(extra_config: str = "", tokens: dict[str, str] | None = None,
             workers: int = WORKERS,
             event_loop: str = os.environ.get("BENCH_EVENT_LOOP", "asyncio"),
-            ) -> Iterator[Service]:
+            scheduler: bool = False) -> Iterator[Service]:
     """``serve`` on a new data directory (the catalog and blob store are the environment's:
     RECORDINGS_DATABASE_URL, RECORDINGS_BLOB_STORE…); ``tokens`` when they exist already
     (a second replica on a shared catalog)."""
@@ -97,7 +97,8 @@ def service(extra_config: str = "", tokens: dict[str, str] | None = None,
     config = root / "bench.toml"
     # One serve process per core, as an operator would run it on this machine.
     config.write_text(f"[server]\nworkers = {workers}\nevent_loop = \"{event_loop}\"\n"
-                      "[scheduler]\nenabled = false\n[logging]\nlevel = \"WARNING\"\n"
+                      f"[scheduler]\nenabled = {str(scheduler).lower()}\n"
+                      "[logging]\nlevel = \"WARNING\"\n"
                       + extra_config)
     port = free_port()
     if tokens is None:
