@@ -178,28 +178,10 @@ def expires_at(services: Services, session: SessionRow) -> datetime:
     return min(idle, session.expires_at)
 
 
-async def authenticate(services: Services, cookie_value: str) -> SessionRow | None:
-    """The live session behind a cookie, its seen-time refreshed; None when unknown,
-    expired or its account disabled."""
-    now = services.clock()
-    async with services.database.read() as conn:
-        session = await people_store.get_session(conn, _hash(cookie_value))
-        user = None if session is None else await people_store.get_user(conn,
-                                                                         session.user_name)
-    if session is None or user is None or user.disabled_at is not None \
-            or now >= expires_at(services, session):
-        return None
-    if now - session.last_seen_at >= TOUCH_EVERY:
-        async with services.database.write() as conn:
-            await people_store.touch_session(conn, session.id_hash, now)
-    return session
-
-
-async def person_of(services: Services, id_hash: str) -> Actor | None:
-    """The person behind a session that still stands (not signed out, reset, disabled or
-    ended), with the roles their account holds now; None otherwise. A playback link made
-    in a session re-checks its maker with this, never by name alone (a token of the same
-    name must not lend it its roles)."""
+async def _standing(services: Services, id_hash: str,
+                    ) -> tuple[SessionRow, people_store.UserRow] | None:
+    """The session of this id hash and its account, when the session still stands: not
+    signed out or ended by a password reset, not expired, its account not disabled."""
     async with services.database.read() as conn:
         session = await people_store.get_session(conn, id_hash)
         user = None if session is None else await people_store.get_user(conn,
@@ -207,6 +189,30 @@ async def person_of(services: Services, id_hash: str) -> Actor | None:
     if session is None or user is None or user.disabled_at is not None \
             or services.clock() >= expires_at(services, session):
         return None
+    return session, user
+
+
+async def authenticate(services: Services, cookie_value: str) -> SessionRow | None:
+    """The live session behind a cookie, its seen-time refreshed; None when unknown,
+    expired or its account disabled."""
+    found = await _standing(services, _hash(cookie_value))
+    if found is None:
+        return None
+    session, now = found[0], services.clock()
+    if now - session.last_seen_at >= TOUCH_EVERY:
+        async with services.database.write() as conn:
+            await people_store.touch_session(conn, session.id_hash, now)
+    return session
+
+
+async def person_of(services: Services, id_hash: str) -> Actor | None:
+    """The person behind a session that still stands, with the roles their account holds
+    now; None otherwise. A playback link made in a session re-checks its maker with this,
+    never by name alone (a token of the same name must not lend it its roles)."""
+    found = await _standing(services, id_hash)
+    if found is None:
+        return None
+    user = found[1]
     return Actor(user.name, frozenset(user.roles))
 
 
