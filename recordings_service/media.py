@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,46 +74,44 @@ MAX_HEADER_PIECES = 256
 _WAV_SIZE_UNKNOWN = (0, 0xFFFFFFFF)
 
 
+def _wav_chunks(head: bytes | bytearray) -> Iterator[tuple[bytes, int, int]]:
+    """Each chunk header ``head`` holds in full after the RIFF header: its id, declared
+    length and where its body starts. Refuses a file with too many chunks."""
+    offset, pieces = 12, 0
+    while offset + 8 <= len(head):
+        pieces += 1
+        if pieces > MAX_HEADER_PIECES:
+            raise _implausible(f"more than {MAX_HEADER_PIECES} chunks before the audio data")
+        (length,) = struct.unpack_from("<I", head, offset + 4)
+        body = offset + 8
+        yield bytes(head[offset : offset + 4]), length, body
+        offset = body + length + (length & 1)  # chunks are padded to even sizes
+
+
 def wav_duration(head: bytes | bytearray, size: int) -> float:
     """Seconds of audio a RIFF/WAVE file holds, from its format's byte rate and the bytes
     that really follow the ``data`` chunk header. The declared sizes are not trusted: a
     recorder still writing leaves 0 or 0xFFFFFFFF there, a hostile file claims 4 GiB."""
-    view = memoryview(head)
-    offset, pieces, byte_rate = 12, 0, 0
-    while offset + 8 <= len(view):
-        pieces += 1
-        if pieces > MAX_HEADER_PIECES:
-            raise _implausible(f"more than {MAX_HEADER_PIECES} chunks before the audio data")
-        chunk_id = bytes(view[offset : offset + 4])
-        (length,) = struct.unpack_from("<I", view, offset + 4)
-        body = offset + 8
+    byte_rate = 0
+    for chunk_id, length, body in _wav_chunks(head):
         if chunk_id == b"fmt ":
-            if length < 16 or body + 16 > len(view):
+            if length < 16 or body + 16 > len(head):
                 raise _unsupported()
-            byte_rate = struct.unpack_from("<I", view, body + 8)[0]
+            byte_rate = struct.unpack_from("<I", head, body + 8)[0]
         elif chunk_id == b"data":
             if byte_rate == 0:
                 raise _implausible("no format chunk (or a byte rate of 0) before the data")
             present = size - body
             declared = present if length in _WAV_SIZE_UNKNOWN else min(length, present)
             return round(declared / byte_rate, 3)
-        offset = body + length + (length & 1)  # chunks are padded to even sizes
     raise _unsupported()
 
 
 def wav_audio_offset(head: bytes | bytearray) -> int | None:
     """Where a WAV's audio starts (just past the ``data`` chunk's header), or None when
-    ``head`` does not reach it yet; refuses a file with too many chunks before it."""
-    offset, pieces = 12, 0
-    while offset + 8 <= len(head):
-        pieces += 1
-        if pieces > MAX_HEADER_PIECES:
-            raise _implausible(f"more than {MAX_HEADER_PIECES} chunks before the audio data")
-        if head[offset : offset + 4] == b"data":
-            return offset + 8
-        (length,) = struct.unpack_from("<I", head, offset + 4)
-        offset += 8 + length + (length & 1)
-    return None
+    ``head`` does not reach it yet."""
+    return next((body for chunk_id, _, body in _wav_chunks(head) if chunk_id == b"data"),
+                None)
 
 
 def _check_flac_blocks(head: bytes | bytearray) -> None:
