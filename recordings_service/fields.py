@@ -40,17 +40,17 @@ def required_text(value: Any, field: str, limit: int, reason: str) -> str:
 DOT_SEGMENTS = frozenset({".", ".."})
 
 
-def path_identifier(value: Any, field: str, reason: str) -> str | None:
-    found = optional_text(value, field, IDENTIFIER, reason)
-    if found in DOT_SEGMENTS:
+def refuse_dot_segment(value: str | None, field: str, reason: str) -> None:
+    """For an id already checked as text that a route names in its path."""
+    if value in DOT_SEGMENTS:
         raise BadRequest(reason, f'{field} cannot be "." or ".." (a path cannot name it)')
+
+
+def customer_id(value: Any, reason: str = "invalid_customer_id") -> str:
+    """A required customer id: the same rules as at upload (a route names it in a path)."""
+    found = required_text(value, "customer_id", IDENTIFIER, reason)
+    refuse_dot_segment(found, "customer_id", reason)
     return found
-
-
-def customer_id(value: str) -> str:
-    """A customer id a route names in its path: the same rules as at upload."""
-    found = path_identifier(value, "customer_id", "invalid_customer_id")
-    return required_text(found, "customer_id", IDENTIFIER, "invalid_customer_id")
 
 
 def request_reference(body: dict[str, Any]) -> str | None:

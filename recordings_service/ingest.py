@@ -23,7 +23,7 @@ from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.config import Purpose
 from recordings_service.errors import BadRequest, Conflict, PayloadTooLarge, Unprocessable
-from recordings_service.fields import optional_text, path_identifier, required_text
+from recordings_service.fields import optional_text, refuse_dot_segment, required_text
 from recordings_service.media import MediaInfo, MediaSniffer
 from recordings_service.services import Services
 from recordings_service.times import parse_time
@@ -78,8 +78,8 @@ def parse_metadata(raw: Mapping[str, Any], configured: Mapping[str, Purpose]) ->
     texts = {name: optional_text(raw.get(name), name, limit, "invalid_metadata")
              for name, limit in TEXT_FIELDS.items()}
     for name in PATH_IDENTIFIERS:
-        path_identifier(call_id if name == "call_id" else texts[name], name,
-                        "invalid_metadata")
+        refuse_dot_segment(call_id if name == "call_id" else texts[name], name,
+                           "invalid_metadata")
     purposes = raw.get("purposes")
     if (not isinstance(purposes, list) or not purposes
             or not all(isinstance(p, str) for p in purposes)):

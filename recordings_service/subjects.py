@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from recordings_service import auditing, policy, retention
+from recordings_service import auditing, fields, policy, retention
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
 from recordings_service.errors import BadRequest, NotFound, Refused
-from recordings_service.fields import optional_text, path_identifier, required_text
+from recordings_service.fields import optional_text
 from recordings_service.ingest import PATH_IDENTIFIERS, TEXT_FIELDS
 from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
@@ -91,9 +91,7 @@ async def register(services: Services, actor: Actor, origin: Origin,
     type_ = body.get("type")
     if type_ not in REQUEST_TYPES:
         raise BadRequest("invalid_request", f"type must be one of {', '.join(REQUEST_TYPES)}")
-    customer_id = body.get("customer_id")
-    customer_id = required_text(path_identifier(customer_id, "customer_id", "invalid_request"),
-                                "customer_id", IDENTIFIER, "invalid_request")
+    customer_id = fields.customer_id(body.get("customer_id"), "invalid_request")
     reference = optional_text(body.get("request_reference"), "request_reference", IDENTIFIER,
                               "invalid_request")
     now = services.clock()
@@ -214,7 +212,7 @@ def parse_rectification(body: dict[str, Any], started_at: datetime) -> dict[str,
         else:
             value = optional_text(value, name, TEXT_FIELDS[name], "invalid_metadata")
             if name in PATH_IDENTIFIERS:
-                path_identifier(value, name, "invalid_metadata")
+                fields.refuse_dot_segment(value, name, "invalid_metadata")
         changes[name] = value
     if not changes:
         raise BadRequest("invalid_metadata", f"give at least one of {', '.join(RECTIFIABLE)}")
