@@ -79,7 +79,7 @@ async def search(services: Services, actor: Actor, origin: Origin, flt: catalog.
                for k, v in asdict(flt).items() if v is not None}
     async with services.database.read() as conn:
         found = await catalog.search(conn, flt, after, limit + 1)
-    page, next_cursor = page_of(found, limit, lambda r: (r.created_at, r.id))
+    page, next_cursor = page_of(found, limit, lambda r: (r.started_at, r.id))
     await auditing.record(services, auditing.event(
         actor, origin, "search", "allowed", detail={"filter": filters, "count": len(page)}))
     return page, next_cursor

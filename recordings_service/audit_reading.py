@@ -58,13 +58,19 @@ async def read_entries(services: Services, actor: Actor, origin: Origin,
     return page, encode_cursor(page[-1]["seq"]) if len(entries) > limit else None
 
 
-async def verify(services: Services, actor: Actor, origin: Origin) -> audit_log.VerifyReport:
-    report = await jobs.verify_audit(services)
+async def verify(services: Services, actor: Actor, origin: Origin,
+                 full: bool = False) -> audit_log.VerifyReport:
+    report = await jobs.verify_audit(services, full=full)
     await auditing.record(services, auditing.event(
         actor, origin, "audit_verify", "allowed",
-        detail={"ok": report.ok, "entries": report.entries,
-                "first_bad_seq": report.first_bad_seq}))
+        detail={"ok": report.ok, "entries": report.entries, "full": report.full,
+                "checked": report.checked, "first_bad_seq": report.first_bad_seq}))
     return report
+
+
+async def verification_state(services: Services) -> audit_log.VerificationState:
+    async with services.database.read() as conn:
+        return await audit_log.verification_state(conn)
 
 
 async def checkpoints(services: Services, actor: Actor, origin: Origin,

@@ -39,11 +39,16 @@ async def checkpoint_if_due(services: Services) -> audit_log.Checkpoint | None:
     return await checkpoint(services)
 
 
-async def verify_audit(services: Services) -> audit_log.VerifyReport:
+async def verify_audit(services: Services, full: bool = False,
+                       progress: Callable[[int, int], None] = lambda _done, _total: None,
+                       ) -> audit_log.VerifyReport:
+    """The entries since the newest signed verification statement (all of them when
+    ``full``), signing a new statement when they hold."""
     return await audit_log.verify(
         services.database, services.signing_key.public_key(), services.config.audit_origin,
         services.config.checkpoint_path, services.clock(),
-        timedelta(seconds=services.config.stale_after_seconds))
+        timedelta(seconds=services.config.stale_after_seconds), full=full,
+        signing_key=services.signing_key, progress=progress)
 
 
 # How often the uncovered entries are compared with checkpoint_every_entries and

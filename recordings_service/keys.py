@@ -82,15 +82,16 @@ async def rewrap(services: Services, actor: Actor = KEYS_ACTOR) -> RewrapResult:
 
 
 async def _retire_unused(services: Services, current: int, now: datetime) -> list[int]:
-    async with services.database.read() as conn:
-        counts = await catalog.key_version_counts(conn)
     versions = services.keyring.versions()
+    async with services.database.read() as conn:
+        in_use = await catalog.key_versions_in_use(
+            conn, [v.version for v in versions if not v.retired and v.version != current])
     superseded_at = {v.version: next((w.created_at for w in versions if w.version > v.version),
                                      None) for v in versions}
     retired = []
     for v in versions:
         since = superseded_at[v.version]
-        if v.retired or v.version == current or counts.get(v.version, 0) or since is None:
+        if v.retired or v.version == current or v.version in in_use or since is None:
             continue
         if now - since < RETIRE_GRACE:
             continue
@@ -101,7 +102,7 @@ async def _retire_unused(services: Services, current: int, now: datetime) -> lis
 
 async def status(services: Services) -> dict[str, Any]:
     await services.keyring.refresh()
-    async with services.database.read() as conn:
+    async with services.database.long_read() as conn:
         counts = await catalog.key_version_counts(conn)
     current = services.keyring.current_version()
     root = services.keyring.root
@@ -126,14 +127,13 @@ async def readiness(services: Services) -> str:
         available = set(services.keyring.root.generations())
     except (CustodyError, KeyringError):
         return "root key or key-encryption keys unavailable"
+    usable = {v.version for v in services.keyring.versions() if not v.retired}
     async with services.database.read() as conn:
-        counts = await catalog.key_version_counts(conn)
+        missing = sorted(await catalog.key_versions_beyond(conn, usable))
         sealed_under = await key_store.generations_in_use(conn)
     if sealed_under - available:
         return "root key generations not available: " + ", ".join(
             map(str, sorted(sealed_under - available)))
-    usable = {v.version for v in services.keyring.versions() if not v.retired}
-    missing = sorted(set(counts) - usable)
     if missing:
         return "key versions not loadable: " + ", ".join(map(str, missing))
     try:

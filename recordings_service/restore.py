@@ -302,7 +302,7 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
                 detail={"snapshot": folder.name, "taken_at": manifest["taken_at"],
                         "erasures_replayed": len(report.replayed)}))
             await jobs.checkpoint(services)
-            report.audit_ok = (await jobs.verify_audit(services)).ok
+            report.audit_ok = (await jobs.verify_audit(services, full=True)).ok
     except (BackupError, StorageError, OSError):
         # Nothing half-restored is left behind; a root key put there beforehand stays.
         for path in into.iterdir():

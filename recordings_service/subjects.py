@@ -45,7 +45,7 @@ async def pages_of(services: Services,
             yield page
         if len(page) < PAGE:
             return
-        after = (page[-1].created_at, page[-1].id)
+        after = (page[-1].started_at, page[-1].id)
 
 
 async def recordings_of(services: Services,

@@ -8,10 +8,12 @@ the RFC 6962 frontier, so the Merkle root of every size is known. Signed checkpo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from sqlalchemy import func, insert, select, update
 from storage import merkle
 from storage.database import Conn, Database
 from storage.errors import AuditChainError
-from storage.schema import audit_checkpoints, audit_entries, audit_head
+from storage.schema import audit_checkpoints, audit_entries, audit_head, audit_verifications
 from storage.signing import open_note, sign_note
 from storage.text import make_storable
 
@@ -316,6 +318,12 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     newest_checkpoint_at: datetime | None = None
     stale: bool = False
+    full: bool = True
+    # Entries up to this one were taken from the newest signed verification statement.
+    verified_from: int = 0
+    # Entries checked by this run (entries - verified_from).
+    checked: int = 0
+    last_full_at: datetime | None = None
 
     def fail(self, seq: int, problem: str) -> None:
         self.ok = False
@@ -330,117 +338,289 @@ class VerifyReport:
             "problems": self.problems, "stale": self.stale,
             "newest_checkpoint_at": None if self.newest_checkpoint_at is None
             else _rfc3339(self.newest_checkpoint_at),
+            "full": self.full, "verified_from": self.verified_from, "checked": self.checked,
+            "last_full_at": None if self.last_full_at is None else _rfc3339(self.last_full_at),
         }
 
 
-def _mirrored_notes(mirror: Path) -> list[str]:
+@dataclass(frozen=True)
+class Statement:
+    """What a verification found, signed: the chain up to ``size`` is intact, with this
+    chain hash and Merkle frontier. The next verification starts from it."""
+    size: int
+    chain_hash: bytes
+    frontier: list[bytes]
+    full: bool
+    verified_at: datetime
+
+
+# The first line names the kind of note, so that a statement never reads as a checkpoint.
+STATEMENT_KIND = "audit verification"
+
+
+def statement_text(origin: str, st: Statement) -> str:
+    return (f"{origin}\n{STATEMENT_KIND}\nsize {st.size}\n"
+            f"chain {base64.b64encode(st.chain_hash).decode()}\n"
+            f"frontier {','.join(h.hex() for h in st.frontier)}\n"
+            f"{'full' if st.full else 'incremental'}\ntime {_rfc3339(st.verified_at)}\n")
+
+
+def parse_statement_text(text: str) -> Statement:
+    lines = text.splitlines()
+    if len(lines) != 7 or lines[1] != STATEMENT_KIND:
+        raise ValueError("not a verification statement")
+    fields = [line.partition(" ")[2] for line in lines]
+    frontier = [bytes.fromhex(h) for h in fields[4].split(",") if h]
+    return Statement(int(fields[2]), base64.b64decode(fields[3]), frontier,
+                     lines[5] == "full",
+                     datetime.fromisoformat(fields[6].replace("Z", "+00:00")))
+
+
+_NEWEST_STATEMENT = (select(audit_verifications)
+                     .order_by(audit_verifications.c.id.desc()).limit(1))
+_NEWEST_FULL = (select(audit_verifications.c.verified_at)
+                .where(audit_verifications.c.full.is_(True))
+                .order_by(audit_verifications.c.id.desc()).limit(1))
+
+
+@dataclass(frozen=True)
+class VerificationState:
+    """When the log was last verified (up to which entry) and last verified in full."""
+    size: int | None
+    verified_at: datetime | None
+    last_full_at: datetime | None
+
+
+async def verification_state(conn: Conn) -> VerificationState:
+    newest = (await conn.execute(_NEWEST_STATEMENT)).first()
+    last_full = (await conn.execute(_NEWEST_FULL)).scalar()
+    return VerificationState(None if newest is None else int(newest.size),
+                             None if newest is None else newest.verified_at, last_full)
+
+
+async def _starting_point(conn: Conn, public_key: Ed25519PublicKey, origin: str,
+                          ) -> Statement | None:
+    """The newest statement, when its signature holds (otherwise start from the beginning:
+    a forged or damaged statement must not let a verification skip anything)."""
+    row = (await conn.execute(_NEWEST_STATEMENT)).first()
+    if row is None:
+        return None
+    text = open_note(row.note, origin, public_key)
+    if text is None:
+        return None
+    try:
+        return parse_statement_text(text)
+    except (ValueError, IndexError):
+        return None
+
+
+def _mirrored_notes(mirror: Path, above: int) -> list[str]:
+    """Notes of the checkpoint file for sizes from ``above`` on (and the unparsable ones,
+    which verification reports)."""
     if not mirror.exists():
         return []
     notes = []
-    for line in mirror.read_text(encoding="utf-8").splitlines():
-        try:
-            notes.append(str(json.loads(line)["note"]))
-        except (ValueError, KeyError, TypeError):
-            notes.append(line)  # reported as unparsable below
+    with mirror.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                note = str(json.loads(line)["note"])
+            except (ValueError, KeyError, TypeError):
+                notes.append(line)  # reported as unparsable below
+                continue
+            try:
+                size = int(note.split("\n", 2)[1])
+            except (IndexError, ValueError):
+                size = above + 1
+            if size >= above:
+                notes.append(note)
     return notes
 
 
-async def _entries(database: Database, batch: int = 1000) -> AsyncIterator[Any]:
-    last = 0
-    while True:
-        async with database.read() as conn:
+async def _entries(database: Database, after: int, upto: int, batch: int = 500,
+                   ) -> AsyncIterator[Sequence[Any]]:
+    """Entries after ``after`` up to ``upto`` in order, read off the event loop a batch at
+    a time; between batches the loop runs others' requests, so checking one batch is the
+    longest anyone waits for a verification."""
+    last = after
+    while last < upto:
+        await asyncio.sleep(0)
+        async with database.long_read() as conn:
             rows = (
                 await conn.execute(
-                    select(audit_entries).where(audit_entries.c.seq > last)
+                    select(audit_entries)
+                    .where(audit_entries.c.seq > last, audit_entries.c.seq <= upto)
                     .order_by(audit_entries.c.seq).limit(batch)
                 )
             ).all()
         if not rows:
             return
-        for row in rows:
-            yield row
+        yield rows
         last = rows[-1].seq
 
 
 async def verify(
     database: Database, public_key: Ed25519PublicKey, origin: str, mirror: Path,
-    now: datetime, stale_after: timedelta,
+    now: datetime, stale_after: timedelta, *, full: bool = False,
+    signing_key: Ed25519PrivateKey | None = None,
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> VerifyReport:
-    report = VerifyReport()
-    async with database.read() as conn:
-        db_notes = [c.note for c in await list_checkpoints(conn, limit=1_000_000)]
+    """Verifies the log from the newest signed statement on (or from the first entry when
+    ``full`` or when there is none), up to the head as it was when this began: entries
+    appended meanwhile are the next run's. With ``signing_key``, a run that found the log
+    intact signs a statement of it."""
+    report = VerifyReport(full=full)
+    async with database.long_read() as conn:
+        start = None if full else await _starting_point(conn, public_key, origin)
+        above = 0 if start is None else start.size
+        c = audit_checkpoints.c
+        db_notes = [r.note for r in await conn.execute(
+            select(c.note).where(c.size >= above).order_by(c.id))]
+        newest = (await conn.execute(select(c.note).order_by(c.id.desc()).limit(1))).first()
+        if newest is not None:
+            db_notes.append(newest.note)
         head = (await conn.execute(select(audit_head).where(audit_head.c.id == 1))).one()
+        last_full = (await conn.execute(_NEWEST_FULL)).scalar()
+    report.last_full_at = last_full
+    report.full = start is None
 
     # Checkpoint size -> roots claimed for it (a note from the file and from the
     # database may both name one size).
     claimed: dict[int, set[bytes]] = {}
-    for note in dict.fromkeys([*db_notes, *_mirrored_notes(mirror)]):
+    for note in dict.fromkeys([*db_notes, *_mirrored_notes(mirror, above)]):
         text = open_note(note, origin, public_key)
         if text is None:
-            report.fail(1, "a checkpoint's signature does not verify")
+            report.fail(above + 1, "a checkpoint's signature does not verify")
             continue
         _, size, root, at = parse_checkpoint_text(text)
-        claimed.setdefault(size, set()).add(root)
-        report.checkpoints += 1
         if report.newest_checkpoint_at is None or at > report.newest_checkpoint_at:
             report.newest_checkpoint_at = at
+        if size < above:
+            continue  # the newest checkpoint, read for its age; verified before
+        claimed.setdefault(size, set()).add(root)
+        report.checkpoints += 1
 
     # Entries this old must be under a signed checkpoint: checkpoints are made at least
     # every interval, so an old uncovered entry means checkpoints were deleted.
-    covered = max(claimed, default=0)
+    covered = max(claimed, default=above)
     must_be_covered_before = now - stale_after
-    expected_seq = 1
-    leaves = 0
-    chain = merkle.GENESIS
-    frontier: list[bytes] = []
-    if 0 in claimed and claimed[0] != {merkle.frontier_root([])}:
-        report.fail(1, "checkpoint of the empty log has the wrong root")
-    async for row in _entries(database):
-        if row.seq != expected_seq:
-            report.fail(expected_seq, f"entry {expected_seq} is missing")
-            expected_seq = row.seq
-        leaf = merkle.leaf_hash(row.entry)
-        try:
-            content_seq = json.loads(row.entry).get("seq")
-        except ValueError:
-            content_seq = None
-        if content_seq != row.seq:
-            report.fail(row.seq, f"entry {row.seq} carries another sequence number")
-        if leaf != row.leaf_hash:
-            report.fail(row.seq, f"entry {row.seq} does not match its leaf hash")
-        try:
-            agree = columns_agree(row, json.loads(row.entry))
-        except ValueError:
-            agree = False
-        if not agree:
-            report.fail(row.seq, f"entry {row.seq}'s searchable columns differ from its "
-                                 f"hashed content")
-        if row.prev_hash != chain:
-            report.fail(row.seq, f"entry {row.seq} does not follow its predecessor")
-        chain = merkle.chain_hash(chain, leaf)
-        if chain != row.chain_hash:
-            report.fail(row.seq, f"entry {row.seq} breaks the hash chain")
-        frontier = merkle.frontier_append(frontier, leaves, leaf)
-        leaves += 1
-        if row.seq > covered and row.at < must_be_covered_before:
-            report.fail(row.seq, f"entry {row.seq} is older than {stale_after} and no "
-                                 f"signed checkpoint covers it: checkpoints were removed")
-            covered = row.seq  # reported once, not for every entry after it
-        if row.seq in claimed and claimed[row.seq] != {merkle.frontier_root(frontier)}:
-            report.fail(row.seq, f"checkpoint at size {row.seq} disagrees with the log")
-        expected_seq = row.seq + 1
+    upto = int(head.size)
+    if start is None:
+        chain, frontier, leaves = merkle.GENESIS, [], 0
+        if 0 in claimed and claimed[0] != {merkle.frontier_root([])}:
+            report.fail(1, "checkpoint of the empty log has the wrong root")
+    else:
+        chain, frontier, leaves = start.chain_hash, list(start.frontier), start.size
+        report.verified_from = start.size
+        if upto < start.size:
+            report.fail(upto + 1, f"the log ends at {upto} but {start.size} entries were "
+                                  f"verified on {_rfc3339(start.verified_at)}: entries "
+                                  f"were deleted")
+    expected_seq = leaves + 1
+    async for rows in _entries(database, leaves, upto):
+        for row in rows:
+            if row.seq != expected_seq:
+                report.fail(expected_seq, f"entry {expected_seq} is missing")
+                expected_seq = row.seq
+            chain, frontier = _check_entry(report, row, chain, frontier, leaves)
+            leaves += 1
+            if row.seq > covered and row.at < must_be_covered_before:
+                report.fail(row.seq, f"entry {row.seq} is older than {stale_after} and no "
+                                     f"signed checkpoint covers it: checkpoints were removed")
+                covered = row.seq  # reported once, not for every entry after it
+            if row.seq in claimed and claimed[row.seq] != {merkle.frontier_root(frontier)}:
+                report.fail(row.seq, f"checkpoint at size {row.seq} disagrees with the log")
+            expected_seq = row.seq + 1
+        progress(expected_seq - 1, upto)
 
     report.entries = leaves
+    report.checked = leaves - report.verified_from
     report.head_hash = chain.hex()
-    if head.size != expected_seq - 1 or head.chain_hash != chain:
-        report.fail(min(head.size, expected_seq - 1) + 1, "the head does not match the entries")
     last_seq = expected_seq - 1
-    beyond = [size for size in claimed if size > last_seq]
-    if beyond:
+    if last_seq < upto:
+        report.fail(last_seq + 1, f"entry {last_seq + 1} is missing")
+    elif head.chain_hash != chain:
+        report.fail(upto, "the head does not match the entries")
+    if start is not None and upto >= start.size > 0:
+        await _spot_check(database, report, start)
+    beyond = [size for size in claimed if size > upto]
+    if beyond and max(beyond) > int(head.size):
         report.fail(last_seq + 1,
                     f"a checkpoint covers {max(beyond)} entries but the log ends at "
                     f"{last_seq}: its newest entries were deleted")
     if report.newest_checkpoint_at is None or now - report.newest_checkpoint_at > stale_after:
         report.stale = True
         report.problems.append("the newest checkpoint is stale or missing")
+    if report.ok and signing_key is not None and (report.full or report.checked):
+        statement = Statement(last_seq, chain, frontier, report.full, now)
+        await _record_statement(database, origin, statement, signing_key)
+        if report.full:
+            report.last_full_at = now
     return report
+
+
+def _check_entry(report: VerifyReport, row: Any, chain: bytes, frontier: list[bytes],
+                 leaves: int) -> tuple[bytes, list[bytes]]:
+    """One entry against its hashes and its predecessor; the chain and frontier after it."""
+    leaf = merkle.leaf_hash(row.entry)
+    try:
+        content = json.loads(row.entry)
+    except ValueError:
+        content = None
+    if not isinstance(content, dict) or content.get("seq") != row.seq:
+        report.fail(row.seq, f"entry {row.seq} carries another sequence number")
+    if leaf != row.leaf_hash:
+        report.fail(row.seq, f"entry {row.seq} does not match its leaf hash")
+    if not isinstance(content, dict) or not columns_agree(row, content):
+        report.fail(row.seq, f"entry {row.seq}'s searchable columns differ from its "
+                             f"hashed content")
+    if row.prev_hash != chain:
+        report.fail(row.seq, f"entry {row.seq} does not follow its predecessor")
+    chain = merkle.chain_hash(chain, leaf)
+    if chain != row.chain_hash:
+        report.fail(row.seq, f"entry {row.seq} breaks the hash chain")
+    return chain, merkle.frontier_append(frontier, leaves, leaf)
+
+
+# Entries already verified that an incremental run checks again, chosen at random.
+SPOT_CHECKS = 256
+
+
+async def _spot_check(database: Database, report: VerifyReport, start: Statement) -> None:
+    """What an incremental run can say of the entries it does not read again. The entry the
+    statement ends on must still hash to the chain hash the statement signed: rewriting
+    history consistently changes every chain hash after it, this one included. A rewrite
+    that is not consistent (an entry changed, its hashes not) shows in the entry itself:
+    a random sample of earlier entries is checked against their hashes and predecessors,
+    and a full run checks them all."""
+    rng = secrets.SystemRandom()
+    seqs = sorted({start.size, *(rng.randint(1, start.size)
+                                 for _ in range(min(SPOT_CHECKS, start.size)))})
+    wanted = sorted({*seqs, *(s - 1 for s in seqs if s > 1)})
+    rows: dict[int, Any] = {}
+    async with database.long_read() as conn:
+        for i in range(0, len(wanted), 500):
+            for row in await conn.execute(select(audit_entries).where(
+                    audit_entries.c.seq.in_(wanted[i:i + 500]))):
+                rows[row.seq] = row
+    for seq in seqs:
+        row = rows.get(seq)
+        previous = merkle.GENESIS if seq == 1 else getattr(rows.get(seq - 1), "chain_hash",
+                                                            None)
+        if row is None or previous is None:
+            report.fail(seq, f"entry {seq if row is None else seq - 1} is missing, though "
+                             f"it was verified on {_rfc3339(start.verified_at)}")
+            continue
+        probe = VerifyReport()
+        chain, _ = _check_entry(probe, row, previous, [], 0)
+        if not probe.ok or (seq == start.size and chain != start.chain_hash):
+            report.fail(seq, f"entry {seq} changed since it was verified on "
+                             f"{_rfc3339(start.verified_at)}")
+
+
+async def _record_statement(database: Database, origin: str, statement: Statement,
+                            key: Ed25519PrivateKey) -> None:
+    note = sign_note(statement_text(origin, statement), origin, key)
+    async with database.write() as conn:
+        await conn.execute(insert(audit_verifications).values(
+            size=statement.size, chain_hash=statement.chain_hash, full=statement.full,
+            verified_at=statement.verified_at, note=note))

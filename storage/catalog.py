@@ -196,9 +196,11 @@ class SearchFilter:
 async def search(
     conn: Conn, flt: SearchFilter, after: tuple[datetime, str] | None, limit: int
 ) -> list[Recording]:
-    """Keyset pagination on (created_at, id): stable under inserts."""
+    """Newest call first, keyset-paged on (started_at, id): stable under inserts. Each
+    filter column leads an index ending in (started_at, id) (schema.py), so a page costs
+    the same however many recordings there are."""
     c = recordings.c
-    query = select(recordings).order_by(c.created_at, c.id).limit(limit)
+    query = select(recordings).order_by(c.started_at.desc(), c.id.desc()).limit(limit)
     for column, value in ((c.customer_id, flt.customer_id), (c.call_id, flt.call_id),
                           (c.agent_id, flt.agent_id), (c.queue, flt.queue), (c.state, flt.state),
                           (c.subject_ref, flt.subject_ref)):
@@ -209,7 +211,7 @@ async def search(
     if flt.started_before is not None:
         query = query.where(c.started_at < flt.started_before)
     if after is not None:
-        query = query.where(keyset.after(c.created_at, c.id, after))
+        query = query.where(keyset.before(c.started_at, c.id, after))
     return await _with_purposes(conn, (await conn.execute(query)).all())
 
 
@@ -231,6 +233,8 @@ async def holds_data(conn: Conn) -> bool:
 
 
 async def key_version_counts(conn: Conn) -> dict[int, int]:
+    """Data keys per key version: a count of every live recording, for ``keys status``
+    (an operator's report); what runs often asks ``key_versions_in_use``."""
     rows = await conn.execute(
         select(recordings.c.key_version, func.count())
         .where(recordings.c.wrapped_dek.is_not(None))
@@ -239,13 +243,45 @@ async def key_version_counts(conn: Conn) -> dict[int, int]:
     return {int(version): int(count) for version, count in rows}
 
 
+async def key_versions_in_use(conn: Conn, versions: Iterable[int]) -> set[int]:
+    """Which of ``versions`` wrap at least one data key: one lookup in the key_version
+    index each (a tombstone's key_version is NULL), whatever the catalog's size."""
+    used = set()
+    for version in versions:
+        found = (await conn.execute(select(recordings.c.id)
+                                    .where(recordings.c.key_version == version).limit(1))).first()
+        if found is not None:
+            used.add(version)
+    return used
+
+
+async def key_versions_beyond(conn: Conn, versions: Iterable[int]) -> set[int]:
+    """Key versions data keys are wrapped under that are not among ``versions`` (a lookup
+    for the lowest and the highest outside them, then the next after each)."""
+    known = sorted(set(versions))
+    found: set[int] = set()
+    c = recordings.c
+    for low, high in pairwise([None, *known, None]):
+        query = select(c.key_version).where(c.key_version.is_not(None))
+        if low is not None:
+            query = query.where(c.key_version > low)
+        if high is not None:
+            query = query.where(c.key_version < high)
+        row = (await conn.execute(query.order_by(c.key_version).limit(1))).first()
+        if row is not None:
+            found.add(int(row.key_version))
+    return found
+
+
 async def wrapped_keys_not_at(
     conn: Conn, version: int, limit: int
 ) -> list[tuple[str, int, bytes]]:
+    """Data keys wrapped under a version older than ``version`` (versions only grow), in
+    the key_version index's order: a run with nothing to move reads nothing."""
     rows = await conn.execute(
         select(recordings.c.id, recordings.c.key_version, recordings.c.wrapped_dek)
-        .where(recordings.c.wrapped_dek.is_not(None), recordings.c.key_version != version)
-        .order_by(recordings.c.id)
+        .where(recordings.c.key_version < version, recordings.c.wrapped_dek.is_not(None))
+        .order_by(recordings.c.key_version, recordings.c.id)
         .limit(limit)
     )
     return [(r.id, r.key_version, r.wrapped_dek) for r in rows]

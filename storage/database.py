@@ -7,8 +7,10 @@ cost several round trips per statement and made the catalog, not the disk, the l
 checkpoint, goes to a worker thread, once per transaction. Writers take an asyncio lock and
 start with ``BEGIN IMMEDIATE`` so that ``serve``, its extra workers and a CLI command
 serialize; when another process holds the write lock, the begin is retried after an
-asynchronous sleep instead of blocking the loop. PostgreSQL uses asyncpg, and appends
-serialize there with ``SELECT … FOR UPDATE``.
+asynchronous sleep instead of blocking the loop. Reads whose cost is not bounded by an
+index (verification, backup, purge runs, exports) use ``long_read``: on SQLite their own
+connection, each statement in a worker thread, so nobody else's request waits for them.
+PostgreSQL uses asyncpg, and appends serialize there with ``SELECT … FOR UPDATE``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.engine import CursorResult, FrozenResult, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
@@ -67,6 +69,41 @@ class _SyncConn:
     async def begin_nested(self) -> AsyncIterator[None]:
         with self._conn.begin_nested():
             yield
+
+
+class _ThreadConn:
+    """A synchronous connection whose statements each run in a worker thread (SQLite
+    releases the GIL while it steps), their rows fetched there too: the loop serves other
+    requests while a long read runs."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, statement: Executable,
+                      parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
+        def run() -> Any:
+            result = (self._conn.execute(statement) if parameters is None
+                      else self._conn.execute(statement, parameters))
+            return result.freeze() if result.returns_rows else result
+
+        out = await run_to_end(run)
+        # A frozen result replays its rows with the same reading methods (all, first,
+        # scalar_one, iteration) that callers use on a cursor result.
+        return cast(CursorResult[*tuple[Any, ...]],
+                    out() if isinstance(out, FrozenResult) else out)
+
+    async def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        return await run_to_end(lambda: fn(self._conn))
+
+    @asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        nested = await run_to_end(self._conn.begin_nested)
+        try:
+            yield
+        except BaseException:
+            await run_to_end(nested.rollback)
+            raise
+        await run_to_end(nested.commit)
 
 
 def async_url(url: str) -> str:
@@ -204,6 +241,27 @@ class Database:
             raise
         finally:
             self._reader_busy = False
+
+    @asynccontextmanager
+    async def long_read(self) -> AsyncIterator[Conn]:
+        """A read that may take long (many rows, or a caller doing work between its
+        statements): on SQLite its own connection with every statement in a worker thread,
+        so that it never holds the event loop; on PostgreSQL the driver is asynchronous
+        already. One snapshot for the whole body, as with ``read``."""
+        if self._async is not None:
+            async with self._async.begin() as async_conn:
+                yield async_conn
+            return
+        sync_conn = await run_to_end(self._reader.connect)
+        try:
+            await run_to_end(sync_conn.begin)
+            try:
+                yield _ThreadConn(sync_conn)
+            finally:
+                # Nothing was written: ending the transaction only releases the snapshot.
+                await run_to_end(sync_conn.rollback)
+        finally:
+            await run_to_end(sync_conn.close)
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:

@@ -56,7 +56,7 @@ recordings = Table(
     # Personal fields are nulled when the recording becomes a tombstone.
     Column("call_id", String(IDENTIFIER), unique=True),
     Column("agent_id", String(IDENTIFIER)),
-    Column("customer_id", String(IDENTIFIER), index=True),
+    Column("customer_id", String(IDENTIFIER)),
     Column("phone_number", String(PHONE_NUMBER)),
     Column("queue", String(IDENTIFIER)),
     Column("direction", String(16)),
@@ -80,8 +80,16 @@ recordings = Table(
     Column("deletion_receipt", Text),
     # Keyed pseudonym of customer_id (HMAC under a server key); kept in the tombstone so a
     # data subject's later request still finds what was purged, without the id itself.
-    Column("subject_ref", String(64), index=True),
-    Index("ix_recordings_created_at_id", "created_at", "id"),
+    Column("subject_ref", String(64)),
+    # Searches: newest call first, each filter leading an index that ends in the sort key,
+    # so that a page (any page: keyset.py) reads what it shows and nothing more. A
+    # tombstone's personal fields are NULL, so it leaves the agent, customer and queue ones.
+    Index("ix_recordings_started_at_id", "started_at", "id"),
+    Index("ix_recordings_agent_started", "agent_id", "started_at", "id"),
+    Index("ix_recordings_queue_started", "queue", "started_at", "id"),
+    Index("ix_recordings_customer_started", "customer_id", "started_at", "id"),
+    Index("ix_recordings_subject_started", "subject_ref", "started_at", "id"),
+    Index("ix_recordings_state_started", "state", "started_at", "id"),
     # Serves both purge queries (due: state='active' AND purge_at <= now; interrupted:
     # state='purging'), so their cost follows what is due, not the catalog's size.
     Index("ix_recordings_state_purge_at_id", "state", "purge_at", "id"),
@@ -198,6 +206,21 @@ audit_checkpoints = Table(
     Column("root_hash", LargeBinary, nullable=False),
     Column("signed_at", UTCDateTime, nullable=False),
     Column("note", Text, nullable=False),
+    # Verification reads the checkpoints above the size it starts from.
+    Index("ix_audit_checkpoints_size", "size"),
+)
+
+# Signed statements of what each verification found (audit_log.Statement): the next one
+# starts where the newest left off.
+audit_verifications = Table(
+    "audit_verifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("size", BigInteger, nullable=False),
+    Column("chain_hash", LargeBinary, nullable=False),
+    Column("full", Boolean, nullable=False),
+    Column("verified_at", UTCDateTime, nullable=False),
+    Column("note", Text, nullable=False),
 )
 
 legal_holds = Table(
@@ -209,7 +232,7 @@ legal_holds = Table(
     Column("placed_at", UTCDateTime, nullable=False),
     Column("placed_by", String(NAME), nullable=False),
     # A hold by data subject also covers recordings uploaded while it stands.
-    Column("customer_id", String(IDENTIFIER), index=True),
+    Column("customer_id", String(IDENTIFIER)),
     Column("released_at", UTCDateTime),
     Column("released_by", String(NAME)),
     Column("release_reason", Text),

@@ -172,6 +172,9 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
                     "schema": {"type": "integer", "minimum": 1, "maximum": 500}}]
     if route.operation_id == "listSubjectRequests":
         params.append({"name": "open", "in": "query", "schema": {"type": "boolean"}})
+    if route.operation_id == "verifyAudit":
+        params.append({"name": "full", "in": "query",
+                       "schema": {"type": "string", "enum": ["true", "false"]}})
     if route.operation_id == "listAudit":
         params += [{"name": n, "in": "query", "schema": {"type": "string"}}
                    for n in ("recording_id", "actor", "action", "purpose", "outcome", "since",

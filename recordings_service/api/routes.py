@@ -152,7 +152,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/audit", audit.list_audit, "listAudit", "Audit log entries (paginated)",
           _AUDIT, (200, 400, 401, 403), action="audit_read"),
     Route("GET", "/v1/audit/verify", audit.verify_audit, "verifyAudit",
-          "Verify the hash chain and signed checkpoints", _AUDIT, (200, 401, 403),
+          "Verify the hash chain and signed checkpoints", _AUDIT, (200, 400, 401, 403),
           action="audit_verify"),
     Route("GET", "/v1/audit/checkpoints", audit.list_checkpoints, "listCheckpoints",
           "Signed checkpoints of the audit log", _AUDIT, (200, 401, 403), action="audit_read"),

@@ -260,14 +260,17 @@ async def audit(request: web.Request) -> web.Response:
         svc, actor, origin(request), flt, {k: v for k, v in form.items() if v},
         q.get("cursor"), 50)
     report = None
-    if q.get("verify") == "now":
-        report = await audit_reading.verify(svc, actor, origin(request))
+    if q.get("verify") in ("now", "full"):
+        report = await audit_reading.verify(svc, actor, origin(request),
+                                            full=q.get("verify") == "full")
+    verified = await audit_reading.verification_state(svc)
     latest = await audit_reading.checkpoints(svc, actor, origin(request), 1)
     more = None if next_cursor is None else "/audit?" + urlencode(
         {**{k: v for k, v in form.items() if v}, "cursor": next_cursor})
     now = svc.clock()
     return _render("audit.html", request, {
         "form": form, "entries": entries, "more": more, "report": report,
+        "verified": verified,
         "checkpoint": latest[0] if latest else None, "now": now,
         "age": (now - latest[0].signed_at) if latest else None,
         "outcomes": audit_reading.OUTCOMES,

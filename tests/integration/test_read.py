@@ -63,20 +63,29 @@ async def test_search_filters_and_audits_the_filter(api: Api) -> None:
     assert limit.status == 400
 
 
-async def test_pagination_is_stable_under_inserts(api: Api) -> None:
-    for i in range(5):
-        await api.uploaded(wav_tone(0.1, frequency=200 + i), call_id=f"p-{i}")
+async def test_pagination_is_newest_call_first_and_stable_under_inserts(api: Api) -> None:
+    # Uploaded out of call order, as a spool that waited for the service sends them.
+    for i in (2, 0, 4, 1, 3):
+        await api.uploaded(wav_tone(0.1, frequency=200 + i), call_id=f"p-{i}",
+                           started_at=f"2026-11-24T09:0{i}:00Z")
         api.clock.advance(seconds=1)
     first = await _search(api, limit="2")
-    assert [r["call_id"] for r in first["items"]] == ["p-0", "p-1"]
-    await api.uploaded(wav_tone(0.1, frequency=999), call_id="p-new")  # arrives meanwhile
+    assert [r["call_id"] for r in first["items"]] == ["p-4", "p-3"]
+    # Arriving meanwhile: a newer call (before the cursor: the next search shows it
+    # first) and an older one (after it: this walk reaches it at its place).
+    await api.uploaded(wav_tone(0.1, frequency=999), call_id="p-new",
+                       started_at="2026-11-24T10:00:00Z")
+    await api.uploaded(wav_tone(0.1, frequency=998), call_id="p-late",
+                       started_at="2026-11-24T08:00:00Z")
     seen = [r["call_id"] for r in first["items"]]
     cursor = first["next_cursor"]
     while cursor:
         page = await _search(api, limit="2", cursor=cursor)
         seen += [r["call_id"] for r in page["items"]]
         cursor = page["next_cursor"]
-    assert seen == ["p-0", "p-1", "p-2", "p-3", "p-4", "p-new"]
+    assert seen == ["p-4", "p-3", "p-2", "p-1", "p-0", "p-late"]
+    again = await _search(api, limit="1")
+    assert [r["call_id"] for r in again["items"]] == ["p-new"]
     bad = await api.client.get("/v1/recordings", params={"cursor": "%%%"},
                                headers=api.auth("compliance"))
     assert bad.status == 400 and (await bad.json())["reason"] == "invalid_cursor"

@@ -7,6 +7,7 @@ from aiohttp import web
 from recordings_service import audit_reading
 from recordings_service.api.handlers.common import caller, json_response, page_limit, query_time
 from recordings_service.appkeys import origin, services
+from recordings_service.errors import BadRequest
 from storage import audit_log
 from storage.signing import public_key_pem
 
@@ -25,7 +26,11 @@ async def list_audit(request: web.Request) -> web.Response:
 
 
 async def verify_audit(request: web.Request) -> web.Response:
-    report = await audit_reading.verify(services(request), caller(request), origin(request))
+    full = request.query.get("full", "false")
+    if full not in ("true", "false"):
+        raise BadRequest("invalid_query", "full must be true or false")
+    report = await audit_reading.verify(services(request), caller(request), origin(request),
+                                        full=full == "true")
     return json_response(report.as_json())
 
 
