@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, true, update
 
 from storage import merkle
 from storage.database import Conn, Database
@@ -379,7 +379,7 @@ def parse_statement_text(text: str) -> Statement:
 _NEWEST_STATEMENT = (select(audit_verifications)
                      .order_by(audit_verifications.c.id.desc()).limit(1))
 _NEWEST_FULL = (select(audit_verifications.c.verified_at)
-                .where(audit_verifications.c.full.is_(True))
+                .where(audit_verifications.c.full == true())
                 .order_by(audit_verifications.c.id.desc()).limit(1))
 
 

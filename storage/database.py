@@ -286,6 +286,26 @@ class Database:
                     await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     await conn.commit()
 
+    def sync_engines(self) -> list[Engine]:
+        """The engines statements run on, for event listeners (tests watch the queries)."""
+        if self._async is not None:
+            return [self._async.sync_engine]
+        return [self._writer, self._reader]
+
+    async def explain(self, statement: str, parameters: Any) -> list[str]:
+        """The database's plan for a statement as its driver received it: which index
+        serves a query (tests/integration/test_query_plans.py). On PostgreSQL sequential
+        scans are priced out first: on a table of a few thousand rows the planner rightly
+        prefers one, and what matters is that an index serves the query when it is large."""
+        if self._async is not None:
+            async with self._async.connect() as conn, conn.begin():
+                await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                rows = await conn.exec_driver_sql("EXPLAIN " + statement, parameters)
+                return [str(r[0]) for r in rows]
+        with self._reader.connect() as sync_conn:
+            rows = sync_conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            return [str(r[3]) for r in rows]
+
     async def truncate_wal(self) -> None:
         """SQLite: copy the write-ahead log into the database and empty it, so page images
         of deleted rows (destroyed data keys) do not survive in the log file."""

@@ -186,6 +186,8 @@ audit_entries = Table(
     Column("outcome", Text, nullable=False),
     Index("ix_audit_entries_actor_seq", "actor", "seq"),
     Index("ix_audit_entries_action_seq", "action", "seq"),
+    # The console's accesses per day: the stream entries of the last days, not all of them.
+    Index("ix_audit_entries_action_at", "action", "at"),
 )
 
 audit_head = Table(
@@ -221,6 +223,8 @@ audit_verifications = Table(
     Column("full", Boolean, nullable=False),
     Column("verified_at", UTCDateTime, nullable=False),
     Column("note", Text, nullable=False),
+    # The newest full one, however many incremental ones followed it.
+    Index("ix_audit_verifications_full_id", "full", "id"),
 )
 
 legal_holds = Table(

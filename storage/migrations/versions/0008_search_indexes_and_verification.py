@@ -30,6 +30,8 @@ def upgrade() -> None:
         batch_op.drop_index("ix_recordings_created_at_id")
     with op.batch_alter_table("audit_checkpoints") as batch_op:
         batch_op.create_index("ix_audit_checkpoints_size", ["size"], unique=False)
+    with op.batch_alter_table("audit_entries") as batch_op:
+        batch_op.create_index("ix_audit_entries_action_at", ["action", "at"], unique=False)
     op.create_table(
         "audit_verifications",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -39,10 +41,13 @@ def upgrade() -> None:
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
     )
+    op.create_index("ix_audit_verifications_full_id", "audit_verifications", ["full", "id"])
 
 
 def downgrade() -> None:
     op.drop_table("audit_verifications")
+    with op.batch_alter_table("audit_entries") as batch_op:
+        batch_op.drop_index("ix_audit_entries_action_at")
     with op.batch_alter_table("audit_checkpoints") as batch_op:
         batch_op.drop_index("ix_audit_checkpoints_size")
     with op.batch_alter_table("recordings") as batch_op:

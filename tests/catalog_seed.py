@@ -1,0 +1,120 @@
+"""A catalog of many recordings and audit entries, written through the storage layer.
+
+Uploading millions of recordings over HTTP would measure ingest; the plan tests and
+bench/scale.py need the catalog's shape instead: calls spread over days at a steady rate
+(so that one agent's day holds the same calls at any size), 500 agents, 40 queues, a
+customer for every five calls, a few recordings due for purge, purged tombstones among them.
+Rows carry no blobs (nothing here reads audio) and a placeholder wrapped key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert
+
+from storage import audit_log
+from storage.database import Database
+from storage.schema import recording_purposes, recordings
+
+# Calls per day, whatever the size: agent + day finds ~10 calls at 20,000 and at 10,000,000.
+CALLS_PER_DAY = 5_000
+AGENTS = 500
+QUEUES = 40
+# The newest seeded call starts here; older ones go back a day per CALLS_PER_DAY calls.
+NEWEST = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+BATCH = 5_000
+
+
+def agent_of(i: int) -> str:
+    return f"A-{i % AGENTS:03d}"
+
+
+def customer_of(i: int) -> str:
+    return f"C-{i // 5:08d}"
+
+
+def started_of(i: int) -> datetime:
+    """Call i starts i / CALLS_PER_DAY days before NEWEST (newest is call 0)."""
+    return NEWEST - timedelta(seconds=i * 86_400 / CALLS_PER_DAY)
+
+
+def _row(i: int, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    rid = f"rec_seed{i:010d}"
+    started = started_of(i)
+    # One in 1,000 is a tombstone, one in 2,000 has fallen due (purge_at passed).
+    purged = i % 1000 == 999
+    due = i % 2000 == 1
+    purge_at = now - timedelta(days=1) if due else started + timedelta(days=3650)
+    row: dict[str, Any] = {
+        "id": rid, "call_id": None if purged else f"call-{i:010d}",
+        "agent_id": None if purged else agent_of(i),
+        "customer_id": None if purged else customer_of(i),
+        "phone_number": None if purged else f"+35840{i % 10_000_000:07d}",
+        "queue": None if purged else f"queue-{i % QUEUES:02d}",
+        "direction": "inbound" if i % 3 else "outbound",
+        "started_at": started, "ended_at": started + timedelta(seconds=180),
+        "content_type": "audio/wav", "size_bytes": 2_880_044, "duration_seconds": 180.0,
+        "sha256": hashlib.sha256(rid.encode()).hexdigest(),
+        "blob_name": None, "wrapped_dek": None if purged else b"\x00" * 60,
+        "key_version": None if purged else 1,
+        "purge_at": None if purged else purge_at,
+        "state": "purged" if purged else "active",
+        "created_at": started + timedelta(seconds=200),
+        "purged_at": now - timedelta(days=2) if purged else None,
+        "purge_reason": "retention expired" if purged else None,
+        "subject_ref": hashlib.sha256(customer_of(i).encode()).hexdigest(),
+    }
+    expires = purge_at if not purged else started + timedelta(days=30)
+    purposes = [{"recording_id": rid, "purpose": p, "legal_basis": basis,
+                 "expires_at": expires, "withdrawn_at": None, "withdrawal_reason": None}
+                for p, basis in (("training", "consent"), ("legal_protection",
+                                                           "legitimate_interest"))]
+    return row, purposes
+
+
+async def seed_recordings(database: Database, count: int, now: datetime,
+                          first: int = 0) -> None:
+    """Recordings ``first`` .. ``first + count - 1`` (call 0 is the newest)."""
+    for start in range(first, first + count, BATCH):
+        rows, purposes = [], []
+        for i in range(start, min(start + BATCH, first + count)):
+            row, its = _row(i, now)
+            rows.append(row)
+            purposes += its
+        async with database.write() as conn:
+            await conn.execute(insert(recordings), rows)
+            await conn.execute(insert(recording_purposes), purposes)
+
+
+def _event(i: int) -> audit_log.AuditEvent:
+    stream = i % 4 != 0
+    return audit_log.AuditEvent(
+        actor=f"supervisor-{i % 50}", roles=("supervisor",),
+        action="stream" if stream else "search",
+        recording_id=f"rec_seed{(i * 7) % 1_000_000:010d}" if stream else None,
+        purpose="training" if stream else None, outcome="allowed",
+        detail={"range": [0, 65535]} if stream else {"filter": {"agent_id": agent_of(i)}})
+
+
+async def seed_audit(database: Database, count: int, now: datetime,
+                     batch: int = 2_000) -> None:
+    """``count`` chained entries, as appends make them, spread over the days before now."""
+    done = 0
+    while done < count:
+        n = min(batch, count - done)
+        at = now - timedelta(seconds=(count - done) * 0.5)
+        async with database.write() as conn:
+            await audit_log.append_many(conn, [(_event(done + k), at) for k in range(n)])
+        done += n
+
+
+async def analyze(database: Database) -> None:
+    """Gives the planner the statistics a catalog in use has (PostgreSQL's autovacuum and
+    SQLite's ``PRAGMA optimize`` gather them on their own over time)."""
+    from sqlalchemy import text
+
+    async with database.write() as conn:
+        await conn.execute(text("ANALYZE"))

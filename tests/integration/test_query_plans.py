@@ -1,0 +1,164 @@
+"""Every search, page, count and job query that runs on a large catalog is served by an
+index: its plan, as the database itself gives it, names one and scans no whole table.
+
+The queries are the real ones: each storage function runs against a seeded catalog while
+a listener captures the statements it sends, and the database explains each of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
+
+from recordings_service.config import Config
+from recordings_service.services import open_services
+from storage import audit_log, catalog, retention_store
+from storage.database import Conn, Database
+from tests import catalog_seed as seed
+from tests.conftest import FrozenClock
+
+SEEDED = 20_000
+# The tables that grow with calls, accesses or time.
+BIG_TABLES = ("recordings", "recording_purposes", "audit_entries", "audit_checkpoints",
+              "audit_verifications")
+DAY = seed.started_of(3 * seed.CALLS_PER_DAY // 2)
+DAY_START = DAY.replace(hour=0, minute=0, second=0, microsecond=0)
+NEWEST = seed.started_of(0)
+
+
+def _flt(**kw: Any) -> catalog.SearchFilter:
+    return catalog.SearchFilter(**kw)
+
+
+def _day(**kw: Any) -> catalog.SearchFilter:
+    return _flt(started_after=DAY_START, started_before=DAY_START + timedelta(days=1), **kw)
+
+
+# (what a person or job does, the call that does it)
+Query = Callable[[Conn, str], Awaitable[object]]
+QUERIES: list[tuple[str, Query]] = [
+    # The API's search and the console's lists (which add state = 'active').
+    ("newest calls", lambda c, _: catalog.search(c, _flt(), None, 51)),
+    ("console newest calls", lambda c, _: catalog.search(c, _flt(state="active"), None, 26)),
+    ("agent", lambda c, _: catalog.search(c, _flt(agent_id="A-007"), None, 51)),
+    ("agent + day", lambda c, _: catalog.search(c, _day(agent_id="A-007"), None, 51)),
+    ("console agent + day",
+     lambda c, _: catalog.search(c, _day(agent_id="A-007", state="active"), None, 26)),
+    ("agent, a deep page by cursor",
+     lambda c, _: catalog.search(c, _flt(agent_id="A-007"), (seed.started_of(9_007),
+                                                          "rec_seed0000009007"), 51)),
+    ("queue", lambda c, _: catalog.search(c, _flt(queue="queue-03"), None, 51)),
+    ("console queue + day",
+     lambda c, _: catalog.search(c, _day(queue="queue-03", state="active"), None, 26)),
+    ("customer", lambda c, _: catalog.search(c, _flt(customer_id="C-00000042"), None, 51)),
+    ("console customer",
+     lambda c, _: catalog.search(c, _flt(customer_id="C-00000042", state="active"), None, 26)),
+    ("call id", lambda c, _: catalog.search(c, _flt(call_id="call-0000000042"), None, 51)),
+    ("call id lookup", lambda c, _: catalog.get_by_call_id(c, "call-0000000042")),
+    ("one day", lambda c, _: catalog.search(c, _day(), None, 51)),
+    ("console one day", lambda c, _: catalog.search(c, _day(state="active"), None, 26)),
+    ("purged only", lambda c, _: catalog.search(c, _flt(state="purged"), None, 51)),
+    ("a subject's recordings",
+     lambda c, _: catalog.search(c, _flt(subject_ref="0" * 64), None, 200)),
+    ("a customer's holdable recordings",
+     lambda c, _: retention_store.recording_ids_of_customer(c, "C-00000042")),
+    # Retention.
+    ("purge: due", lambda c, _: retention_store.due(c, NEWEST, None, 500)),
+    ("purge: due, next page",
+     lambda c, _: retention_store.due(c, NEWEST, (NEWEST - timedelta(days=1), "rec_seed0"), 500)),
+    ("purge: interrupted", lambda c, _: retention_store.purging_ids(c)),
+    ("falling due chart",
+     lambda c, _: catalog.count_falling_due(c, [NEWEST, NEWEST + timedelta(days=30)])),
+    # Keys.
+    ("key versions in use", lambda c, _: catalog.key_versions_in_use(c, [1, 2])),
+    ("key versions not loadable", lambda c, _: catalog.key_versions_beyond(c, [1])),
+    ("keys to re-wrap", lambda c, _: catalog.wrapped_keys_not_at(c, 2, 500)),
+    # The audit log.
+    ("audit by recording", lambda c, _: audit_log.list_entries(
+        c, audit_log.AuditFilter(recording_id="rec_seed0000000007"), 0, 51)),
+    ("audit by actor",
+     lambda c, _: audit_log.list_entries(c, audit_log.AuditFilter(actor="supervisor-3"), 0, 51)),
+    ("audit by action",
+     lambda c, _: audit_log.list_entries(c, audit_log.AuditFilter(action="search"), 0, 51)),
+    ("audit, a deep page",
+     lambda c, _: audit_log.list_entries(c, audit_log.AuditFilter(), 9_000, 51)),
+    ("accesses per day",
+     lambda c, dialect: audit_log.count_accesses_per_day(c, dialect, NEWEST - timedelta(days=1))),
+    ("entries since the checkpoint", lambda c, _: audit_log.entries_since_checkpoint(c)),
+    ("verification state", lambda c, _: audit_log.verification_state(c)),
+]
+
+
+def _newest_rows(plan: list[str], statement: str) -> bool:
+    """SQLite reading a table backwards in its rowid order for the newest few rows, with no
+    condition (``SCAN t`` for ``ORDER BY id DESC LIMIT n``): the rowid is its index."""
+    return (re.search(r"\bLIMIT\b", statement) is not None
+            and re.search(r"\bWHERE\b", statement) is None
+            and not any("TEMP B-TREE" in line for line in plan))
+
+
+def _full_scans(plan: list[str], statement: str) -> list[str]:
+    """Lines of ``plan`` that read a whole big table (or a whole index of one, with no
+    LIMIT to stop it)."""
+    bad = []
+    limited = re.search(r"\bLIMIT\b", statement) is not None
+    for line in plan:
+        for table in BIG_TABLES:
+            if re.search(rf"Seq Scan on {table}\b", line):
+                bad.append(line)
+            scan = re.match(rf"\s*SCAN {table}\b(.*)", line)
+            if scan and not (limited and "INDEX" in scan.group(1)) and not (
+                    not scan.group(1) and _newest_rows(plan, statement)):
+                bad.append(line)
+    return bad
+
+
+def _names_an_index(plan: list[str], statement: str) -> bool:
+    return _newest_rows(plan, statement) or any(
+        re.search(r"USING (COVERING )?INDEX|PRIMARY KEY|Index (Only )?Scan|"
+                  r"Bitmap Index Scan", line) for line in plan)
+
+
+def _reads_a_big_table(statement: str) -> bool:
+    return any(re.search(rf"\bFROM {t}\b|\bJOIN {t}\b", statement) for t in BIG_TABLES)
+
+
+async def _captured(database: Database, query: Query) -> list[tuple[str, Any]]:
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any,
+                _context: Any, _many: bool) -> None:
+        seen.append((statement, parameters))
+
+    engines = database.sync_engines()
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
+    try:
+        async with database.read() as conn:
+            await query(conn, database.dialect)
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
+    return [(s, p) for s, p in seen if _reads_a_big_table(s)]
+
+
+async def test_every_search_page_and_count_is_served_by_an_index(
+        config: Config, clock: FrozenClock) -> None:
+    async with open_services(config, clock) as svc:
+        await seed.seed_recordings(svc.database, SEEDED, clock())
+        await seed.seed_audit(svc.database, 10_000, clock())
+        await seed.analyze(svc.database)
+        failures = []
+        for name, query in QUERIES:
+            statements = await _captured(svc.database, query)
+            assert statements, f"{name}: no statement reached a big table"
+            for statement, parameters in statements:
+                plan = await svc.database.explain(statement, parameters)
+                scans = _full_scans(plan, statement)
+                if scans or not _names_an_index(plan, statement):
+                    failures.append(f"{name}:\n  {statement}\n  " + "\n  ".join(plan))
+        assert not failures, "\n\n".join(failures)
