@@ -599,9 +599,9 @@ async def _spot_check(database: Database, report: VerifyReport, start: Statement
     rows: dict[int, Any] = {}
     async with database.long_read() as conn:
         for i in range(0, len(wanted), 500):
-            for row in await conn.execute(select(audit_entries).where(
-                    audit_entries.c.seq.in_(wanted[i:i + 500]))):
-                rows[row.seq] = row
+            found = await conn.execute(select(audit_entries).where(
+                audit_entries.c.seq.in_(wanted[i:i + 500])))
+            rows |= {row.seq: row for row in found}
     for seq in seqs:
         row = rows.get(seq)
         previous = merkle.GENESIS if seq == 1 else getattr(rows.get(seq - 1), "chain_hash",

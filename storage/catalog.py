@@ -360,13 +360,15 @@ async def revoke_token(conn: Conn, name: str, now: datetime) -> bool:
     return bool(result.rowcount)
 
 
-async def count_falling_due(conn: Conn, bounds: list[datetime]) -> list[int]:
+async def count_falling_due(conn: Conn, bounds: list[datetime], cap: int) -> list[int]:
     """How many active recordings fall due for purge between each pair of consecutive
-    ``bounds`` (one indexed count per interval: (state, purge_at) is an index)."""
+    ``bounds``, counted up to ``cap`` (``cap`` means that many or more): one range of the
+    (state, purge_at) index per interval, read no further than the cap."""
     c = recordings.c
     counts = []
     for start, end in pairwise(bounds):
-        query = select(func.count()).select_from(recordings).where(
-            c.state == "active", c.purge_at >= start, c.purge_at < end)
+        rows = (select(c.id).where(c.state == "active", c.purge_at >= start, c.purge_at < end)
+                .limit(cap).subquery())
+        query = select(func.count()).select_from(rows)
         counts.append(int((await conn.execute(query)).scalar_one()))
     return counts

@@ -303,8 +303,9 @@ class Database:
                 rows = await conn.exec_driver_sql("EXPLAIN " + statement, parameters)
                 return [str(r[0]) for r in rows]
         with self._reader.connect() as sync_conn:
-            rows = sync_conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-            return [str(r[3]) for r in rows]
+            plan = sync_conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            # (id, parent, notused, detail)
+            return [str(r[-1]) for r in plan]
 
     async def truncate_wal(self) -> None:
         """SQLite: copy the write-ahead log into the database and empty it, so page images

@@ -26,6 +26,8 @@ QUEUES = 40
 # The newest seeded call starts here; older ones go back a day per CALLS_PER_DAY calls.
 NEWEST = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
 BATCH = 5_000
+# Audit entries at a steady rate too: half as many as calls (seconds between two).
+ENTRY_SPACING = 86_400 / (CALLS_PER_DAY / 2)
 
 
 def agent_of(i: int) -> str:
@@ -44,9 +46,10 @@ def started_of(i: int) -> datetime:
 def _row(i: int, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     rid = f"rec_seed{i:010d}"
     started = started_of(i)
-    # One in 1,000 is a tombstone, one in 2,000 has fallen due (purge_at passed).
+    # One in 1,000 is a tombstone; 20 have fallen due (purge_at passed) at any size, as
+    # what falls due follows the calls a day brings, not the catalog's size.
     purged = i % 1000 == 999
-    due = i % 2000 == 1
+    due = i % 1000 == 1 and i < 20_000
     purge_at = now - timedelta(days=1) if due else started + timedelta(days=3650)
     row: dict[str, Any] = {
         "id": rid, "call_id": None if purged else f"call-{i:010d}",
@@ -105,7 +108,7 @@ async def seed_audit(database: Database, count: int, now: datetime,
     done = 0
     while done < count:
         n = min(batch, count - done)
-        at = now - timedelta(seconds=(count - done) * 0.5)
+        at = now - timedelta(seconds=(count - done) * ENTRY_SPACING)
         async with database.write() as conn:
             await audit_log.append_many(conn, [(_event(done + k), at) for k in range(n)])
         done += n

@@ -72,7 +72,7 @@ QUERIES: list[tuple[str, Query]] = [
      lambda c, _: retention_store.due(c, NEWEST, (NEWEST - timedelta(days=1), "rec_seed0"), 500)),
     ("purge: interrupted", lambda c, _: retention_store.purging_ids(c)),
     ("falling due chart",
-     lambda c, _: catalog.count_falling_due(c, [NEWEST, NEWEST + timedelta(days=30)])),
+     lambda c, _: catalog.count_falling_due(c, [NEWEST, NEWEST + timedelta(days=30)], 10_000)),
     # Keys.
     ("key versions in use", lambda c, _: catalog.key_versions_in_use(c, [1, 2])),
     ("key versions not loadable", lambda c, _: catalog.key_versions_beyond(c, [1])),
@@ -162,3 +162,14 @@ async def test_every_search_page_and_count_is_served_by_an_index(
                 if scans or not _names_an_index(plan, statement):
                     failures.append(f"{name}:\n  {statement}\n  " + "\n  ".join(plan))
         assert not failures, "\n\n".join(failures)
+
+
+async def test_counts_shown_to_people_stop_at_their_cap(config: Config,
+                                                        clock: FrozenClock) -> None:
+    async with open_services(config, clock) as svc:
+        await seed.seed_recordings(svc.database, 2_000, clock())
+        ten_years = [NEWEST + timedelta(days=3640), NEWEST + timedelta(days=3660)]
+        async with svc.database.read() as conn:
+            assert await catalog.count_falling_due(conn, ten_years, 500) == [500]
+            exact = await catalog.count_falling_due(conn, ten_years, 10_000)
+    assert exact == [2_000 - 2 - 2]  # less the tombstones and the two due now

@@ -1,0 +1,240 @@
+"""Scale: what each user-facing operation costs at 20,000 recordings and at a large size
+(--large, 1,000,000 by default; 10,000,000 where the disk allows), with the ratio, on SQLite
+and, given --postgres URL, on PostgreSQL. Targets: every search, page and retention figure
+within 1.5x; incremental verification after 1,000 new entries within 1.5x.
+
+The catalog is seeded through the storage layer (tests/catalog_seed.py: calls at a steady
+5,000 a day, 500 agents, 40 queues, a customer per five calls; audit entries half the
+recordings, at most 1,000,000); the service then runs in this process on a real socket and
+each figure is the median of repeated requests, as a client sees them.
+
+Run: .venv/bin/python bench/scale.py [--large N] [--postgres postgresql://…]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from recordings_service import people, retention
+from recordings_service.app import create_app
+from recordings_service.appkeys import SERVICES
+from recordings_service.auth import create_token
+from recordings_service.config import load_config
+from recordings_service.services import open_services
+from tests import catalog_seed as seed
+
+SMALL = 20_000
+PASSWORD = "plum-orchard-vinegar-42"
+NOW = seed.NEWEST + timedelta(days=1)
+
+
+def clock() -> datetime:
+    # Time as the seeded catalog knows it, moving on: checkpoints and sessions need it to.
+    return NOW + timedelta(seconds=time.monotonic() - _T0)
+
+
+_T0 = time.monotonic()
+
+
+async def median_ms(step: Callable[[int], Awaitable[object]], rounds: int = 15) -> float:
+    await step(rounds)  # warm
+    took = []
+    for i in range(rounds):
+        started = time.perf_counter()
+        await step(i)
+        took.append(time.perf_counter() - started)
+    return statistics.median(took) * 1000
+
+
+async def _ok(response: Any) -> Any:
+    async with response:
+        assert response.status < 300, (response.status, await response.text())
+        if response.content_type == "application/json":
+            return await response.json()
+        return await response.read()
+
+
+async def _reset_postgres(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]:
+    env = {"RECORDINGS_DATABASE_URL": pg_url} if pg_url else {}
+    if pg_url:
+        await _reset_postgres(pg_url)
+    config = load_config(environ=env, data_dir=str(root / "data")).with_overrides(
+        scheduler_enabled=False)
+    entries = min(size // 2, 1_000_000)
+    seeded = time.perf_counter()
+    async with open_services(config, clock) as svc:
+        await retention.apply_configured_retention(svc)  # as a first start does
+        tokens = {role: await create_token(svc.database, role, [role], clock())
+                  for role in ("supervisor", "compliance", "auditor")}
+        await people.create_user(svc.database, "maria", ["supervisor", "compliance",
+                                                         "auditor"], PASSWORD, clock())
+        await seed.seed_recordings(svc.database, size, NOW)
+        await seed.seed_audit(svc.database, entries, NOW)
+        await seed.analyze(svc.database)
+    print(f"  seeded {size:,} recordings and {entries:,} audit entries in "
+          f"{time.perf_counter() - seeded:.0f} s", flush=True)
+
+    figures: dict[str, float] = {}
+    started = time.perf_counter()
+    app = create_app(config, clock)
+    async with TestClient(TestServer(app)) as client:
+        figures["serve start (s)"] = time.perf_counter() - started
+        svc = app[SERVICES]
+
+        def bearer(role: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {tokens[role]}"}
+
+        day = seed.started_of(3 * seed.CALLS_PER_DAY // 2).date()
+
+        async def api_agent_day(i: int) -> None:
+            await _ok(await client.get("/v1/recordings", headers=bearer("supervisor"), params={
+                "agent_id": seed.agent_of(i * 7), "started_after": f"{day}T00:00:00Z",
+                "started_before": f"{day + timedelta(days=1)}T00:00:00Z"}))
+        figures["API search agent + one day"] = await median_ms(api_agent_day)
+
+        cursor = None
+        for _ in range(48):
+            page = await _ok(await client.get("/v1/recordings", headers=bearer("supervisor"),
+                                              params={"limit": "20",
+                                                      **({"cursor": cursor} if cursor else {})}))
+            cursor = page["next_cursor"]
+        assert cursor is not None
+
+        async def api_page_49(_: int) -> None:
+            await _ok(await client.get("/v1/recordings", headers=bearer("supervisor"), params={
+                "limit": "20", "cursor": cursor}))
+        figures["API search, page 49 by cursor"] = await median_ms(api_page_49)
+
+        async def api_customer(i: int) -> None:
+            await _ok(await client.get("/v1/recordings", headers=bearer("supervisor"),
+                                       params={"customer_id": seed.customer_of(i * 50)}))
+        figures["API search by customer"] = await median_ms(api_customer)
+
+        async def api_one(i: int) -> None:
+            await _ok(await client.get(f"/v1/recordings/rec_seed{i * 13:010d}",
+                                       headers=bearer("supervisor")))
+        figures["API GET one recording"] = await median_ms(api_one)
+
+        signed_in = await client.post("/v1/session", json={"name": "maria",
+                                                            "password": PASSWORD})
+        assert signed_in.status == 200
+
+        async def console(path: str) -> Callable[[int], Awaitable[object]]:
+            async def step(_: int) -> None:
+                await _ok(await client.get(path))
+            return step
+        figures["console recordings list"] = await median_ms(await console("/recordings"))
+        figures["console search agent + day"] = await median_ms(await console(
+            f"/recordings?agent_id=A-007&from={day}&to={day}"))
+        figures["console search by customer"] = await median_ms(await console(
+            "/recordings?customer_id=C-00000042"))
+        figures["console compliance page"] = await median_ms(await console("/compliance"),
+                                                             rounds=7)
+
+        async def dry_run(_: int) -> None:
+            await _ok(await client.post("/v1/purge-runs", json={"dry_run": True},
+                                        headers=bearer("compliance")))
+        figures["purge dry run"] = await median_ms(dry_run, rounds=5)
+        purged = time.perf_counter()
+        run = await _ok(await client.post("/v1/purge-runs", json={"dry_run": False},
+                                          headers=bearer("compliance")))
+        figures["purge, real (s)"] = time.perf_counter() - purged
+        figures["purged"] = len(run["purged"])
+        figures["purge, nothing due"] = await median_ms(dry_run, rounds=5)
+
+        verified = time.perf_counter()
+        report = await _ok(await client.get("/v1/audit/verify", params={"full": "true"},
+                                            headers=bearer("auditor")))
+        figures["audit verify, full (s)"] = time.perf_counter() - verified
+        assert report["ok"], report
+
+        async def healthz() -> float:
+            began = time.perf_counter()
+            await _ok(await client.get("/healthz"))
+            return time.perf_counter() - began
+
+        idle = statistics.median([await healthz() for _ in range(50)])
+        waits: list[float] = []
+        verifying = asyncio.ensure_future(client.get("/v1/audit/verify",
+                                                     params={"full": "true"},
+                                                     headers=bearer("auditor")))
+        while not verifying.done():
+            waits.append(await healthz())
+            await asyncio.sleep(0.02)
+        (await verifying).release()
+        figures["/healthz during a full verification, p50 / idle"] = (
+            statistics.median(waits) / idle)
+        figures["/healthz during a full verification, max (ms)"] = max(waits) * 1000
+
+        async def incremental(_: int) -> None:
+            await seed.seed_audit(svc.database, 1_000, clock())
+            report = await _ok(await client.get("/v1/audit/verify",
+                                                headers=bearer("auditor")))
+            assert report["ok"] and not report["full"], report
+        # Each round appends 1,000 entries (not timed apart: a write of 1,000 is the same
+        # at any size) and verifies what is new.
+        figures["audit verify after 1,000 new entries"] = await median_ms(incremental,
+                                                                          rounds=5)
+    return figures
+
+
+RATIO_TARGETS = {
+    "API search agent + one day": 1.5, "API search, page 49 by cursor": 1.5,
+    "API search by customer": 1.5, "API GET one recording": 1.5,
+    "console recordings list": 1.5, "console search agent + day": 1.5,
+    "console search by customer": 1.5, "console compliance page": 1.5,
+    "purge dry run": 1.5, "purge, nothing due": 1.5, "serve start (s)": 1.5,
+    "audit verify after 1,000 new entries": 1.5,
+}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--postgres", help="a PostgreSQL URL whose public schema may be "
+                                           "dropped (the bench's own database)")
+    args = parser.parse_args()
+    for name, pg_url in (("SQLite", None), ("PostgreSQL", args.postgres)):
+        if name == "PostgreSQL" and not pg_url:
+            continue
+        results = []
+        for size in (SMALL, args.large):
+            print(f"{name}, {size:,} recordings:", flush=True)
+            with tempfile.TemporaryDirectory(prefix="bench-scale-", dir="/work") as root:
+                results.append(await measure(size, Path(root), pg_url))
+        small, large = results
+        print(f"\n{name}: {SMALL:,} vs {args.large:,} recordings")
+        for key in small:
+            ratio = large[key] / small[key] if small[key] else float("nan")
+            target = RATIO_TARGETS.get(key)
+            verdict = "" if target is None else (
+                "  [target met]" if ratio <= target else "  [TARGET MISSED]")
+            print(f"  {key}: {small[key]:.2f} vs {large[key]:.2f} = {ratio:.2f}x{verdict}")
+        print(flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
