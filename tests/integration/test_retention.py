@@ -381,35 +381,6 @@ async def test_erasing_twice_answers_the_same_tombstone(api: Api) -> None:
     assert len(await api.audit(action="erasure", outcome="allowed")) == 1
 
 
-async def test_the_purge_queries_search_an_index(api: Api) -> None:
-    """A run's cost follows what is due, not the size of the catalog."""
-    if api.services.database.dialect != "sqlite":
-        pytest.skip("query plan checked on SQLite")
-    from sqlalchemy import text
-    from sqlalchemy.dialects import sqlite
-
-    from storage import retention_store
-
-    captured: list[str] = []
-
-    class Spy:
-        async def execute(self, query: Any) -> list[Any]:
-            captured.append(str(query.compile(dialect=sqlite.dialect(),
-                                              compile_kwargs={"literal_binds": True})))
-            return []
-
-    await retention_store.due(Spy(), api.clock(), None, 500)  # type: ignore[arg-type]
-    await retention_store.purging_ids(Spy())  # type: ignore[arg-type]
-    assert len(captured) == 2
-    for query in captured:
-        async with api.services.database.read() as conn:
-            plan = " ".join(str(row) for row in
-                            (await conn.execute(text("EXPLAIN QUERY PLAN " + query))).all())
-        assert "SEARCH recordings USING" in plan and "INDEX ix_recordings_state_purge_at_id" \
-            in plan, plan
-        assert "SCAN recordings" not in plan, plan
-
-
 async def test_two_purge_runs_at_once_report_each_others_work_as_purged_elsewhere(
         api: Api) -> None:
     ids = {(await api.uploaded(wav_tone(0.05, frequency=300 + i), call_id=f"due-{i}",
