@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime
 
 from aiohttp import web
 
@@ -65,6 +66,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         try:
             # With replicas on one catalog, one of them at a time does this; the others
             # serve meanwhile (and their uploads are safe from it: see the grace below).
+            started = services.clock()
             async with services.database.exclusive("startup") as held:
                 if held:
                     await _recover(services)
@@ -72,11 +74,15 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             app[SERVICES] = services
             if config.scheduler_enabled:
                 app[jobs.SCHEDULER_KEY] = jobs.start_scheduler(services)
+            # Walking every blob takes as long as the store is large: it runs while the
+            # service serves. Blobs older than this start cannot be this process's uploads.
+            sweep = asyncio.ensure_future(_sweep_after_start(services, started))
             log.info("ready", extra={"data_dir": str(config.data_dir.resolve()),
                                      "catalog": services.database.dialect})
             yield
             if config.scheduler_enabled:
                 app[jobs.SCHEDULER_KEY].shutdown(wait=False)
+            await _finish(sweep, config.shutdown_timeout)
             await _checkpoint_if_possible(services)
         finally:
             lock.release()
@@ -84,18 +90,41 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _recover(services: Services) -> None:
     discarded = await services.blobs.discard_incomplete()
-    # A crash's orphans go at once, unless another process still writes (a worker
-    # draining while we restart, another replica): its blobs may be about to get rows.
-    busy = await services.blobs.writers_elsewhere()
-    orphans = await jobs.sweep_orphans(
-        services, grace=jobs.ORPHAN_GRACE if busy else timedelta(0))
-    if discarded or orphans:
+    if discarded:
         log.warning("cleaned up after an interrupted run",
-                    extra={"partial_uploads": discarded, "orphan_blobs": orphans})
+                    extra={"partial_uploads": discarded})
     changes = await retention.apply_configured_retention(services)
     if changes:
         log.warning("retention periods changed; stored recordings recomputed",
                     extra={"changes": changes})
+
+
+async def _sweep_after_start(services: Services, started: datetime) -> None:
+    """A crash's orphan blobs (written, their row never committed) go soon after start,
+    unless another process still writes (a worker draining while we restart, another
+    replica): its blobs may be about to get rows, and wait out the grace."""
+    try:
+        async with services.database.exclusive("orphan_sweep") as held:
+            if not held:
+                return
+            busy = await services.blobs.writers_elsewhere()
+            cutoff = started - jobs.ORPHAN_GRACE if busy else started
+            orphans = await jobs.sweep_orphans(services, services.clock() - cutoff)
+        if orphans:
+            log.warning("cleaned up after an interrupted run", extra={"orphan_blobs": orphans})
+    except Exception:
+        log.exception("the sweep for orphan blobs after start failed; the hourly one retries")
+
+
+async def _finish(task: asyncio.Future[None], within: float) -> None:
+    """Lets ``task`` end within ``within`` seconds, else cancels it (safe to cut short)."""
+    try:
+        async with asyncio.timeout(within):
+            await asyncio.shield(task)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _checkpoint_if_possible(services: Services) -> None:

@@ -376,34 +376,49 @@ def run_json(run: dict[str, Any]) -> dict[str, Any]:
 # --- retention periods from configuration ----------------------------------------------
 
 
+# Recordings recomputed per transaction when a purpose's retention changes: the writer is
+# free between batches, so uploads and audited accesses go on during a recompute of millions.
+RECOMPUTE_BATCH = 1_000
+
+
 async def apply_configured_retention(services: Services) -> list[dict[str, Any]]:
     """Recomputes expiries of stored recordings whose purpose's retention or legal basis
-    changed in the configuration; the next purge run reports what moved."""
+    changed in the configuration; the next purge run reports what moved. A purpose's new
+    policy is recorded (and audited) with its last batch: a recompute cut short is redone
+    from the start at the next start, and setting an expiry twice sets it to the same."""
     now = services.clock()
     changes = []
-    async with services.database.write() as conn:
+    async with services.database.read() as conn:
         applied = await retention_store.applied_policies(conn)
-        for purpose in services.config.purposes.values():
-            previous = applied.get(purpose.name)
-            if previous == (purpose.legal_basis, purpose.retention_months):
-                continue
-            rows = await retention_store.purpose_rows_of(conn, purpose.name)
-            for recording_id, started_at in rows:
-                await retention_store.set_expiry(
-                    conn, recording_id, purpose.name,
-                    policy.add_months(started_at, purpose.retention_months),
-                    purpose.legal_basis)
-                await _recompute_purge_at(services, conn, recording_id)
-            if previous is not None:
-                await retention_store.record_change(conn, purpose.name, previous[1],
-                                                    purpose.retention_months, len(rows), now)
-                changes.append({"purpose": purpose.name, "from_months": previous[1],
-                                "to_months": purpose.retention_months,
-                                "recordings": len(rows)})
-            await retention_store.record_policy(conn, purpose.name, purpose.legal_basis,
-                                                purpose.retention_months, now)
-        if changes:
-            await auditing.append(services, conn, auditing.event(
-                RETENTION_ACTOR, SYSTEM_ORIGIN, "retention_recomputed", "allowed",
-                detail={"changes": changes}))
+    for purpose in services.config.purposes.values():
+        previous = applied.get(purpose.name)
+        if previous == (purpose.legal_basis, purpose.retention_months):
+            continue
+        moved, after = 0, ""
+        while True:
+            async with services.database.write() as conn:
+                rows = await retention_store.purpose_rows_of(conn, purpose.name, after,
+                                                             RECOMPUTE_BATCH)
+                for recording_id, started_at in rows:
+                    await retention_store.set_expiry(
+                        conn, recording_id, purpose.name,
+                        policy.add_months(started_at, purpose.retention_months),
+                        purpose.legal_basis)
+                    await _recompute_purge_at(services, conn, recording_id)
+                moved += len(rows)
+                if len(rows) == RECOMPUTE_BATCH:
+                    after = rows[-1][0]
+                    continue
+                if previous is not None:
+                    change = {"purpose": purpose.name, "from_months": previous[1],
+                              "to_months": purpose.retention_months, "recordings": moved}
+                    await retention_store.record_change(conn, purpose.name, previous[1],
+                                                        purpose.retention_months, moved, now)
+                    await auditing.append(services, conn, auditing.event(
+                        RETENTION_ACTOR, SYSTEM_ORIGIN, "retention_recomputed", "allowed",
+                        detail={"changes": [change]}))
+                    changes.append(change)
+                await retention_store.record_policy(conn, purpose.name, purpose.legal_basis,
+                                                    purpose.retention_months, now)
+                break
     return changes

@@ -259,12 +259,16 @@ async def record_policy(conn: Conn, purpose: str, legal_basis: str, months: int,
         purpose=purpose, legal_basis=legal_basis, retention_months=months, applied_at=now))
 
 
-async def purpose_rows_of(conn: Conn, purpose: str) -> list[tuple[str, datetime]]:
-    """(recording id, started_at) of every stored recording kept for ``purpose``."""
+async def purpose_rows_of(conn: Conn, purpose: str, after: str,
+                          limit: int) -> list[tuple[str, datetime]]:
+    """(recording id, started_at) of stored recordings kept for ``purpose`` with an id
+    after ``after``, in id order: a page of the (purpose, recording_id) index."""
+    p = recording_purposes.c
     rows = await conn.execute(
         select(recordings.c.id, recordings.c.started_at)
-        .join(recording_purposes, recording_purposes.c.recording_id == recordings.c.id)
-        .where(recording_purposes.c.purpose == purpose, recordings.c.state == "active"))
+        .join(recording_purposes, p.recording_id == recordings.c.id)
+        .where(p.purpose == purpose, p.recording_id > after, recordings.c.state == "active")
+        .order_by(p.recording_id).limit(limit))
     return [(r.id, r.started_at) for r in rows]
 
 

@@ -104,6 +104,8 @@ recording_purposes = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("withdrawn_at", UTCDateTime),
     Column("withdrawal_reason", Text),
+    # A purpose's recordings, page by page, when its retention changes.
+    Index("ix_recording_purposes_purpose_recording", "purpose", "recording_id"),
 )
 
 tokens = Table(

@@ -73,6 +73,8 @@ QUERIES: list[tuple[str, Query]] = [
     ("purge: interrupted", lambda c, _: retention_store.purging_ids(c)),
     ("falling due chart",
      lambda c, _: catalog.count_falling_due(c, [NEWEST, NEWEST + timedelta(days=30)], 10_000)),
+    ("retention changed: a purpose's recordings, a page",
+     lambda c, _: retention_store.purpose_rows_of(c, "training", "rec_seed0000001000", 1000)),
     # Keys.
     ("key versions in use", lambda c, _: catalog.key_versions_in_use(c, [1, 2])),
     ("key versions not loadable", lambda c, _: catalog.key_versions_beyond(c, [1])),

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
 
-from recordings_service import retention
+from recordings_service import policy, retention
 from recordings_service.receipts import verify_receipt
-from storage.schema import recordings
+from storage.schema import recording_purposes, recordings
+from tests import catalog_seed as seed
 from tests.audio import wav_noise, wav_tone
 from tests.conftest import Api
 from tests.integration.helpers import contains_plaintext_run, files_under, stored_blobs
@@ -357,6 +359,29 @@ async def test_changed_retention_applies_to_stored_recordings_and_is_reported(
     assert run["retention_changes"][0]["purpose"] == "training"
     assert (await _purge(api))["retention_changes"] == []
     assert await retention.apply_configured_retention(svc) == []
+
+
+async def test_a_changed_retention_reaches_every_recording_a_batch_at_a_time(
+        api: Api) -> None:
+    svc = api.services
+    await seed.seed_recordings(svc.database, 2_500, api.clock())  # 2,498 active
+    shorter = {**svc.config.purposes}
+    shorter["training"] = type(shorter["training"])("training", "consent", 1,
+                                                    frozenset({"supervisor"}))
+    svc.config = svc.config.with_overrides(purposes=shorter)
+    changes = await retention.apply_configured_retention(svc)
+    assert changes == [{"purpose": "training", "from_months": 6, "to_months": 1,
+                        "recordings": 2_498}]  # the two tombstones are left alone
+    async with svc.database.read() as conn:
+        expiries = (await conn.execute(
+            select(recording_purposes.c.recording_id, recording_purposes.c.expires_at,
+                   recordings.c.started_at)
+            .join(recordings, recordings.c.id == recording_purposes.c.recording_id)
+            .where(recording_purposes.c.purpose == "training",
+                   recordings.c.state == "active"))).all()
+    assert len(expiries) == 2_498
+    assert all(row.expires_at == policy.add_months(row.started_at, 1) for row in expiries)
+    assert len(await api.audit(action="retention_recomputed")) == 1
 
 
 async def test_purge_runs_are_paginated_newest_first(api: Api) -> None:

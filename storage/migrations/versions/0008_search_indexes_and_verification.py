@@ -1,4 +1,4 @@
-"""indexes for every search (newest call first), verification statements
+"""indexes for every search (newest call first) and page of a purpose, verification statements
 
 Revision ID: 0008
 Revises: 0007
@@ -28,6 +28,9 @@ def upgrade() -> None:
         batch_op.drop_index("ix_recordings_customer_id")
         batch_op.drop_index("ix_recordings_subject_ref")
         batch_op.drop_index("ix_recordings_created_at_id")
+    with op.batch_alter_table("recording_purposes") as batch_op:
+        batch_op.create_index("ix_recording_purposes_purpose_recording",
+                              ["purpose", "recording_id"], unique=False)
     with op.batch_alter_table("audit_checkpoints") as batch_op:
         batch_op.create_index("ix_audit_checkpoints_size", ["size"], unique=False)
     with op.batch_alter_table("audit_entries") as batch_op:
@@ -50,6 +53,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_audit_entries_action_at")
     with op.batch_alter_table("audit_checkpoints") as batch_op:
         batch_op.drop_index("ix_audit_checkpoints_size")
+    with op.batch_alter_table("recording_purposes") as batch_op:
+        batch_op.drop_index("ix_recording_purposes_purpose_recording")
     with op.batch_alter_table("recordings") as batch_op:
         batch_op.create_index("ix_recordings_created_at_id", ["created_at", "id"], unique=False)
         batch_op.create_index("ix_recordings_subject_ref", ["subject_ref"], unique=False)
