@@ -164,6 +164,8 @@ async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]
         figures["purge, real (s)"] = time.perf_counter() - purged
         figures["purged"] = len(run["purged"])
         figures["purge, nothing due"] = await median_ms(dry_run, rounds=5)
+        figures["tombstone row bytes"] = await _tombstone_bytes(svc.database)
+        figures["catalog bytes per recording"] = await _catalog_bytes(svc.database) / size
 
         verified = time.perf_counter()
         report = await _ok(await client.get("/v1/audit/verify", params={"full": "true"},
@@ -199,6 +201,37 @@ async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]
         figures["audit verify after 1,000 new entries"] = await median_ms(incremental,
                                                                           rounds=5)
     return figures
+
+
+async def _tombstone_bytes(database: Any) -> float:
+    """What a tombstone's row and its purposes' rows hold, on average (their columns'
+    stored lengths; each index adds its key columns again)."""
+    from sqlalchemy import text
+
+    async with database.read() as conn:
+        row = (await conn.execute(text(
+            "SELECT avg(coalesce(length(id), 0) + coalesce(length(sha256), 0) "
+            "+ coalesce(length(deletion_receipt), 0) + coalesce(length(purge_reason), 0) "
+            "+ coalesce(length(subject_ref), 0) + coalesce(length(content_type), 0) "
+            "+ coalesce(length(state), 0) + 8 * 6) FROM recordings "
+            "WHERE state = 'purged' AND deletion_receipt IS NOT NULL"))).scalar()
+        purposes = (await conn.execute(text(
+            "SELECT avg(length(recording_id) + length(purpose) + length(legal_basis) + 16) "
+            "FROM recording_purposes"))).scalar()
+    return float(row or 0) + 2 * float(purposes or 0)
+
+
+async def _catalog_bytes(database: Any) -> float:
+    from sqlalchemy import text
+
+    async with database.read() as conn:
+        if database.dialect == "sqlite":
+            pages = (await conn.execute(text("PRAGMA page_count"))).scalar()
+            size = (await conn.execute(text("PRAGMA page_size"))).scalar()
+            return float(pages * size)
+        return float((await conn.execute(text(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+            "WHERE c.relname IN ('recordings', 'recording_purposes') "))).scalar())
 
 
 RATIO_TARGETS = {

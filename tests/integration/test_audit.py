@@ -15,7 +15,8 @@ from sqlalchemy import delete, select, update
 
 from recordings_service import jobs
 from storage import merkle
-from storage.schema import audit_checkpoints, audit_entries, audit_head
+from storage.schema import audit_checkpoints, audit_entries, audit_head, audit_verifications
+from tests import catalog_seed as seed
 from tests.audio import wav_tone
 from tests.conftest import Api
 from tests.integration.helpers import run_cli
@@ -233,3 +234,80 @@ def test_cli_purge_dry_run_and_real(tmp_path: Path) -> None:
     real = json.loads(run_cli(data, "purge").stdout)
     assert real["dry_run"] is False and real["purged"] == [] and real["actor"] == \
         "system:retention"
+
+
+async def _verify_full(api: Api) -> dict[str, object]:
+    response = await api.client.get("/v1/audit/verify", params={"full": "true"},
+                                    headers=api.auth("auditor"))
+    assert response.status == 200
+    return await response.json()  # type: ignore[no-any-return]
+
+
+async def test_verification_goes_on_from_its_last_signed_statement(api: Api) -> None:
+    await _activity(api)
+    first = await _verify(api)
+    assert first["ok"] and first["full"] and first["verified_from"] == 0
+    assert first["last_full_at"] is not None
+    await seed.seed_audit(api.services.database, 1_200, api.clock())
+    await jobs.checkpoint(api.services)
+    second = await _verify(api)
+    assert second["ok"] and not second["full"], second
+    # What the first run verified (its own audit entry came after it) is not read again.
+    assert second["verified_from"] == first["entries"]
+    assert second["checked"] == second["entries"] - first["entries"] >= 1_200
+    assert second["last_full_at"] == first["last_full_at"]
+    again = await _verify_full(api)
+    assert again["ok"] and again["full"] and again["checked"] == again["entries"]
+
+
+async def test_an_incremental_verification_sees_edits_after_and_at_its_statement(
+        api: Api) -> None:
+    await _activity(api)
+    await _verify(api)
+    for _ in range(3):
+        await api.audit()  # each read is audited
+    async with api.services.database.read() as conn:
+        size = (await conn.execute(select(audit_head.c.size))).scalar_one()
+    async with api.services.database.write() as conn:
+        await conn.execute(update(audit_entries).where(audit_entries.c.seq == size - 1)
+                           .values(actor="someone-else"))
+    report = await _verify(api)
+    assert not report["ok"] and not report["full"]
+    assert report["first_bad_seq"] == size - 1
+
+
+async def test_an_edit_the_spot_checks_miss_is_found_by_a_full_verification(
+        api: Api) -> None:
+    await seed.seed_audit(api.services.database, 3_000, api.clock())
+    await jobs.checkpoint(api.services)
+    assert (await _verify(api))["ok"]
+    entries = await api.audit(action="search")
+    # Edited consistently with its own leaf hash, but not with the chain after it: an
+    # incremental run sees it only if its random sample takes it (256 in 3,000).
+    victim = entries[0]["seq"]
+    async with api.services.database.write() as conn:
+        row = (await conn.execute(select(audit_entries).where(
+            audit_entries.c.seq == victim))).one()
+        forged = row.entry.replace(b'"outcome":"allowed"', b'"outcome":"denied"')
+        await conn.execute(update(audit_entries).where(audit_entries.c.seq == victim).values(
+            entry=forged, leaf_hash=merkle.leaf_hash(forged), outcome="denied"))
+    full = await _verify_full(api)
+    assert not full["ok"] and full["first_bad_seq"] == victim
+
+
+async def test_a_forged_statement_is_ignored_and_deleted_entries_are_seen(api: Api) -> None:
+    await _activity(api)
+    assert (await _verify(api))["ok"]
+    async with api.services.database.write() as conn:
+        note = (await conn.execute(select(audit_verifications.c.note))).scalar_one()
+        # Claims more verified than was (so that a run would skip entries): unsigned.
+        forged = note.replace("\nsize ", "\nsize 9")
+        await conn.execute(update(audit_verifications).values(note=forged))
+    report = await _verify(api)
+    assert report["ok"] and report["full"]  # from the first entry: the signature failed
+    async with api.services.database.write() as conn:
+        size = (await conn.execute(select(audit_head.c.size))).scalar_one()
+        await conn.execute(delete(audit_entries).where(audit_entries.c.seq > size - 2))
+        await conn.execute(update(audit_head).values(size=size - 2))
+    cut = await _verify(api)
+    assert not cut["ok"] and cut["first_bad_seq"] is not None
