@@ -90,6 +90,9 @@ recordings = Table(
     Index("ix_recordings_customer_started", "customer_id", "started_at", "id"),
     Index("ix_recordings_subject_started", "subject_ref", "started_at", "id"),
     Index("ix_recordings_state_started", "state", "started_at", "id"),
+    # The orphan sweep asks which of 500 blob names the catalog knows; backups walk the
+    # blobs in name order.
+    Index("ix_recordings_blob_name", "blob_name"),
     # Serves both purge queries (due: state='active' AND purge_at <= now; interrupted:
     # state='purging'), so their cost follows what is due, not the catalog's size.
     Index("ix_recordings_state_purge_at_id", "state", "purge_at", "id"),

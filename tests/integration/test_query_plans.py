@@ -75,6 +75,8 @@ QUERIES: list[tuple[str, Query]] = [
      lambda c, _: catalog.count_falling_due(c, [NEWEST, NEWEST + timedelta(days=30)], 10_000)),
     ("retention changed: a purpose's recordings, a page",
      lambda c, _: retention_store.purpose_rows_of(c, "training", "rec_seed0000001000", 1000)),
+    ("orphan sweep: which blob names are known",
+     lambda c, _: catalog.existing_blob_names(c, [f"{i:032x}" for i in range(500)])),
     # Keys.
     ("key versions in use", lambda c, _: catalog.key_versions_in_use(c, [1, 2])),
     ("key versions not loadable", lambda c, _: catalog.key_versions_beyond(c, [1])),

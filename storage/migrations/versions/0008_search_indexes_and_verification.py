@@ -17,6 +17,7 @@ _SEARCH_INDEXES = {
     "ix_recordings_customer_started": ["customer_id", "started_at", "id"],
     "ix_recordings_subject_started": ["subject_ref", "started_at", "id"],
     "ix_recordings_state_started": ["state", "started_at", "id"],
+    "ix_recordings_blob_name": ["blob_name"],
 }
 
 
