@@ -308,6 +308,9 @@ async def list_checkpoints(conn: Conn, limit: int = 100) -> list[Checkpoint]:
 # --- verification ----------------------------------------------------------------------
 
 
+MAX_PROBLEMS = 100
+
+
 @dataclass
 class VerifyReport:
     ok: bool = True
@@ -327,7 +330,12 @@ class VerifyReport:
 
     def fail(self, seq: int, problem: str) -> None:
         self.ok = False
-        self.problems.append(problem)
+        # The first ones say where to look; a rewritten log must not make a report of
+        # millions of lines.
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+        elif len(self.problems) == MAX_PROBLEMS:
+            self.problems.append("more problems follow; fix these and verify again")
         if self.first_bad_seq is None or seq < self.first_bad_seq:
             self.first_bad_seq = seq
 
@@ -526,7 +534,7 @@ async def verify(
             if row.seq > covered and row.at < must_be_covered_before:
                 report.fail(row.seq, f"entry {row.seq} is older than {stale_after} and no "
                                      f"signed checkpoint covers it: checkpoints were removed")
-                covered = row.seq  # reported once, not for every entry after it
+                covered = upto  # reported once, not for every entry after it
             if row.seq in claimed and claimed[row.seq] != {merkle.frontier_root(frontier)}:
                 report.fail(row.seq, f"checkpoint at size {row.seq} disagrees with the log")
             expected_seq = row.seq + 1

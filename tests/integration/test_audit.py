@@ -311,3 +311,15 @@ async def test_a_forged_statement_is_ignored_and_deleted_entries_are_seen(api: A
         await conn.execute(update(audit_head).values(size=size - 2))
     cut = await _verify(api)
     assert not cut["ok"] and cut["first_bad_seq"] is not None
+
+
+async def test_a_rewritten_log_makes_a_short_report(api: Api) -> None:
+    await seed.seed_audit(api.services.database, 500, api.clock())
+    await jobs.checkpoint(api.services)
+    async with api.services.database.write() as conn:
+        await conn.execute(update(audit_entries).values(actor="someone-else"))
+    report = await _verify_full(api)
+    assert not report["ok"] and report["first_bad_seq"] == 1
+    problems = report["problems"]
+    assert isinstance(problems, list) and len(problems) == 101
+    assert problems[-1] == "more problems follow; fix these and verify again"
