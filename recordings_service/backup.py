@@ -4,7 +4,9 @@
                                       so each run copies only the new ones)
     DEST/snapshots/<id>/catalog.sqlite3       SQLite online-backup copy (SQLite catalogs)
     DEST/snapshots/<id>/audit-checkpoints.jsonl
+    DEST/snapshots/<id>/blobs.jsonl           the blobs it needs, one line each, by name
     DEST/snapshots/<id>/manifest.json + manifest.sig   what the snapshot holds, signed
+                                      (blobs.jsonl by its size and SHA-256)
     DEST/erasure-ledger.jsonl         the erasure ledger, newest copy
 
 No key material is written: the catalog's keys are sealed under the root key, which stays
@@ -20,13 +22,13 @@ import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from recordings_service import auditing
 from recordings_service.auditing import SYSTEM_ORIGIN
@@ -41,7 +43,12 @@ from storage.errors import BlobNotFoundError
 from storage.schema import recordings
 from storage.signing import public_key_pem
 
-FORMAT = "recordings-backup/1"
+FORMAT = "recordings-backup/2"
+# Snapshots of the first format list their blobs in the manifest itself; restore reads both.
+FORMATS = ("recordings-backup/1", FORMAT)
+BLOB_LIST = "blobs.jsonl"
+# Recordings read from the catalog per statement while walking it.
+WALK_PAGE = 1_000
 CATALOG = "catalog.sqlite3"
 COPY_CHUNK = 8 * 1024 * 1024
 MIRROR = "audit-checkpoints.jsonl"
@@ -124,39 +131,82 @@ class BackupResult:
     snapshot: str
     path: Path
     manifest: dict[str, Any]
+    blobs: int
     copied_blobs: int
     messages: list[str]
 
 
-async def _catalog_state(database: Database) -> tuple[list[tuple[str, str]], dict[str, int],
-                                                      int, str]:
-    """(blob names of readable recordings with their ids, counts by state, audit size and
-    root) from one read transaction."""
-    async with database.read() as conn:
-        rows = (await conn.execute(select(recordings.c.id, recordings.c.state,
-                                          recordings.c.blob_name,
-                                          recordings.c.wrapped_dek.is_not(None)))).all()
+async def _catalog_counts(database: Database) -> tuple[dict[str, int], int, str]:
+    """(recordings by state, audit size, audit root)."""
+    async with database.long_read() as conn:
+        rows = (await conn.execute(select(recordings.c.state, func.count())
+                                   .group_by(recordings.c.state))).all()
         size, root = await audit_log.head_root(conn)
-    counts: dict[str, int] = {}
-    blobs = []
-    for rec_id, state, blob_name, has_key in rows:
-        counts[state] = counts.get(state, 0) + 1
-        if blob_name and has_key:
-            blobs.append((rec_id, blob_name))
-    return sorted(blobs), counts, size, root.hex()
+    return {state: int(n) for state, n in rows}, size, root.hex()
 
 
-def _previous_sums(dest: Path) -> dict[str, tuple[int, str]]:
-    """Blob sizes and sums from the newest earlier manifest: blobs never change, so an
-    incremental run does not read them again."""
-    snapshots = sorted((dest / "snapshots").glob("*/" + MANIFEST)) if dest.exists() else []
-    if not snapshots:
-        return {}
-    try:
-        data = json.loads(snapshots[-1].read_bytes())
-        return {b["name"]: (int(b["size"]), str(b["sha256"])) for b in data["blobs"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+async def _readable_blobs(database: Database) -> AsyncIterator[list[tuple[str, str]]]:
+    """(blob name, recording id) of every readable recording, in blob name order, a page
+    at a time: memory holds one page, whatever the catalog's size."""
+    c = recordings.c
+    after = ""
+    while True:
+        async with database.long_read() as conn:
+            rows = (await conn.execute(
+                select(c.blob_name, c.id)
+                .where(c.blob_name > after, c.wrapped_dek.is_not(None))
+                .order_by(c.blob_name).limit(WALK_PAGE))).all()
+        if not rows:
+            return
+        yield [(r.blob_name, r.id) for r in rows]
+        after = rows[-1].blob_name
+
+
+def read_blob_list(folder: Path, manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The blobs a snapshot needs, in name order, read a line at a time (format 2) or
+    from the manifest (format 1). Blocking."""
+    if manifest.get("format") == "recordings-backup/1":
+        yield from sorted(manifest["blobs"], key=lambda b: str(b["name"]))
+        return
+    with (folder / str(manifest["blobs"]["file"])).open(encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+class _PreviousSums:
+    """Sizes and sums of the newest earlier snapshot's blobs, read alongside the catalog's
+    walk (both in name order): blobs never change, so an incremental run does not read
+    them again, and memory holds one line of the list."""
+
+    def __init__(self, dest: Path) -> None:
+        self._lines: Iterator[dict[str, Any]] = iter(())
+        self._head: dict[str, Any] | None = None
+        snapshots = sorted((dest / "snapshots").glob("*/" + MANIFEST)) if dest.exists() else []
+        if not snapshots:
+            return
+        try:
+            manifest = json.loads(snapshots[-1].read_bytes())
+            self._lines = read_blob_list(snapshots[-1].parent, manifest)
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        self._advance()
+
+    def _advance(self) -> None:
+        try:
+            self._head = next(self._lines)
+        except (StopIteration, OSError, ValueError, KeyError, TypeError):
+            self._head = None
+
+    def get(self, name: str) -> tuple[int, str] | None:
+        while self._head is not None and str(self._head.get("name")) < name:
+            self._advance()
+        head = self._head
+        if head is None or head.get("name") != name:
+            return None
+        try:
+            return int(head["size"]), str(head["sha256"])
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 async def _copy_blob(store: BlobStore, name: str, dst: Path, known: tuple[int, str] | None,
@@ -207,35 +257,21 @@ async def backup(services: Services, dest: Path,
         target = folder / CATALOG
         await asyncio.to_thread(snapshot_sqlite, config.data_dir / CATALOG, target)
         source = Database(f"sqlite:///{target}")
-        try:
-            blobs, counts, audit_size, audit_root = await _catalog_state(source)
-        finally:
-            await source.dispose()
         catalog_entry: dict[str, Any] = {
             "kind": "sqlite", **await asyncio.to_thread(_described, target)}
     else:
-        blobs, counts, audit_size, audit_root = await _catalog_state(services.database)
+        source = services.database
         catalog_entry = {"kind": "postgresql"}
         messages.append("the catalog is on PostgreSQL: back it up with pg_dump or "
                         "point-in-time recovery; this backup holds the blobs, the "
                         "checkpoint mirror and the ledger for it")
-
-    previous = await asyncio.to_thread(_previous_sums, dest)
-    listed, missing = [], []
-    copied = 0
-    for rec_id, name in blobs:
-        entry, was_copied = await _copy_blob(services.blobs, name, dest / blob_relpath(name),
-                                             previous.get(name))
-        if entry is None:
-            # Purged after the snapshot: its erasure is in the ledger copied below.
-            missing.append({"name": name, "recording_id": rec_id})
-            continue
-        listed.append(entry)
-        copied += was_copied
-        if was_copied and copied % 100 == 0:
-            progress(f"copied {copied} blobs")
-    for parent in {(dest / blob_relpath(name)).parent for _, name in blobs}:
-        await asyncio.to_thread(fsync_path, parent)
+    try:
+        counts, audit_size, audit_root = await _catalog_counts(source)
+        listed, missing, copied = await _copy_blobs(services.blobs, source, dest, folder,
+                                                    progress)
+    finally:
+        if source is not services.database:
+            await source.dispose()
 
     manifest = {
         "format": FORMAT, "snapshot": snapshot, "taken_at": rfc3339(now),
@@ -252,9 +288,61 @@ async def backup(services: Services, dest: Path,
                             dest / erasure_ledger.FILE_NAME)
     await auditing.record(services, auditing.event(
         BACKUP_ACTOR, SYSTEM_ORIGIN, "backup", "allowed",
-        detail={"snapshot": snapshot, "blobs": len(listed), "copied_blobs": copied,
+        detail={"snapshot": snapshot, "blobs": listed["count"], "copied_blobs": copied,
                 "audit_size": audit_size}))
-    return BackupResult(snapshot, folder, manifest, copied, messages)
+    return BackupResult(snapshot, folder, manifest, int(listed["count"]), copied, messages)
+
+
+# Blobs named as missing in a manifest, at most: each is one the catalog named and a purge
+# deleted while the backup ran (its erasure is in the ledger); more is a sign of trouble.
+MAX_MISSING_LISTED = 1_000
+
+
+async def _copy_blobs(store: BlobStore, source: Database, dest: Path, folder: Path,
+                      progress: Callable[[str], None],
+                      ) -> tuple[dict[str, Any], list[dict[str, str]], int]:
+    """Copies the blobs the catalog names that the destination lacks, writing the list of
+    them (blobs.jsonl) as it goes; (its manifest entry, blobs missing, blobs copied)."""
+    previous = await asyncio.to_thread(_PreviousSums, dest)
+    missing: list[dict[str, str]] = []
+    missing_count = copied = count = 0
+    digest = hashlib.sha256()
+    touched: set[Path] = set()
+    path = folder / BLOB_LIST
+    fd = await asyncio.to_thread(os.open, path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        async for page in _readable_blobs(source):
+            lines = []
+            for name, rec_id in page:
+                dst = dest / blob_relpath(name)
+                entry, was_copied = await _copy_blob(store, name, dst, previous.get(name))
+                if entry is None:
+                    # Purged after the snapshot: its erasure is in the ledger copied below.
+                    missing_count += 1
+                    if len(missing) < MAX_MISSING_LISTED:
+                        missing.append({"name": name, "recording_id": rec_id})
+                    continue
+                lines.append(json.dumps(entry, sort_keys=True) + "\n")
+                count += 1
+                if was_copied:
+                    copied += 1
+                    touched.add(dst.parent)
+                    if copied % 100 == 0:
+                        progress(f"copied {copied} blobs")
+            data = "".join(lines).encode()
+            digest.update(data)
+            await asyncio.to_thread(os.write, fd, data)
+        await asyncio.to_thread(os.fsync, fd)
+    finally:
+        os.close(fd)
+    for parent in touched:
+        await asyncio.to_thread(fsync_path, parent)
+    if missing_count > len(missing):
+        progress(f"{missing_count} blobs were gone; the manifest names the first "
+                 f"{len(missing)}")
+    size = await asyncio.to_thread(lambda: path.stat().st_size)
+    return ({"file": BLOB_LIST, "count": count, "size": size, "sha256": digest.hexdigest()},
+            missing, copied)
 
 
 def taken_at(manifest: dict[str, Any]) -> datetime:

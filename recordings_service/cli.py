@@ -291,7 +291,7 @@ async def _backup(services: Services, args: argparse.Namespace) -> int:
     for message in result.messages:
         print(message, file=sys.stderr)
     _print({"snapshot": result.snapshot, "path": str(result.path),
-            "blobs": len(result.manifest["blobs"]), "copied_blobs": result.copied_blobs,
+            "blobs": result.blobs, "copied_blobs": result.copied_blobs,
             "recordings": result.manifest["recordings"], "audit": result.manifest["audit"]})
     return 0
 

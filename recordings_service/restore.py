@@ -38,11 +38,14 @@ from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor
 from recordings_service.backup import (
     CATALOG,
+    FORMAT,
+    FORMATS,
     MANIFEST,
     SIGNATURE,
     blob_relpath,
     copy_durably,
     manifest_bytes,
+    read_blob_list,
     sha256_file,
     taken_at,
 )
@@ -147,7 +150,11 @@ def verify_files(src: Path, folder: Path, manifest: dict[str, Any]) -> None:
     if mirror:
         _check_file(folder / mirror["file"], mirror["size"], mirror["sha256"],
                     "the checkpoint mirror")
-    for blob in manifest["blobs"]:
+    if manifest["format"] == FORMAT:
+        listed = manifest["blobs"]
+        _check_file(folder / listed["file"], listed["size"], listed["sha256"],
+                    "the list of blobs")
+    for blob in read_blob_list(folder, manifest):
         _check_file(src / blob_relpath(blob["name"]), blob["size"], blob["sha256"],
                     f"blob {blob['name']}")
 
@@ -250,7 +257,7 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
     try:
         manifest = json.loads(body)
         kind = manifest["catalog"]["kind"]
-        well_formed = (manifest.get("format") == "recordings-backup/1"
+        well_formed = (manifest.get("format") in FORMATS
                        and manifest_bytes(manifest) == body)
     except (ValueError, KeyError, TypeError, AttributeError):
         well_formed = False
@@ -285,11 +292,11 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
             report.warnings.append(warning)
         entries = read_ledger([p for p in ledgers if p.exists()])
         async with open_services(config, clock) as services:
-            progress(f"restoring {len(manifest['blobs'])} blobs")
-            for blob in manifest["blobs"]:
+            progress("restoring the blobs")
+            for blob in read_blob_list(folder, manifest):
                 await _put_blob(services.blobs, src / blob_relpath(blob["name"]),
                                 blob["name"])
-            report.blobs = len(manifest["blobs"])
+                report.blobs += 1
             progress(f"replaying {len(entries)} ledger entries")
             report.replayed = await replay_erasures(services, entries)
             # The restored directory's own ledger holds everything erased so far.

@@ -4,6 +4,7 @@ audit log, and a restore never brings back a recording erased after the backup."
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import sys
@@ -21,7 +22,8 @@ from recordings_service.appkeys import SERVICES
 from recordings_service.config import Config
 from recordings_service.errors import BackupError
 from recordings_service.receipts import verify_receipt
-from storage import erasure_ledger
+from recordings_service.services import open_services
+from storage import catalog, erasure_ledger
 from storage.schema import recordings
 from tests.audio import wav_tone
 from tests.conftest import Api, FrozenClock
@@ -61,7 +63,7 @@ async def test_restore_replays_erasures_made_after_the_backup(
     dest = tmp_path / "backup"
     taken = await backup.backup(api.services, dest)
     assert taken.manifest["recordings"] == {"active": 6}
-    assert len(taken.manifest["blobs"]) == 6
+    assert taken.blobs == 6 and taken.manifest["blobs"]["count"] == 6
 
     # After the backup: an erasure, a subject's erasure and a retention purge.
     status, _ = await api.call("DELETE", f"/v1/recordings/{recs['c-1']['id']}",
@@ -110,7 +112,8 @@ async def test_a_damaged_backup_is_refused_before_anything_is_written(
     await api.uploaded(wav_tone(0.3), call_id="a")
     dest = tmp_path / "backup"
     taken = await backup.backup(api.services, dest)
-    blob = dest / backup.blob_relpath(taken.manifest["blobs"][0]["name"])
+    first = next(backup.read_blob_list(taken.path, taken.manifest))
+    blob = dest / backup.blob_relpath(first["name"])
     damaged = bytearray(blob.read_bytes())
     damaged[100] ^= 1
     blob.write_bytes(bytes(damaged))
@@ -135,20 +138,21 @@ async def test_a_forged_manifest_is_refused(
     assert not target.data_dir.exists()
 
 
-def _drop_first_blob_name(m: dict[str, Any]) -> None:
-    del m["blobs"][0]["name"]
+def _drop_blob_list_sum(m: dict[str, Any]) -> None:
+    del m["blobs"]["sha256"]
 
 
-def _other_blob_sum(m: dict[str, Any]) -> None:
-    m["blobs"][0]["sha256"] = "0" * 64
+def _other_blob_list_sum(m: dict[str, Any]) -> None:
+    m["blobs"]["sha256"] = "0" * 64
 
 
 def _no_catalog(m: dict[str, Any]) -> None:
     del m["catalog"]
 
 
-@pytest.mark.parametrize("edit", [_drop_first_blob_name, _other_blob_sum, _no_catalog],
-                         ids=["a key removed", "a blob's sum changed", "a section removed"])
+@pytest.mark.parametrize("edit", [_drop_blob_list_sum, _other_blob_list_sum, _no_catalog],
+                         ids=["a key removed", "the blob list's sum changed",
+                              "a section removed"])
 def test_any_edit_of_the_manifest_is_refused_first_naming_the_manifest(
         tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
     secrets = tmp_path / "secrets" / "root.key"
@@ -158,7 +162,6 @@ def test_any_edit_of_the_manifest_is_refused_first_naming_the_manifest(
     run_cli(data, "backup", str(dest), "--config", str(config), check=True)
     (folder,) = [p.parent for p in (dest / "snapshots").glob("*/" + backup.MANIFEST)]
     manifest = json.loads((folder / backup.MANIFEST).read_bytes())
-    manifest["blobs"] = manifest["blobs"] or [{"name": "x", "size": 1, "sha256": "1" * 64}]
     edit(manifest)
     (folder / backup.MANIFEST).write_bytes(backup.manifest_bytes(manifest))
     into = tmp_path / "restored"
@@ -167,6 +170,47 @@ def test_any_edit_of_the_manifest_is_refused_first_naming_the_manifest(
     assert "Traceback" not in done.stderr
     assert str(folder / backup.MANIFEST) in done.stderr and "altered" in done.stderr
     assert not into.exists() or not any(into.iterdir())
+
+
+async def test_an_edited_list_of_blobs_is_refused(
+        api: Api, config: Config, clock: FrozenClock, tmp_path: Path,
+        sqlite_only: None) -> None:
+    for i in range(3):
+        await api.uploaded(wav_tone(0.3, frequency=300 + i), call_id=f"l-{i}")
+    dest = tmp_path / "backup"
+    taken = await backup.backup(api.services, dest)
+    listed = taken.path / backup.BLOB_LIST
+    # A blob left out of the list (so that a restore would skip it): the list's sum fails.
+    listed.write_text("".join(listed.read_text().splitlines(keepends=True)[1:]))
+    target = restored_config(config, tmp_path)
+    with pytest.raises(BackupError, match="the list of blobs does not match the manifest"):
+        await restore.restore(target, clock, dest, None, [])
+    assert not target.data_dir.exists()
+
+
+async def test_a_snapshot_of_the_first_format_still_restores(
+        api: Api, config: Config, clock: FrozenClock, tmp_path: Path,
+        sqlite_only: None) -> None:
+    """Backups taken before the blob list moved out of the manifest (format 1)."""
+    rec = await api.uploaded(wav_tone(0.3), call_id="old")
+    dest = tmp_path / "backup"
+    taken = await backup.backup(api.services, dest)
+    manifest = dict(taken.manifest)
+    manifest["format"] = "recordings-backup/1"
+    manifest["blobs"] = list(backup.read_blob_list(taken.path, taken.manifest))
+    body = backup.manifest_bytes(manifest)
+    (taken.path / backup.BLOB_LIST).unlink()
+    (taken.path / backup.MANIFEST).write_bytes(body)
+    (taken.path / backup.SIGNATURE).write_bytes(
+        base64.b64encode(api.services.signing_key.sign(body)) + b"\n")
+    target = restored_config(config, tmp_path)
+    report = await restore.restore(target, clock, dest, None, [])
+    assert report.blobs == 1
+    async with open_services(target, clock) as services:
+        async with services.database.read() as conn:
+            restored = await catalog.get_recording(conn, rec["id"])
+        assert restored is not None and restored.blob_name
+        assert await services.blobs.size(restored.blob_name) > 0
 
 
 async def test_incremental_backups_copy_only_new_blobs(
@@ -178,7 +222,11 @@ async def test_incremental_backups_copy_only_new_blobs(
     await api.uploaded(wav_tone(0.3, frequency=700), call_id="b")
     clock.advance(seconds=1)
     second = await backup.backup(api.services, dest)
-    assert second.copied_blobs == 1 and len(second.manifest["blobs"]) == 2
+    assert second.copied_blobs == 1 and second.blobs == 2
+    # Each snapshot lists every blob it needs, in name order, as its manifest says.
+    listed = list(backup.read_blob_list(second.path, second.manifest))
+    assert [b["name"] for b in listed] == sorted(b["name"] for b in listed)
+    assert len(listed) == 2
     if api.services.config.database_url:
         assert second.manifest["catalog"] == {"kind": "postgresql"}
         assert "pg_dump" in second.messages[0]
