@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from recordings_service import auditing, jobs
@@ -82,9 +82,34 @@ async def checkpoints(services: Services, actor: Actor, origin: Origin,
         return await audit_log.list_checkpoints(conn, limit=limit)
 
 
-async def accesses_per_day(services: Services, since: datetime,
-                           ) -> dict[tuple[date, str], int]:
-    """Audio accesses allowed since ``since``, counted per UTC day and purpose."""
-    async with services.database.read() as conn:
-        return await audit_log.count_accesses_per_day(conn, services.database.dialect,
-                                                      since)
+class AccessCounts:
+    """Audio accesses allowed per UTC day and purpose, for the compliance page's chart.
+
+    A day before today is complete (entries are appended at the time they are written), so
+    this process counts it once; today is counted at each call, its own entries only. A
+    page view then costs today's accesses, not the window's.
+    """
+
+    def __init__(self) -> None:
+        self._days: dict[date, dict[str, int]] = {}
+
+    async def since(self, services: Services, since: datetime,
+                    ) -> dict[tuple[date, str], int]:
+        today = datetime.combine(services.clock().astimezone(UTC).date(), time(), UTC)
+        first = datetime.combine(since.astimezone(UTC).date(), time(), UTC)
+        days = [(first + timedelta(days=d)).date() for d in range((today - first).days)]
+        missing = [d for d in days if d not in self._days]
+        dialect = services.database.dialect
+        async with services.database.read() as conn:
+            if missing:
+                counted = await audit_log.count_accesses_per_day(
+                    conn, dialect, datetime.combine(missing[0], time(), UTC), today)
+                for day in missing:
+                    self._days[day] = {}
+                for (day, purpose), n in counted.items():
+                    if day in self._days:
+                        self._days[day][purpose] = n
+            now = await audit_log.count_accesses_per_day(conn, dialect, today)
+        for old in [d for d in self._days if d < first.date()]:
+            del self._days[old]
+        return {**{(day, p): n for day in days for p, n in self._days[day].items()}, **now}

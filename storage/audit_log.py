@@ -279,15 +279,19 @@ async def entries_since_checkpoint(conn: Conn) -> tuple[int, datetime | None]:
 
 
 async def count_accesses_per_day(conn: Conn, dialect: str, since: datetime,
+                                 until: datetime | None = None,
                                  ) -> dict[tuple[date, str], int]:
-    """Allowed audio accesses (``stream``) since ``since``, per UTC day and purpose.
-    Counted through the filtering columns (what verification checks them against)."""
+    """Allowed audio accesses (``stream``) from ``since`` (to ``until``), per UTC day and
+    purpose: a range of the (action, at) index. Counted through the filtering columns
+    (what verification checks them against)."""
     c = audit_entries.c
     day = (func.date(c.at) if dialect == "sqlite"
            else func.date(func.timezone("UTC", c.at)))
     query = (select(day, c.purpose, func.count())
              .where(c.action == "stream", c.outcome == "allowed", c.at >= since)
              .group_by(day, c.purpose))
+    if until is not None:
+        query = query.where(c.at < until)
     counts = {}
     for when, purpose, count in (await conn.execute(query)).all():
         # SQLite's date() is text; PostgreSQL's is a date.

@@ -26,6 +26,7 @@ from storage import audit_log, catalog
 TZ_COOKIE = "rs_tz"
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]{1,32}(/[A-Za-z0-9_+\-]{1,32}){0,2}")
 PAGE_SIZE = 25
+ACCESS_COUNTS = web.AppKey("access_counts", audit_reading.AccessCounts)
 # Counts a page shows are exact up to this and "at least" past it: counting further would
 # cost in proportion to the catalog, not to what the page shows.
 COUNT_CAP = 10_000
@@ -211,7 +212,7 @@ async def compliance(request: web.Request) -> web.Response:
     async with svc.database.read() as conn:
         due = await catalog.count_falling_due(conn, month_starts, COUNT_CAP)
     since = datetime.combine(now.date() - timedelta(days=29), time(), UTC)
-    per_day = await audit_reading.accesses_per_day(svc, since)
+    per_day = await request.app[ACCESS_COUNTS].since(svc, since)
     return _render("compliance.html", request, {
         "holds": [h for h in held if h.released_at is None],
         "released": [h for h in held if h.released_at is not None][-10:],

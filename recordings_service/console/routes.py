@@ -10,6 +10,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from recordings_service import audit_reading
 from recordings_service.console import pages
 from recordings_service.routing import GUARDS, Guard, Handler, add_route
 
@@ -39,6 +40,7 @@ def setup(app: web.Application) -> None:
         autoescape=True, undefined=jinja2.StrictUndefined)
     # One path segment: Jinja's urlencode leaves "/" as it is, which would split an id.
     env.filters["segment"] = lambda value: quote(str(value), safe="")
+    app[pages.ACCESS_COUNTS] = audit_reading.AccessCounts()
     for path, handler, roles, action in PAGES:
         add_route(app, "GET", path, handler, Guard("console", roles, action))
     # Stylesheet, script and icon: public, and never anything personal.

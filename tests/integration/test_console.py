@@ -149,6 +149,14 @@ async def test_the_compliance_page_charts_what_falls_due_and_who_listened(api: A
     response = await api.client.get("/subjects", params={"customer_id": "cust/1"},
                                     allow_redirects=False)
     assert response.headers["Location"] == "/subjects/cust%2F1"
+    # The next day: yesterday's bar as it was, today's growing with each access.
+    api.clock.advance(days=1)
+    await signed_in(api, "maija-2", ["compliance"])  # the first session ended meanwhile
+    for expected in (1, 2):
+        assert (await api.audio(rec["id"], "training", "supervisor")).status == 200
+        _, html = await page(api, "/compliance")
+        assert re.findall(r"<rect [^>]*><title>([^<]*)</title>", html)[1:] == [
+            "2026-11-24 training: 3", f"2026-11-25 training: {expected}"]
 
 
 async def test_a_browser_returning_from_single_sign_on_lands_on_a_page(api: Api) -> None:
