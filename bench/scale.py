@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -201,7 +202,30 @@ async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]
         # at any size) and verifies what is new.
         figures["audit verify after 1,000 new entries"] = await median_ms(incremental,
                                                                           rounds=5)
+        if not pg_url:
+            await _backups(svc, root, figures)
     return figures
+
+
+async def _backups(svc: Any, root: Path, figures: dict[str, float]) -> None:
+    """Backup's own cost: the catalog walk and the blob list (every seeded recording is
+    given a blob name; the blobs themselves are absent, so nothing is copied and each is
+    counted missing: copying is bench/ingest.py's and the disk's business)."""
+    from sqlalchemy import update
+
+    from recordings_service import backup
+    from storage.schema import recordings
+
+    async with svc.database.write() as conn:
+        await conn.execute(update(recordings).where(recordings.c.state == "active")
+                           .values(blob_name=recordings.c.id))
+    tracemalloc.start()
+    await backup.backup(svc, root / "backup")
+    figures["backup peak Python memory (MB)"] = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    again = time.perf_counter()
+    await backup.backup(svc, root / "backup")
+    figures["backup again at once (s)"] = time.perf_counter() - again
 
 
 async def _tombstone_bytes(database: Any) -> float:
