@@ -166,7 +166,10 @@ async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]
         figures["purged"] = len(run["purged"])
         figures["purge, nothing due"] = await median_ms(dry_run, rounds=5)
         figures["tombstone row bytes"] = await _tombstone_bytes(svc.database)
-        figures["catalog bytes per recording"] = await _catalog_bytes(svc.database) / size
+        figures["catalog bytes per recording"] = await _table_bytes(
+            svc.database, ("recordings", "recording_purposes")) / size
+        figures["catalog bytes per audit entry"] = await _table_bytes(
+            svc.database, ("audit_entries",)) / (entries + 1)
 
         verified = time.perf_counter()
         report = await _ok(await client.get("/v1/audit/verify", params={"full": "true"},
@@ -246,17 +249,18 @@ async def _tombstone_bytes(database: Any) -> float:
     return float(row or 0) + 2 * float(purposes or 0)
 
 
-async def _catalog_bytes(database: Any) -> float:
+async def _table_bytes(database: Any, tables: tuple[str, ...]) -> float:
+    """Bytes ``tables`` take with their indexes (SQLite's dbstat, PostgreSQL's sizes)."""
     from sqlalchemy import text
 
     async with database.read() as conn:
         if database.dialect == "sqlite":
-            pages = (await conn.execute(text("PRAGMA page_count"))).scalar()
-            size = (await conn.execute(text("PRAGMA page_size"))).scalar()
-            return float(pages * size)
-        return float((await conn.execute(text(
-            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
-            "WHERE c.relname IN ('recordings', 'recording_purposes') "))).scalar())
+            rows = (await conn.execute(text(
+                "SELECT m.tbl_name, sum(d.pgsize) FROM dbstat d "
+                "JOIN sqlite_master m ON m.name = d.name GROUP BY m.tbl_name"))).all()
+            return float(sum(size for table, size in rows if table in tables))
+        return float(sum([(await conn.execute(text(
+            f"SELECT pg_total_relation_size('{table}')"))).scalar() for table in tables]))
 
 
 RATIO_TARGETS = {

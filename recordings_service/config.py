@@ -63,6 +63,8 @@ class Config:
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
     s3_timeout_seconds: float = 10.0
+    # "governance" or "compliance": blobs are written under S3 Object Lock (WORM).
+    s3_object_lock: str = ""
     database_url: Secret = field(default_factory=lambda: Secret(""))
     max_upload_bytes: int = 2 * 1024**3
     body_idle_timeout_seconds: float = 30.0
@@ -287,7 +289,12 @@ def load_config(
         raise ConfigError(f"blob store {blob_store!r} is not supported (use 'filesystem' or "
                           f"'s3')")
     s3 = {k: environ.get(f"RECORDINGS_S3_{k.upper()}") or _get_nested(raw, "storage", "s3", k)
-          for k in ("endpoint_url", "bucket", "region", "prefix")}
+          for k in ("endpoint_url", "bucket", "region", "prefix", "object_lock")}
+    if s3["object_lock"] not in (None, "", "governance", "compliance"):
+        raise ConfigError("[storage.s3] object_lock must be \"governance\" or \"compliance\" "
+                          "(or left out)")
+    if s3["object_lock"] and blob_store != "s3":
+        raise ConfigError("[storage.s3] object_lock needs the s3 blob store")
     s3_timeout = raw.get("storage", {}).get("s3", {}).get("timeout_seconds", 10.0)
     if isinstance(s3_timeout, bool) or not isinstance(s3_timeout, int | float) \
             or not 0 < s3_timeout <= 600:
@@ -338,6 +345,7 @@ def load_config(
         s3_region=s3["region"] or "us-east-1",
         s3_prefix=s3["prefix"],
         s3_timeout_seconds=float(s3_timeout),
+        s3_object_lock=s3["object_lock"] or "",
         database_url=Secret(environ.get("RECORDINGS_DATABASE_URL")
                             or _get(raw, "storage", "database_url", str, "")),
         max_upload_bytes=_get(raw, "limits", "max_upload_bytes", int, 2 * 1024**3),

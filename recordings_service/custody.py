@@ -28,5 +28,5 @@ async def open_blob_store(config: Config) -> BlobStore:
     if config.blob_store == "s3":
         return await S3BlobStore.open(config.s3_bucket, config.s3_prefix,
                                       config.s3_endpoint_url, config.s3_region,
-                                      config.s3_timeout_seconds)
+                                      config.s3_timeout_seconds, config.s3_object_lock)
     return FilesystemBlobStore(config.data_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from recordings_service import auditing
+from recordings_service import auditing, worm
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
@@ -86,6 +86,7 @@ async def place(services: Services, actor: Actor, origin: Origin,
                 raise BadRequest("unknown_recording", "a recording id does not exist")
             if rec.state != "active":
                 raise Conflict("purged", "a recording in the list has been purged already")
+            await worm.hold(services, rec, True)
         await retention_store.insert_hold(conn, hold_id, case_reference, reason,
                                           services.clock(), actor.name, customer_id, covered)
         for recording_id in covered:
@@ -111,6 +112,9 @@ async def release(services: Services, actor: Actor, origin: Origin, hold_id: str
         if not await retention_store.release_hold(conn, hold_id, services.clock(), actor.name,
                                                   reason):
             raise Conflict("already_released", "this legal hold was released already")
+        for rec in await catalog.get_recordings(conn, hold.recording_ids):
+            if not rec.legal_holds and rec.state == "active":  # no other hold stands
+                await worm.hold(services, rec, False)
         for recording_id in hold.recording_ids or (None,):
             await auditing.append(services, conn, auditing.event(
                 actor, origin, "legal_hold_released", "allowed", recording_id=recording_id,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from recordings_service import auditing, policy
+from recordings_service import auditing, policy, worm
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.config import Purpose
@@ -31,7 +31,7 @@ from storage import catalog, retention_store
 from storage.blobstore.base import new_blob_name
 from storage.database import Conn
 from storage.encrypted_blob import EncryptingWriter
-from storage.errors import DuplicateCallIdError
+from storage.errors import BlobLockedError, DuplicateCallIdError
 from storage.keyring import new_dek
 from storage.limits import IDENTIFIER, PHONE_NUMBER
 
@@ -160,6 +160,15 @@ async def _existing(services: Services, call_id: str) -> catalog.Recording | Non
         return await catalog.get_by_call_id(conn, call_id)
 
 
+async def _discard(services: Services, blob_name: str) -> None:
+    """Deletes a blob no row will name. A write-once store keeps it until its lock lapses:
+    noise by then (its data key was never stored), deleted by the orphan sweep."""
+    try:
+        await services.blobs.delete(blob_name)
+    except BlobLockedError:
+        log.info("a discarded upload's blob is kept by the store's lock until it lapses")
+
+
 async def upload(
     services: Services, actor: Actor, origin: Origin, meta: UploadMetadata,
     body: AsyncIterator[bytes],
@@ -180,7 +189,10 @@ async def upload(
     await services.keyring.refresh_if_older(services.config.key_refresh_interval_seconds)
     key_version, wrapped = services.keyring.wrap(dek, recording_id)
     blob_name = new_blob_name()
-    writer = EncryptingWriter(await services.blobs.open_writer(blob_name), dek, recording_id)
+    # Written under its retention from the first byte when the store keeps blobs write-once.
+    purge_at = policy.purge_at(states, services.clock())
+    writer = EncryptingWriter(await services.blobs.open_writer(blob_name, purge_at), dek,
+                              recording_id)
     try:
         async for chunk in body:
             measure.feed(chunk)
@@ -200,7 +212,7 @@ async def upload(
             "ended_at": meta.ended_at, "content_type": media.content_type,
             "size_bytes": measure.size, "duration_seconds": media.duration_seconds,
             "sha256": digest, "blob_name": blob_name, "wrapped_dek": wrapped,
-            "key_version": key_version, "purge_at": policy.purge_at(states, now),
+            "key_version": key_version, "purge_at": purge_at,
             "state": "active", "created_at": now,
             "subject_ref": services.subject_ref(meta.customer_id) if meta.customer_id else None,
         }
@@ -213,6 +225,8 @@ async def upload(
                 held = await retention_store.active_customer_holds(conn, meta.customer_id)
                 for hold_id in held:
                     await retention_store.link_hold(conn, hold_id, [recording_id])
+                if held:
+                    await worm.hold(services, inserted, True)
             await auditing.append(services, conn, auditing.event(
                 actor, origin, "upload", "allowed", recording_id=recording_id,
                 detail={"size_bytes": measure.size, "content_type": media.content_type,
@@ -229,7 +243,7 @@ async def upload(
         stored = await asyncio.shield(services.group_commit.run(insert_row))
     except DuplicateCallIdError:
         # A concurrent upload of the same call won the race; answer as a retry would.
-        await services.blobs.delete(blob_name)
+        await _discard(services, blob_name)
         existing = await _existing(services, meta.call_id)
         if existing is None:
             raise
@@ -239,7 +253,7 @@ async def upload(
     except Exception:
         # Whatever failed after the blob was committed (building the row, the insert, the
         # audit entry), nothing refers to the blob: remove it now, not at the next start.
-        await services.blobs.delete(blob_name)
+        await _discard(services, blob_name)
         raise
     assert stored is not None
     services.metrics.upload_bytes.inc(measure.size)

@@ -13,6 +13,7 @@ from recordings_service import keys, retention, sessions
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.services import Services
 from storage import audit_log, catalog
+from storage.errors import BlobLockedError
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,15 @@ async def sweep_orphans(services: Services, grace: timedelta) -> int:
         async with services.database.read() as conn:
             known = await catalog.existing_blob_names(conn, candidates)
         orphans = [n for n in candidates if n not in known]
+        deleted = 0
         for name in orphans:
-            await services.blobs.delete(name)
+            try:
+                await services.blobs.delete(name)
+                deleted += 1
+            except BlobLockedError:
+                pass  # noise under a write-once lock (its key was never stored): later
         candidates.clear()
-        return len(orphans)
+        return deleted
 
     async for name, mtime in services.blobs.names():
         if mtime <= cutoff:
@@ -125,6 +131,10 @@ async def sweep(services: Services) -> None:
     if discarded:
         log.warning("discarded abandoned partial uploads", extra={"count": discarded})
     await sweep_orphans(services, grace=ORPHAN_GRACE)
+    released = await retention.delete_kept_blobs(services)
+    if released:
+        log.info("deleted blobs of purged recordings whose lock lapsed",
+                 extra={"count": released})
 
 
 def start_scheduler(services: Services) -> AsyncIOScheduler:

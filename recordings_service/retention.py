@@ -13,12 +13,12 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from recordings_service import auditing, policy
+from recordings_service import auditing, policy, worm
 from recordings_service.auditing import SYSTEM_ORIGIN, Origin
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
@@ -28,7 +28,7 @@ from recordings_service.receipts import sign_receipt
 from recordings_service.services import Services
 from storage import catalog, erasure_ledger, retention_store
 from storage.database import Conn
-from storage.errors import StorageError
+from storage.errors import BlobLockedError, StorageError
 from storage.limits import REASON
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ async def _recompute_purge_at(services: Services, conn: Conn,
     rec = await catalog.get_recording(conn, recording_id)
     assert rec is not None
     purge_at = policy.purge_at(policy.states_of(rec), services.clock())
+    await worm.keep_until(services, rec, purge_at)
     await retention_store.set_purge_at(conn, recording_id, purge_at)
     return replace(rec, purge_at=purge_at)
 
@@ -174,51 +175,93 @@ async def _mark_and_destroy(services: Services, ids: list[str], request: PurgeRe
     return marked, refusals, elsewhere
 
 
-async def _delete_blobs(services: Services, recs: list[catalog.Recording]) -> list[str]:
-    """Step 2: deletes the blobs; returns the ids whose blob is gone."""
+async def _delete_blobs(services: Services, recs: list[catalog.Recording],
+                        ) -> tuple[list[str], dict[str, datetime | None]]:
+    """Step 2: deletes the blobs; returns the ids whose blob is gone, and those whose blob
+    a write-once store keeps (id -> until when): noise, their keys being destroyed."""
     try:
         await services.blobs.delete_many([r.blob_name for r in recs if r.blob_name])
-        return [r.id for r in recs]
+        return [r.id for r in recs], {}
     except (StorageError, OSError):
         pass  # find out which one by one
-    gone = []
+    gone, kept = [], {}
     for rec in recs:
         try:
             if rec.blob_name:
                 await services.blobs.delete(rec.blob_name)
+        except BlobLockedError as exc:
+            kept[rec.id] = exc.until
+            gone.append(rec.id)
+            continue
         except (StorageError, OSError) as exc:
             # Its key is destroyed already; the next run deletes the blob and finishes.
             log.error("blob delete failed during purge",
                       extra={"recording_id": rec.id, "error": type(exc).__name__})
             continue
         gone.append(rec.id)
-    return gone
+    return gone, kept
 
 
-async def _tombstone_all(services: Services, ids: list[str], request: PurgeRequest) -> list[str]:
+async def _tombstone_all(services: Services, ids: list[str], request: PurgeRequest,
+                         kept: dict[str, datetime | None]) -> list[str]:
     """Step 3, one transaction: tombstones, signed receipts and audit entries."""
     now = services.clock()
     async with services.database.write() as conn:
         shredded = await retention_store.lock_shredded(conn, ids)
         receipts, entries, ledger = {}, [], []
+        kept_blobs: dict[str, tuple[str, datetime | None]] = {}
         for rec in shredded:
             reason = rec.purge_reason or request.reason
+            deleted = rec.id not in kept
+            until = kept.get(rec.id)
             receipt = sign_receipt(services.signing_key, services.config.audit_origin,
-                                   rec.id, rec.sha256, now, reason)
+                                   rec.id, rec.sha256, now, reason, deleted, until)
             receipts[rec.id] = json.dumps(receipt)
+            detail = {**request.detail, "data_key_destroyed": True, "blob_deleted": deleted}
+            if not deleted and rec.blob_name:
+                detail["blob_kept_until"] = None if until is None else rfc3339(until)
+                kept_blobs[rec.blob_name] = (rec.id, until)
             entries.append(auditing.event(
                 request.actor, request.origin, request.action, "allowed",
-                recording_id=rec.id, reason=reason,
-                detail={**request.detail, "data_key_destroyed": True, "blob_deleted": True}))
+                recording_id=rec.id, reason=reason, detail=detail))
             ledger.append({"recording_id": rec.id, "blob_name": rec.blob_name,
                            "purged_at": rfc3339(now), "reason": reason,
                            "action": request.action, "deletion_receipt": receipt})
         await retention_store.tombstone_many(conn, receipts, now)
+        await retention_store.keep_blobs(conn, kept_blobs)
         await auditing.append_many(services, conn, entries)
         # Durable before the tombstones commit (storage/erasure_ledger.py says why).
         await asyncio.to_thread(erasure_ledger.append, services.config.erasure_ledger_path,
                                 ledger)
     return list(receipts)
+
+
+async def delete_kept_blobs(services: Services) -> int:
+    """Deletes the blobs of purged recordings that a write-once store kept, once their
+    locks have lapsed (the hourly sweep); returns how many went."""
+    deleted = 0
+    while True:
+        async with services.database.read() as conn:
+            due = await retention_store.kept_blobs_due(conn, services.clock(), 500)
+        if not due:
+            return deleted
+        for name in due:
+            until: datetime | None = None
+            try:
+                await services.blobs.delete(name)
+                gone = True
+            except BlobLockedError as exc:
+                # Still kept (a retention the store extended, a hold in the store, its
+                # clock behind ours): tried again when it says, and not before a minute.
+                now = services.clock()
+                gone = False
+                until = max(exc.until, now + timedelta(minutes=1)) if exc.until \
+                    else now + timedelta(hours=1)
+            async with services.database.write() as conn:
+                await retention_store.blob_released(conn, name, until, gone)
+            deleted += gone
+        if len(due) < 500:
+            return deleted
 
 
 async def mirror_ledger(services: Services) -> None:
@@ -252,8 +295,8 @@ async def purge_batch(services: Services, ids: list[str], request: PurgeRequest,
                                                           check_erasure)
     if not marked:
         return BatchResult([], refusals, [], elsewhere)
-    gone = await _delete_blobs(services, marked)
-    purged = await _tombstone_all(services, gone, request)
+    gone, kept = await _delete_blobs(services, marked)
+    purged = await _tombstone_all(services, gone, request, kept)
     if purged:
         await mirror_ledger(services)
     done = set(purged)

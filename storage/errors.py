@@ -4,6 +4,7 @@
     ├── BlobAuthenticationError   stored bytes failed authentication (tampered, truncated,
     │                             swapped); never served
     ├── BlobNotFoundError         a blob the catalog names is missing
+    ├── BlobLockedError           write-once retention or a legal hold keeps the blob
     ├── StorageUnavailableError   the object store cannot be reached or refused a request
     ├── KeyringError              a key-encryption key is unknown, retired or unusable
     ├── CustodyError              the root key's custody refused or cannot be reached
@@ -12,6 +13,10 @@
     ├── AuditChainError           an append found the chain head inconsistent
     └── DuplicateCallIdError      the call id is already in the catalog
 """
+
+from __future__ import annotations
+
+from datetime import datetime
 
 
 class StorageError(Exception):
@@ -24,6 +29,15 @@ class BlobAuthenticationError(StorageError):
 
 class BlobNotFoundError(StorageError):
     pass
+
+
+class BlobLockedError(StorageError):
+    """The store keeps the blob under write-once retention (S3 Object Lock) or a legal
+    hold: it cannot be deleted before ``until`` (None: until the hold is released)."""
+
+    def __init__(self, message: str, until: datetime | None) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class StorageUnavailableError(StorageError):

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 
 from storage import keyset
 from storage.database import Conn
 from storage.schema import (
+    kept_blobs,
     legal_hold_recordings,
     legal_holds,
     purge_runs,
@@ -220,6 +221,31 @@ async def tombstone_many(conn: Conn, receipts: dict[str, str],
     # Withdrawal reasons are free text a compliance officer wrote: may name the person.
     await conn.execute(update(recording_purposes).where(
         recording_purposes.c.recording_id.in_(list(receipts))).values(withdrawal_reason=None))
+
+
+async def keep_blobs(conn: Conn, kept: dict[str, tuple[str, datetime | None]]) -> None:
+    """Blobs (name -> (recording id, until)) a write-once store keeps after their purge."""
+    if kept:
+        await conn.execute(insert(kept_blobs), [
+            {"blob_name": name, "recording_id": rid, "kept_until": until}
+            for name, (rid, until) in kept.items()])
+
+
+async def kept_blobs_due(conn: Conn, now: datetime, limit: int) -> list[str]:
+    """Kept blobs whose lock has lapsed by ``now`` (or that a store hold kept)."""
+    c = kept_blobs.c
+    rows = await conn.execute(select(c.blob_name).where(
+        or_(c.kept_until <= now, c.kept_until.is_(None))).order_by(c.kept_until).limit(limit))
+    return [r.blob_name for r in rows]
+
+
+async def blob_released(conn: Conn, name: str, until: datetime | None, deleted: bool) -> None:
+    c = kept_blobs.c
+    if deleted:
+        await conn.execute(delete(kept_blobs).where(c.blob_name == name))
+    else:
+        await conn.execute(update(kept_blobs).where(c.blob_name == name)
+                           .values(kept_until=until))
 
 
 async def insert_run(conn: Conn, run: dict[str, Any]) -> None:

@@ -232,6 +232,18 @@ audit_verifications = Table(
     Index("ix_audit_verifications_full_id", "full", "id"),
 )
 
+# Blobs of purged recordings that a write-once store keeps until its lock lapses: their
+# data keys are destroyed (they are noise), and the sweep deletes them when it may.
+kept_blobs = Table(
+    "kept_blobs",
+    metadata,
+    Column("blob_name", String(64), primary_key=True),
+    Column("recording_id", String(32), nullable=False),
+    # NULL: a legal hold in the store keeps it (tried again at every sweep).
+    Column("kept_until", UTCDateTime),
+    Index("ix_kept_blobs_kept_until", "kept_until"),
+)
+
 legal_holds = Table(
     "legal_holds",
     metadata,

@@ -115,8 +115,9 @@ def _answers(endpoint: str) -> bool:
     return True
 
 
-def make_bucket(endpoint: str) -> str:
-    """A new, empty bucket (blocking: the session fixture may be set up inside a loop)."""
+def make_bucket(endpoint: str, object_lock: bool = False) -> str:
+    """A new, empty bucket (blocking: the session fixture may be set up inside a loop);
+    ``object_lock``: made with S3 Object Lock enabled (and so versioned)."""
     import botocore.session
 
     name = f"t-{uuid.uuid4().hex[:20]}"
@@ -126,7 +127,8 @@ def make_bucket(endpoint: str) -> str:
     try:
         for attempt in range(100):
             try:
-                client.create_bucket(Bucket=name)
+                client.create_bucket(Bucket=name, **(
+                    {"ObjectLockEnabledForBucket": True} if object_lock else {}))
                 return name
             except Exception:
                 if attempt == 99:

@@ -50,7 +50,10 @@ class BlobReader(ABC):
 
 class BlobStore(ABC):
     @abstractmethod
-    async def open_writer(self, name: str) -> BlobWriter: ...
+    async def open_writer(self, name: str, retain_until: datetime | None = None,
+                          ) -> BlobWriter:
+        """A new blob, written under ``retain_until`` when the store keeps blobs write-once
+        (the others ignore it)."""
 
     @abstractmethod
     async def open_reader(self, name: str) -> BlobReader:
@@ -69,7 +72,9 @@ class BlobStore(ABC):
 
     @abstractmethod
     async def delete(self, name: str) -> None:
-        """Deletes the blob; deleting a missing blob is not an error."""
+        """Deletes the blob (every version of it); deleting a missing blob is not an error.
+        Raises BlobLockedError when the store's write-once retention or a legal hold
+        keeps it."""
 
     async def delete_many(self, names: list[str]) -> None:
         """Deletes several blobs; a backend may do it in fewer round trips."""
@@ -96,6 +101,17 @@ class BlobStore(ABC):
 
     async def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Releases what the store holds for this process."""
+
+    # Write-once storage (S3 Object Lock). A store without it keeps no lock: these do
+    # nothing there, and its deletes are never refused.
+    locks = False
+
+    async def retain(self, name: str, until: datetime) -> None:  # noqa: B027
+        """Keeps the blob from deletion and change until ``until`` at least (a retention
+        already longer stays as it is)."""
+
+    async def legal_hold(self, name: str, held: bool) -> None:  # noqa: B027
+        """Sets or clears the store's legal hold on the blob."""
 
     @abstractmethod
     async def ping(self) -> None:

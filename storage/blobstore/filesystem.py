@@ -237,7 +237,8 @@ class FilesystemBlobStore(BlobStore):
             raise BlobNotFoundError("invalid blob name")
         return os.path.join(self._blobs_dir, name[:2], name)
 
-    async def open_writer(self, name: str) -> BlobWriter:
+    async def open_writer(self, name: str, retain_until: datetime | None = None,
+                          ) -> BlobWriter:
         # The file is created by the first trip that writes to it.
         return _FileWriter(self._writing_dir() / f"{name}.partial", self._path(name))
 

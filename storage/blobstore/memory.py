@@ -49,7 +49,8 @@ class MemoryBlobStore(BlobStore):
         self.blobs: dict[str, tuple[bytes, datetime]] = {}
         self.writing: set[int] = set()
 
-    async def open_writer(self, name: str) -> BlobWriter:
+    async def open_writer(self, name: str, retain_until: datetime | None = None,
+                          ) -> BlobWriter:
         return _MemoryWriter(self, name)
 
     async def open_reader(self, name: str) -> BlobReader:

@@ -12,6 +12,11 @@ the sweep of abandoned uploads needs (docs/architecture.md).
   Content-Range), and a stream's range is one ranged GET read as the client takes it.
 - Incomplete multipart uploads are aborted (at start and by the hourly sweep) only when
   older than a day: a live upload on another replica is never touched.
+- With ``object_lock`` ("governance" or "compliance", on a bucket made with Object Lock
+  enabled), each blob is written under a retention date (its recording's purge date, only
+  ever extended later) and may carry a legal hold. The bucket is versioned: a delete
+  removes every version of the key, and a version the lock still keeps makes it raise
+  BlobLockedError with the date it lapses.
 - Every call has a deadline (``[storage.s3] timeout_seconds``, retries included): a store
   that stops answering (a frozen process, a black-holed network) costs a request that
   long, never minutes. Every error of the store or the network, and a deadline passed,
@@ -36,7 +41,12 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage.blobstore.base import BlobReader, BlobStore, BlobWriter
-from storage.errors import BlobNotFoundError, StorageUnavailableError
+from storage.errors import (
+    BlobLockedError,
+    BlobNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+)
 
 PART_SIZE = 8 * 1024 * 1024
 HEAD_BYTES = 64 * 1024
@@ -70,8 +80,11 @@ async def _bounded(seconds: float) -> AsyncIterator[None]:
 
 
 class _S3Writer(BlobWriter):
-    def __init__(self, store: S3BlobStore, key: str) -> None:
+    def __init__(self, store: S3BlobStore, key: str, retain_until: datetime | None) -> None:
         self._s3, self._bucket, self._key = store.client, store.bucket, key
+        # Object Lock from the first byte: the retention is set by the write itself.
+        self._lock: dict[str, Any] = {} if not store.object_lock or retain_until is None \
+            else {"ObjectLockMode": store.object_lock, "ObjectLockRetainUntilDate": retain_until}
         self._timeout = store.timeout
         # Writes of this process still in memory only (not yet a multipart upload).
         self._local = store.buffering
@@ -91,7 +104,7 @@ class _S3Writer(BlobWriter):
         async with _bounded(self._timeout):
             if self._upload_id is None:
                 created = await self._s3.create_multipart_upload(Bucket=self._bucket,
-                                                                 Key=self._key)
+                                                                 Key=self._key, **self._lock)
                 self._upload_id = str(created["UploadId"])
                 self._local.discard(self)
             number = len(self._parts) + 1
@@ -104,7 +117,7 @@ class _S3Writer(BlobWriter):
         if self._upload_id is None:
             async with _bounded(self._timeout):
                 await self._s3.put_object(Bucket=self._bucket, Key=self._key,
-                                          Body=bytes(self._buffer))
+                                          Body=bytes(self._buffer), **self._lock)
             self._buffer = bytearray()
             self._local.discard(self)
             return
@@ -172,8 +185,11 @@ class _S3Reader(BlobReader):
 
 class S3BlobStore(BlobStore):
     def __init__(self, client: Any, bucket: str, prefix: str, exit_stack: AsyncExitStack,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, object_lock: str = "") -> None:
         self.client, self.bucket = client, bucket
+        # "GOVERNANCE" or "COMPLIANCE" (S3's names), or "" for a bucket without the lock.
+        self.object_lock = object_lock.upper()
+        self.locks = bool(object_lock)
         self.timeout = timeout
         self._prefix = f"{prefix}blobs/"
         self._exit_stack = exit_stack
@@ -183,7 +199,7 @@ class S3BlobStore(BlobStore):
     @classmethod
     async def open(cls, bucket: str, prefix: str = "", endpoint_url: str = "",
                    region: str = "us-east-1", call_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-                   ) -> S3BlobStore:
+                   object_lock: str = "") -> S3BlobStore:
         """Credentials come from the AWS variables (AWS_ACCESS_KEY_ID, …), never config.
         ``call_seconds``: how long any one call may take, its retries included."""
         stack = AsyncExitStack()
@@ -199,7 +215,27 @@ class S3BlobStore(BlobStore):
                 # AES-GCM (and the upload by its SHA-256) already.
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required")))
-        return cls(client, bucket, prefix, stack, call_seconds)
+        store = cls(client, bucket, prefix, stack, call_seconds, object_lock)
+        if object_lock:
+            try:
+                await store._check_lock_enabled()
+            except BaseException:
+                await stack.aclose()
+                raise
+        return store
+
+    async def _check_lock_enabled(self) -> None:
+        try:
+            async with _bounded(self.timeout):
+                answer = await self.client.get_object_lock_configuration(Bucket=self.bucket)
+            enabled = answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+        except StorageUnavailableError as exc:
+            if "ObjectLockConfigurationNotFound" not in str(exc):
+                raise
+            enabled = None
+        if enabled != "Enabled":
+            raise StorageError(f"[storage.s3] object_lock is set, but bucket {self.bucket!r} "
+                               f"was not created with Object Lock enabled")
 
     def _key(self, name: str) -> str:
         if len(name) < 3 or not name.isalnum():
@@ -212,8 +248,9 @@ class S3BlobStore(BlobStore):
                 Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}")
         return answer["Body"]
 
-    async def open_writer(self, name: str) -> BlobWriter:
-        return _S3Writer(self, self._key(name))
+    async def open_writer(self, name: str, retain_until: datetime | None = None,
+                          ) -> BlobWriter:
+        return _S3Writer(self, self._key(name), retain_until)
 
     async def open_reader(self, name: str) -> BlobReader:
         key = self._key(name)
@@ -235,10 +272,64 @@ class S3BlobStore(BlobStore):
         return int(answer["ContentLength"])
 
     async def delete(self, name: str) -> None:
+        key = self._key(name)
+        if not self.locks:
+            async with _bounded(self.timeout):
+                await self.client.delete_object(Bucket=self.bucket, Key=key)
+            return
+        # A versioned bucket: a plain delete would only hide the audio behind a marker.
         async with _bounded(self.timeout):
-            await self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+            answer = await self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
+        versions = [v["VersionId"] for kind in ("Versions", "DeleteMarkers")
+                    for v in answer.get(kind, []) if v["Key"] == key]
+        for version in versions:
+            try:
+                async with _bounded(self.timeout):
+                    await self.client.delete_object(Bucket=self.bucket, Key=key,
+                                                    VersionId=version)
+            except StorageUnavailableError as exc:
+                if "AccessDenied" not in str(exc):
+                    raise
+                raise BlobLockedError("the object store's lock keeps the blob",
+                                      await self._locked_until(key, version)) from None
+
+    async def _locked_until(self, key: str, version: str) -> datetime | None:
+        """When the lock on a version lapses: None while a legal hold stands."""
+        async with _bounded(self.timeout):
+            head = await self.client.head_object(Bucket=self.bucket, Key=key,
+                                                 VersionId=version)
+        if head.get("ObjectLockLegalHoldStatus") == "ON":
+            return None
+        until = head.get("ObjectLockRetainUntilDate")
+        return until.astimezone(UTC) if isinstance(until, datetime) else None
+
+    async def retain(self, name: str, until: datetime) -> None:
+        if not self.locks:
+            return
+        key = self._key(name)
+        async with _bounded(self.timeout):
+            head = await self.client.head_object(Bucket=self.bucket, Key=key)
+        current = head.get("ObjectLockRetainUntilDate")
+        if isinstance(current, datetime) and current >= until:
+            return  # never shortened (COMPLIANCE would refuse; GOVERNANCE must not)
+        async with _bounded(self.timeout):
+            await self.client.put_object_retention(
+                Bucket=self.bucket, Key=key, VersionId=head["VersionId"],
+                Retention={"Mode": self.object_lock, "RetainUntilDate": until})
+
+    async def legal_hold(self, name: str, held: bool) -> None:
+        if not self.locks:
+            return
+        async with _bounded(self.timeout):
+            await self.client.put_object_legal_hold(
+                Bucket=self.bucket, Key=self._key(name),
+                LegalHold={"Status": "ON" if held else "OFF"})
 
     async def delete_many(self, names: list[str]) -> None:
+        if self.locks:
+            for name in names:
+                await self.delete(name)
+            return
         keys = [self._key(n) for n in names]
         for i in range(0, len(keys), 1000):
             async with _bounded(self.timeout):

@@ -1,4 +1,5 @@
-"""indexes for every search (newest call first) and page of a purpose, verification statements
+"""indexes for every search (newest call first) and page of a purpose, verification
+statements, blobs a write-once store keeps after purge
 
 Revision ID: 0008
 Revises: 0007
@@ -46,9 +47,17 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=False),
     )
     op.create_index("ix_audit_verifications_full_id", "audit_verifications", ["full", "id"])
+    op.create_table(
+        "kept_blobs",
+        sa.Column("blob_name", sa.String(64), primary_key=True),
+        sa.Column("recording_id", sa.String(32), nullable=False),
+        sa.Column("kept_until", sa.DateTime(timezone=True)),
+    )
+    op.create_index("ix_kept_blobs_kept_until", "kept_blobs", ["kept_until"])
 
 
 def downgrade() -> None:
+    op.drop_table("kept_blobs")
     op.drop_table("audit_verifications")
     with op.batch_alter_table("audit_entries") as batch_op:
         batch_op.drop_index("ix_audit_entries_action_at")
