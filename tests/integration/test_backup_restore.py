@@ -106,6 +106,15 @@ async def test_restore_replays_erasures_made_after_the_backup(
             if e["recording_id"] in gone]
 
 
+async def _refused(config: Config, tmp_path: Path, clock: FrozenClock, dest: Path,
+                   match: str) -> None:
+    """A restore of ``dest`` is refused with ``match``, having written nothing."""
+    target = restored_config(config, tmp_path)
+    with pytest.raises(BackupError, match=match):
+        await restore.restore(target, clock, dest, None, [])
+    assert not target.data_dir.exists()
+
+
 async def test_a_damaged_backup_is_refused_before_anything_is_written(
         api: Api, config: Config, clock: FrozenClock, tmp_path: Path,
         sqlite_only: None) -> None:
@@ -117,10 +126,7 @@ async def test_a_damaged_backup_is_refused_before_anything_is_written(
     damaged = bytearray(blob.read_bytes())
     damaged[100] ^= 1
     blob.write_bytes(bytes(damaged))
-    target = restored_config(config, tmp_path)
-    with pytest.raises(BackupError, match="does not match the manifest"):
-        await restore.restore(target, clock, dest, None, [])
-    assert not target.data_dir.exists()
+    await _refused(config, tmp_path, clock, dest, "does not match the manifest")
 
 
 async def test_a_forged_manifest_is_refused(
@@ -132,10 +138,7 @@ async def test_a_forged_manifest_is_refused(
     manifest = json.loads((taken.path / backup.MANIFEST).read_bytes())
     manifest["taken_at"] = "2030-01-01T00:00:00Z"
     (taken.path / backup.MANIFEST).write_bytes(backup.manifest_bytes(manifest))
-    target = restored_config(config, tmp_path)
-    with pytest.raises(BackupError, match="signature does not verify"):
-        await restore.restore(target, clock, dest, None, [])
-    assert not target.data_dir.exists()
+    await _refused(config, tmp_path, clock, dest, "signature does not verify")
 
 
 def _drop_blob_list_sum(m: dict[str, Any]) -> None:
@@ -182,10 +185,7 @@ async def test_an_edited_list_of_blobs_is_refused(
     listed = taken.path / backup.BLOB_LIST
     # A blob left out of the list (so that a restore would skip it): the list's sum fails.
     listed.write_text("".join(listed.read_text().splitlines(keepends=True)[1:]))
-    target = restored_config(config, tmp_path)
-    with pytest.raises(BackupError, match="the list of blobs does not match the manifest"):
-        await restore.restore(target, clock, dest, None, [])
-    assert not target.data_dir.exists()
+    await _refused(config, tmp_path, clock, dest, "the list of blobs does not match the manifest")
 
 
 async def test_a_snapshot_of_the_first_format_still_restores(
