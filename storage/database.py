@@ -8,8 +8,10 @@ checkpoint, goes to a worker thread, once per transaction. Writers take an async
 start with ``BEGIN IMMEDIATE`` so that ``serve``, its extra workers and a CLI command
 serialize; when another process holds the write lock, the begin is retried after an
 asynchronous sleep instead of blocking the loop. Reads whose cost is not bounded by an
-index (verification, backup, purge runs, exports) use ``long_read``: on SQLite their own
-connection, each statement in a worker thread, so nobody else's request waits for them.
+index (audit verification, backup's walk of the catalog, ``keys status``) use
+``long_read``: on SQLite their own connection, each statement in a worker thread, so
+nobody else's request waits for them. Purge runs and exports read a bounded page at a
+time and let the loop run between pages.
 PostgreSQL uses asyncpg, and appends serialize there with ``SELECT … FOR UPDATE``.
 """
 
