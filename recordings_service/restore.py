@@ -55,7 +55,6 @@ from recordings_service.custody import open_root_key
 from recordings_service.errors import BackupError
 from recordings_service.services import Services, open_services
 from storage import catalog, erasure_ledger, key_store, retention_store
-from storage.blobstore.base import BlobStore
 from storage.database import Database
 from storage.durable import fsync_path
 from storage.errors import CustodyError, StorageError
@@ -159,9 +158,16 @@ def verify_files(src: Path, folder: Path, manifest: dict[str, Any]) -> None:
                     f"blob {blob['name']}")
 
 
-async def _put_blob(store: BlobStore, path: Path, name: str) -> None:
-    """Writes a backed-up blob into the store (a directory or a bucket) under its name."""
-    writer = await store.open_writer(name)
+async def _put_blob(services: Services, path: Path, name: str) -> None:
+    """Writes a backed-up blob into the store (a directory or a bucket) under its name; a
+    write-once store locks it as the original was: until its recording's purge date, and
+    under the store's legal hold while a legal hold covers it."""
+    store = services.blobs
+    rec = None
+    if store.locks:
+        async with services.database.read() as conn:
+            rec = await catalog.get_by_blob_name(conn, name)
+    writer = await store.open_writer(name, None if rec is None else rec.purge_at)
     try:
         with path.open("rb") as f:
             while chunk := await asyncio.to_thread(f.read, 8 * 1024 * 1024):
@@ -170,6 +176,8 @@ async def _put_blob(store: BlobStore, path: Path, name: str) -> None:
     except BaseException:
         await writer.abort()
         raise
+    if rec is not None and rec.legal_holds:
+        await store.legal_hold(name, True)
 
 
 def read_ledger(paths: list[Path]) -> list[dict[str, Any]]:
@@ -294,8 +302,7 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
         async with open_services(config, clock) as services:
             progress("restoring the blobs")
             for blob in read_blob_list(folder, manifest):
-                await _put_blob(services.blobs, src / blob_relpath(blob["name"]),
-                                blob["name"])
+                await _put_blob(services, src / blob_relpath(blob["name"]), blob["name"])
                 report.blobs += 1
             progress(f"replaying {len(entries)} ledger entries")
             report.replayed = await replay_erasures(services, entries)

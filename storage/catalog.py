@@ -74,6 +74,7 @@ class Recording:
 # cost more than running it (about 0.1 ms each here, docs/benchmarks.md).
 _RECORDING_BY_ID = select(recordings).where(recordings.c.id == bindparam("id"))
 _RECORDING_BY_CALL_ID = select(recordings).where(recordings.c.call_id == bindparam("call_id"))
+_RECORDING_BY_BLOB = select(recordings).where(recordings.c.blob_name == bindparam("blob_name"))
 _PURPOSES_OF = (
     select(recording_purposes)
     .where(recording_purposes.c.recording_id.in_(bindparam("ids", expanding=True)))
@@ -177,6 +178,12 @@ async def lock_recordings(conn: Conn, ids: Sequence[str]) -> list[Recording]:
 
 async def get_by_call_id(conn: Conn, call_id: str) -> Recording | None:
     rows = (await conn.execute(_RECORDING_BY_CALL_ID, {"call_id": call_id})).all()
+    found = await _with_purposes(conn, rows)
+    return found[0] if found else None
+
+
+async def get_by_blob_name(conn: Conn, blob_name: str) -> Recording | None:
+    rows = (await conn.execute(_RECORDING_BY_BLOB, {"blob_name": blob_name})).all()
     found = await _with_purposes(conn, rows)
     return found[0] if found else None
 

@@ -19,7 +19,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from recordings_service import jobs, policy
+from recordings_service import backup, jobs, policy, restore
 from recordings_service.app import create_app
 from recordings_service.auth import create_token
 from recordings_service.config import Config, load_config
@@ -153,3 +153,30 @@ async def test_erasure_shreds_at_once_and_the_sweep_deletes_the_blob_when_its_lo
     await jobs.sweep(worm.services)
     left = s3.list_object_versions(Bucket=bucket, Prefix=key)
     assert not left.get("Versions") and not left.get("DeleteMarkers")
+
+
+async def test_a_restore_locks_each_blob_as_the_original_was(
+        worm: Api, s3_env: SeaweedFs, tmp_path: Path, clock: FrozenClock) -> None:
+    kept = await worm.uploaded(wav_tone(0.2), purposes=["training"])
+    held = await worm.uploaded(wav_tone(0.2, frequency=700), call_id="call-held",
+                               purposes=["training"])
+    status, _ = await worm.call("POST", "/v1/legal-holds", {
+        "case_reference": "CASE-8", "reason": "litigation", "recording_ids": [held["id"]]})
+    assert status == 201
+    await backup.backup(worm.services, tmp_path / "backup")
+    config = worm.services.config
+    target = config.with_overrides(data_dir=tmp_path / "restored",
+                                   root_key_file=config.root_key_path,
+                                   s3_prefix=s3_env.new_prefix())
+    report = await restore.restore(target, clock, tmp_path / "backup", None, [])
+    assert report.blobs == 2
+    s3 = _s3(s3_env)
+    async with open_services(target, clock) as services:
+        for rec, hold_status in ((kept, "OFF"), (held, "ON")):
+            async with services.database.read() as conn:
+                restored = await catalog.get_recording(conn, rec["id"])
+            assert restored is not None and restored.blob_name
+            store: Any = services.blobs
+            head = _head(s3, store.bucket, store._key(restored.blob_name))
+            assert head["ObjectLockRetainUntilDate"] == restored.purge_at
+            assert head["ObjectLockLegalHoldStatus"] == hold_status
