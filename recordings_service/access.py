@@ -130,8 +130,8 @@ async def open_reader(services: Services, rec: catalog.Recording,
                       ) -> AsyncIterator[DecryptingReader]:
     assert rec.wrapped_dek is not None and rec.key_version is not None and rec.blob_name
     dek = await services.keyring.unwrap_fresh(rec.wrapped_dek, rec.key_version, rec.id)
-    async with DecryptingReader(services.blobs, rec.blob_name, dek, rec.id,
-                                rec.size_bytes) as reader:
+    async with DecryptingReader(services.blobs, rec.blob_name, dek, rec.id, rec.size_bytes,
+                                verified=services.verified_headers) as reader:
         yield reader
 
 

@@ -7,7 +7,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -19,6 +19,7 @@ from storage.audit_batch import GroupCommitAppender
 from storage.blobstore.base import BlobStore
 from storage.custody.base import RootKey
 from storage.database import Database, sqlite_url
+from storage.encrypted_blob import VerifiedHeaders
 from storage.group_commit import GroupCommit
 from storage.key_material import open_key_material
 from storage.keyring import Keyring
@@ -41,6 +42,8 @@ class Services:
     audit: GroupCommitAppender
     # Small write transactions that may share one commit (an upload's row).
     group_commit: GroupCommit
+    # Blobs this process has opened and checked: a second access skips the checks' reads.
+    verified_headers: VerifiedHeaders = field(default_factory=VerifiedHeaders)
 
     def subject_ref(self, customer_id: str) -> str:
         """A keyed pseudonym of a customer id: finds a subject's tombstones after purge."""

@@ -56,8 +56,10 @@ class BlobStore(ABC):
         (the others ignore it)."""
 
     @abstractmethod
-    async def open_reader(self, name: str) -> BlobReader:
-        """Opens a committed blob; raises BlobNotFoundError when there is none."""
+    async def open_reader(self, name: str, size: int | None = None) -> BlobReader:
+        """Opens a committed blob; raises BlobNotFoundError when there is none. Given the
+        ``size`` a caller knows already, a remote store may skip asking for it (and then
+        a missing blob shows at the first read)."""
 
     async def read(self, name: str, offset: int, length: int) -> bytes:
         """One read of a blob (opens and closes it)."""

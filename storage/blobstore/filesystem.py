@@ -242,7 +242,7 @@ class FilesystemBlobStore(BlobStore):
         # The file is created by the first trip that writes to it.
         return _FileWriter(self._writing_dir() / f"{name}.partial", self._path(name))
 
-    async def open_reader(self, name: str) -> BlobReader:
+    async def open_reader(self, name: str, size: int | None = None) -> BlobReader:
         try:
             fd = os.open(self._file(name), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -53,7 +53,7 @@ class MemoryBlobStore(BlobStore):
                           ) -> BlobWriter:
         return _MemoryWriter(self, name)
 
-    async def open_reader(self, name: str) -> BlobReader:
+    async def open_reader(self, name: str, size: int | None = None) -> BlobReader:
         try:
             return _MemoryReader(self.blobs[name][0])
         except KeyError:

@@ -9,7 +9,9 @@ the sweep of abandoned uploads needs (docs/architecture.md).
   visible under the name before PutObject / CompleteMultipartUpload, which the caller
   reaches only after its checksum and container checks; ``abort`` aborts the upload.
 - A read opens with one ranged GET of the blob's first 64 KiB (the size comes from its
-  Content-Range), and a stream's range is one ranged GET read as the client takes it.
+  Content-Range), and a stream's range is one ranged GET read as the client takes it. A
+  reader opened with the size it will find (a blob this process has verified before:
+  encrypted_blob.VerifiedHeaders) makes no request until its first read.
 - Incomplete multipart uploads are aborted (at start and by the hourly sweep) only when
   older than a day: a live upload on another replica is never touched.
 - With ``object_lock`` ("governance" or "compliance", on a bucket made with Object Lock
@@ -252,8 +254,11 @@ class S3BlobStore(BlobStore):
                           ) -> BlobWriter:
         return _S3Writer(self, self._key(name), retain_until)
 
-    async def open_reader(self, name: str) -> BlobReader:
+    async def open_reader(self, name: str, size: int | None = None) -> BlobReader:
         key = self._key(name)
+        if size is not None:
+            # Known already (a blob is immutable): the first read is the first request.
+            return _S3Reader(self, key, size, b"")
         async with _bounded(self.timeout):
             answer = await self.client.get_object(Bucket=self.bucket, Key=key,
                                                   Range=f"bytes=0-{HEAD_BYTES - 1}")
