@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 from common import MB, Service, figure, service, wav_bytes, wrk
 from ingest import _chunks, _put
+
+from tests.stalls import stalled_upload
 
 
 class PeakRss:
@@ -51,17 +54,6 @@ async def upload_1gb(svc: Service) -> None:
                    _chunks((template[:44], template[44:] + template[44:88]), 1024 * MB))
 
 
-async def _stall(svc: Service, audio: bytes, call_id: str, release: asyncio.Event) -> None:
-    _, writer = await asyncio.open_connection("127.0.0.1", int(svc.url.rsplit(":", 1)[1]))
-    writer.write((f"PUT /v1/calls/{call_id}/recording?started_at=2026-11-24T09:00:00Z"
-                  f"&purpose=training HTTP/1.1\r\nHost: x\r\n"
-                  f"Authorization: Bearer {svc.tokens['ingest']}\r\n"
-                  f"Content-Length: {len(audio)}\r\n\r\n").encode() + audio[:1_500_000])
-    await writer.drain()
-    await release.wait()
-    writer.transport.abort()
-
-
 async def stalled_uploads(svc: Service, count: int = 64) -> tuple[int, int]:
     """RSS (KiB) idle after one warm-up upload, and with ``count`` uploads stalled."""
     audio = wav_bytes(2 * MB, 3)
@@ -69,7 +61,9 @@ async def stalled_uploads(svc: Service, count: int = 64) -> tuple[int, int]:
     await asyncio.sleep(1)
     idle = svc.rss_kib()
     release = asyncio.Event()
-    stalled = [asyncio.ensure_future(_stall(svc, audio, f"stalled-{i}", release))
+    port = int(svc.url.rsplit(":", 1)[1])
+    stalled = [asyncio.ensure_future(stalled_upload("127.0.0.1", port, svc.tokens["ingest"],
+                                                    f"stalled-{i}", audio, release))
                for i in range(count)]
     await asyncio.sleep(3)
     held = svc.rss_kib()

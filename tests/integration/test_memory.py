@@ -15,6 +15,7 @@ import pytest
 from tests.audio import wav_noise
 from tests.conftest import Api
 from tests.integration.helpers import free_port, new_service, start_serve
+from tests.stalls import stalled_upload
 
 MB = 1024 * 1024
 
@@ -140,18 +141,6 @@ async def test_uploads_dropped_mid_body_leave_memory_flat(tmp_path: Path) -> Non
     assert rss[-1] - min(rss[:2]) < 100, rss
 
 
-async def _stall(api: Api, audio: bytes, release: asyncio.Event) -> None:
-    """A PUT that sends 1.5 MB of a 2 MB recording, then nothing until ``release``."""
-    _, writer = await asyncio.open_connection(api.client.host, api.client.port)
-    writer.write((f"PUT /v1/calls/{os.urandom(8).hex()}/recording"
-                  f"?started_at=2026-11-24T09:00:00Z&purpose=training HTTP/1.1\r\nHost: x\r\n"
-                  f"Authorization: Bearer {api.tokens['ingest']}\r\n"
-                  f"Content-Length: {len(audio)}\r\n\r\n").encode() + audio[:1_500_000])
-    await writer.drain()
-    await release.wait()
-    writer.transport.abort()
-
-
 @pytest.mark.parametrize("config", ["sqlite"], indirect=True)
 async def test_a_stalled_upload_holds_what_streaming_needs_not_what_it_was_sent(
         api: Api) -> None:
@@ -162,7 +151,9 @@ async def test_a_stalled_upload_holds_what_streaming_needs_not_what_it_was_sent(
     try:
         await asyncio.sleep(0.2)
         idle = tracemalloc.get_traced_memory()[0]
-        stalled = [asyncio.ensure_future(_stall(api, audio, release)) for _ in range(64)]
+        stalled = [asyncio.ensure_future(stalled_upload(
+            api.client.host, api.client.port, api.tokens["ingest"], os.urandom(8).hex(),
+            audio, release)) for _ in range(64)]
         await asyncio.sleep(3)  # each has read what it was sent and waits for more
         held = (tracemalloc.get_traced_memory()[0] - idle) / 64
         release.set()
