@@ -13,7 +13,7 @@ from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.errors import BadRequest
 from recordings_service.services import Services
-from storage import audit_log
+from storage import audit_archive, audit_log
 
 
 def encode_cursor(seq: int) -> str:
@@ -44,18 +44,26 @@ def check_outcome(outcome: str | None) -> None:
 
 async def read_entries(services: Services, actor: Actor, origin: Origin,
                        flt: audit_log.AuditFilter, filters: Mapping[str, str],
-                       cursor: str | None, limit: int,
-                       ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of entries matching ``flt`` and the cursor of the next; ``filters`` is
-    what the reader asked for, as the audit entry of this read names it."""
+                       cursor: str | None, limit: int, archived: bool = False,
+                       ) -> tuple[list[dict[str, Any]], str | None, int]:
+    """One page of entries matching ``flt``, the cursor of the next, and how many entries
+    the archive holds; ``filters`` is what the reader asked for, as the audit entry of
+    this read names it. The archive is read only when ``archived`` (in bounded steps:
+    such a page may hold fewer than ``limit`` entries and still have a next one)."""
     check_outcome(flt.outcome)
     after = decode_cursor(cursor)
     await auditing.record(services, auditing.event(actor, origin, "audit_read", "allowed",
                                                    detail={"filter": dict(filters)}))
     async with services.database.read() as conn:
-        entries = await audit_log.list_entries(conn, flt, after, limit + 1)
-    page = entries[:limit]
-    return page, encode_cursor(page[-1]["seq"]) if len(entries) > limit else None
+        archive = await audit_archive.current(conn, services.signing_key.public_key(),
+                                              services.config.audit_origin)
+        if not (archived and after < archive.size):
+            entries = await audit_log.list_entries(conn, flt, after, limit + 1)
+            page = entries[:limit]
+            return (page, encode_cursor(page[-1]["seq"]) if len(entries) > limit else None,
+                    archive.size)
+    page, last = await audit_log.list_archived(services.tiles, archive, flt, after, limit)
+    return page, encode_cursor(last), archive.size
 
 
 async def verify(services: Services, actor: Actor, origin: Origin,

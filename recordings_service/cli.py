@@ -22,12 +22,14 @@ from recordings_service.serve import event_loop_factory, serve
 from recordings_service.services import Services, open_services
 from recordings_service.uploader.settings import upload_settings
 from recordings_service.uploader.watch import run as watch_spool
-from storage import catalog, legacy_keys, people_store
+from storage import audit_log, catalog, legacy_keys, people_store
 from storage.custody import export
 from storage.custody.file import decode, write_private
 from storage.database import Database, sqlite_url
-from storage.errors import CustodyError
+from storage.errors import CustodyError, StorageError
 from storage.migrate import upgrade
+from storage.signing import load_public_key
+from storage.tilestore.filesystem import FilesystemTileStore
 
 CLI_ACTOR = Actor("system:cli", frozenset())
 
@@ -144,6 +146,18 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--full", action="store_true",
                         help="verify every entry from the first, printing progress")
     audit.add_parser("checkpoint", parents=[common], help="sign a checkpoint of the head now")
+    archive = audit.add_parser(
+        "archive", parents=[common],
+        help="move entries older than DAYS out of the catalog into the signed tiles now")
+    archive.add_argument("--older-than-days", type=int, metavar="DAYS",
+                         help="default: [audit] archive_after_days")
+    tiles = audit.add_parser(
+        "verify-tiles", parents=[common],
+        help="check a copy of the audit archive offline, with the public key alone")
+    tiles.add_argument("directory", type=Path, metavar="DIR",
+                       help="a directory holding checkpoint and tile/ (a copy of the archive)")
+    tiles.add_argument("--public-key", type=Path, required=True, metavar="PEM",
+                       help="the audit log's public key (GET /v1/audit/public-key)")
     return parser
 
 
@@ -315,6 +329,33 @@ async def _audit_checkpoint(services: Services, args: argparse.Namespace) -> int
     return 0
 
 
+async def _audit_archive(services: Services, args: argparse.Namespace) -> int:
+    days = (services.config.audit_archive_after_days if args.older_than_days is None
+            else args.older_than_days)
+    if days <= 0:
+        print("error: say how old entries must be: --older-than-days DAYS (or set [audit] "
+              "archive_after_days)", file=sys.stderr)
+        return 2
+    try:
+        _print(await jobs.archive_audit(services, days))
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _verify_tiles(args: argparse.Namespace) -> int:
+    try:
+        key = load_public_key(args.public_key.read_bytes())
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read the public key: {exc}", file=sys.stderr)
+        return 2
+    report = asyncio.run(audit_log.verify_tiles(FilesystemTileStore(args.directory), key))
+    _print({"ok": report.ok, "entries": report.entries, "chain_hash": report.head_hash,
+            "checkpoint_at": report.newest_checkpoint_at, "problems": report.problems})
+    return 0 if report.ok else 1
+
+
 async def _purge(services: Services, args: argparse.Namespace) -> int:
     await retention.apply_configured_retention(services)
     _print(await retention.run_purge(services, retention.RETENTION_ACTOR, SYSTEM_ORIGIN,
@@ -340,6 +381,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("backup", None): _backup,
     ("audit", "verify"): _audit_verify,
     ("audit", "checkpoint"): _audit_checkpoint,
+    ("audit", "archive"): _audit_archive,
     ("purge", None): _purge,
 }
 
@@ -420,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "upload-watch":
         return _upload_watch(args)
+    if (args.command, getattr(args, "action", None)) == ("audit", "verify-tiles"):
+        return _verify_tiles(args)
     which = (args.command, getattr(args, "action", None))
     try:
         if which == ("keys", "init") and _has_root_key(config):

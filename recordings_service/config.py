@@ -79,6 +79,8 @@ class Config:
     checkpoint_max_delay_seconds: float = 10.0
     checkpoint_file: Path | None = None
     stale_after_seconds: int = 900
+    # Entries older than this many days move to the audit archive daily; 0: never.
+    audit_archive_after_days: int = 0
     keys_backend: str = "file"
     root_key_file: Path | None = None
     pkcs11_module: str = ""
@@ -362,6 +364,7 @@ def load_config(
                                           10.0),
         checkpoint_file=Path(checkpoint_file) if checkpoint_file else None,
         stale_after_seconds=_get(raw, "audit", "stale_after_seconds", int, 900),
+        audit_archive_after_days=_get(raw, "audit", "archive_after_days", int, 0),
         keys_backend=keys_backend,
         root_key_file=Path(root_key_file) if root_key_file else None,
         pkcs11_module=pkcs11["module"],
@@ -395,6 +398,8 @@ def load_config(
                  "purge_interval_seconds", "purge_batch"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive")
+    if config.audit_archive_after_days < 0:
+        raise ConfigError("audit archive_after_days must be 0 (never) or a number of days")
     if config.body_min_bytes_per_second < 0:
         raise ConfigError("body_min_bytes_per_second must not be negative (0: no floor)")
     if config.min_free_disk_bytes < 0:

@@ -1,5 +1,5 @@
-"""The backends the configuration names: the root key's custody (``[keys] backend``) and
-the blob store (``[storage] blob_store``)."""
+"""The backends the configuration names: the root key's custody (``[keys] backend``), the
+blob store (``[storage] blob_store``) and, beside it, the audit archive's tiles."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from storage.blobstore.filesystem import FilesystemBlobStore
 from storage.blobstore.s3 import S3BlobStore
 from storage.custody.base import RootKey
 from storage.custody.file import FileRootKey
+from storage.tilestore.base import TileStore
+from storage.tilestore.filesystem import FilesystemTileStore
+from storage.tilestore.s3 import S3TileStore
 
 
 def open_root_key(config: Config) -> RootKey:
@@ -30,3 +33,11 @@ async def open_blob_store(config: Config) -> BlobStore:
                                       config.s3_endpoint_url, config.s3_region,
                                       config.s3_timeout_seconds, config.s3_object_lock)
     return FilesystemBlobStore(config.data_dir)
+
+
+def open_tile_store(config: Config, blobs: BlobStore) -> TileStore:
+    """The audit archive lives where the blobs do: in their bucket, or in the data
+    directory."""
+    if isinstance(blobs, S3BlobStore):
+        return S3TileStore(blobs)
+    return FilesystemTileStore(config.data_dir / "audit-tiles")

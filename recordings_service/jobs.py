@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import func, select
 
-from recordings_service import keys, retention, sessions
+from recordings_service import auditing, keys, retention, sessions
 from recordings_service.auditing import SYSTEM_ORIGIN
+from recordings_service.auth import Actor
 from recordings_service.services import Services
-from storage import audit_log, catalog
-from storage.errors import BlobLockedError
+from storage import audit_archive, audit_log, catalog, tlog_tiles
+from storage.errors import AuditChainError, BlobLockedError
+from storage.schema import audit_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,45 @@ async def verify_audit(services: Services, full: bool = False,
         services.database, services.signing_key.public_key(), services.config.audit_origin,
         services.config.checkpoint_path, services.clock(),
         timedelta(seconds=services.config.stale_after_seconds), full=full,
-        signing_key=services.signing_key, progress=progress)
+        tiles=services.tiles, signing_key=services.signing_key, progress=progress)
+
+
+ARCHIVE_ACTOR = Actor("system:audit", frozenset())
+
+
+async def archive_audit(services: Services, after_days: int) -> dict[str, Any]:
+    """Moves the entries older than ``after_days`` into the audit archive, in whole
+    bundles of 256. Only entries that a verification has just found intact and that a
+    signed checkpoint covers are moved; a log that does not verify moves nothing."""
+    report = await verify_audit(services)
+    if not report.ok:
+        raise AuditChainError(f"the audit log does not verify (first bad entry "
+                              f"{report.first_bad_seq}); nothing was archived")
+    now = services.clock()
+    async with services.database.read() as conn:
+        archived = await audit_archive.archived_size(conn)
+        covered = int((await conn.execute(select(func.max(audit_checkpoints.c.size))))
+                      .scalar() or 0)
+        last = await audit_archive.last_entry_before(
+            conn, now - timedelta(days=after_days), archived, min(report.entries, covered))
+    before, after = await audit_archive.archive(
+        services.database, services.tiles, services.signing_key,
+        services.config.audit_origin, last // tlog_tiles.WIDTH * tlog_tiles.WIDTH, now)
+    result = {"archived_entries": after.size, "moved": after.size - before.size,
+              "root_hash": after.root.hex(), "chain_hash": after.chain_hash.hex()}
+    if after.size > before.size:
+        await auditing.record(services, auditing.event(
+            ARCHIVE_ACTOR, SYSTEM_ORIGIN, "audit_archive", "allowed",
+            detail={"archived_entries": after.size, "moved": after.size - before.size}))
+    return result
+
+
+async def _archive(services: Services) -> None:
+    days = services.config.audit_archive_after_days
+    if days:
+        result = await archive_audit(services, days)
+        if result["moved"]:
+            log.info("moved audit entries to the archive", extra={"count": result["moved"]})
 
 
 # How often the uncovered entries are compared with checkpoint_every_entries and
@@ -154,6 +196,8 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
                       max_instances=1, coalesce=True)
     scheduler.add_job(_guarded(services, "orphan_sweep", sweep), "interval",
                       hours=1, id="orphan_sweep", max_instances=1, coalesce=True)
+    scheduler.add_job(_guarded(services, "audit_archive", _archive), "interval",
+                      hours=24, id="audit_archive", max_instances=1, coalesce=True)
     scheduler.add_job(_guarded(services, "session_sweep", sessions.sweep), "interval",
                       minutes=15, id="session_sweep", max_instances=1, coalesce=True)
     scheduler.start()

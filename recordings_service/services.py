@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recordings_service.clock import Clock
 from recordings_service.config import Config
-from recordings_service.custody import open_blob_store, open_root_key
+from recordings_service.custody import open_blob_store, open_root_key, open_tile_store
 from recordings_service.metrics import Metrics
 from storage.audit_batch import GroupCommitAppender
 from storage.blobstore.base import BlobStore
@@ -24,6 +24,7 @@ from storage.group_commit import GroupCommit
 from storage.key_material import open_key_material
 from storage.keyring import Keyring
 from storage.migrate import upgrade
+from storage.tilestore.base import TileStore
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class Services:
     clock: Clock
     database: Database
     blobs: BlobStore
+    # The audit archive (entries moved out of the catalog), beside the blobs.
+    tiles: TileStore
     keyring: Keyring
     signing_key: Ed25519PrivateKey
     link_secret: bytes
@@ -76,6 +79,7 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
             clock=clock,
             database=database,
             blobs=blobs,
+            tiles=open_tile_store(config, blobs),
             keyring=keys.keyring,
             signing_key=keys.signing_key,
             link_secret=keys.link_secret,

@@ -22,12 +22,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import func, insert, select, true, update
 
-from storage import merkle
+from storage import audit_archive, merkle, tlog_tiles
 from storage.database import Conn, Database
-from storage.errors import AuditChainError
+from storage.errors import ArchiveDamagedError, AuditChainError
 from storage.schema import audit_checkpoints, audit_entries, audit_head, audit_verifications
 from storage.signing import open_note, sign_note
 from storage.text import make_storable
+from storage.tilestore.base import TileStore
 
 ENTRY_FIELDS = ("actor", "roles", "action", "recording_id", "purpose", "outcome", "reason",
                 "client_ip", "request_id", "detail")
@@ -207,6 +208,42 @@ async def list_entries(
             break
         after_seq = rows[-1].seq
     return kept[:limit]
+
+
+# Entries of the archive one page reads at most, whatever it finds: a filter that
+# matches little pages through the archive in steps of this size.
+ARCHIVE_SCAN = 4_096
+
+
+def _in_time(content: Mapping[str, Any], flt: AuditFilter) -> bool:
+    try:
+        at = datetime.fromisoformat(str(content.get("at")).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (flt.since is None or at >= flt.since) and (flt.until is None or at < flt.until)
+
+
+async def list_archived(tiles: TileStore, archive: audit_archive.Archive, flt: AuditFilter,
+                        after_seq: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Archived entries after ``after_seq`` that match ``flt``, reading at most
+    ARCHIVE_SCAN of them; and the last entry read (the next page starts after it)."""
+    if flt.since is not None and flt.since > archive.newest_at:
+        return [], archive.size  # nothing archived is that recent
+    kept: list[dict[str, Any]] = []
+    last = after_seq
+    async for rows in audit_archive.read_rows(tiles, after_seq,
+                                              min(archive.size, after_seq + ARCHIVE_SCAN)):
+        for row in rows:
+            last = row.seq
+            try:
+                content = json.loads(row.entry)
+            except ValueError:
+                continue
+            if isinstance(content, dict) and _matches(content, flt) and _in_time(content, flt):
+                kept.append(_served(row, content))
+                if len(kept) == limit:
+                    return kept, last
+    return kept, last
 
 
 # --- checkpoints -----------------------------------------------------------------------
@@ -448,24 +485,48 @@ def _mirrored_notes(mirror: Path, above: int) -> list[str]:
     return notes
 
 
-async def _entries(database: Database, after: int, upto: int, batch: int = 500,
+async def _entries(database: Database, tiles: TileStore | None, after: int, upto: int,
+                   on_problem: Callable[[int, str], None], batch: int = 500,
                    ) -> AsyncIterator[Sequence[Any]]:
     """Entries after ``after`` up to ``upto`` in order, read off the event loop a batch at
     a time; between batches the loop runs others' requests, so checking one batch is the
-    longest anyone waits for a verification."""
+    longest anyone waits for a verification. Archived entries come from the tiles (an
+    archive run that moves entries meanwhile only moves where the next ones are read)."""
     last = after
     while last < upto:
         await asyncio.sleep(0)
         async with database.long_read() as conn:
-            rows = (
+            archived = await audit_archive.archived_size(conn)
+            rows = [] if last < archived else (
                 await conn.execute(
                     select(audit_entries)
                     .where(audit_entries.c.seq > last, audit_entries.c.seq <= upto)
                     .order_by(audit_entries.c.seq).limit(batch)
                 )
             ).all()
+        if last < archived:
+            end = min(archived, upto)
+            if tiles is None:
+                on_problem(last + 1, "entries are archived, but no tile store was given")
+                last = end
+                continue
+            try:
+                # From the first entry, the tiles above level 0 are checked as well.
+                async for tile_rows in audit_archive.read_rows(
+                        tiles, last, end, on_problem if last == 0 else None):
+                    if tile_rows:
+                        yield tile_rows
+                        last = tile_rows[-1].seq
+            except ArchiveDamagedError as exc:
+                on_problem(exc.seq, str(exc))
+                last = end  # the rest of the archive is unreadable; the catalog is read
+            continue
         if not rows:
             return
+        if rows[0].seq != last + 1:
+            async with database.long_read() as conn:
+                if await audit_archive.archived_size(conn) > last:
+                    continue  # archived (and pruned) since the size was read
         yield rows
         last = rows[-1].seq
 
@@ -473,15 +534,20 @@ async def _entries(database: Database, after: int, upto: int, batch: int = 500,
 async def verify(
     database: Database, public_key: Ed25519PublicKey, origin: str, mirror: Path,
     now: datetime, stale_after: timedelta, *, full: bool = False,
-    signing_key: Ed25519PrivateKey | None = None,
+    tiles: TileStore | None = None, signing_key: Ed25519PrivateKey | None = None,
     progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> VerifyReport:
     """Verifies the log from the newest signed statement on (or from the first entry when
     ``full`` or when there is none), up to the head as it was when this began: entries
-    appended meanwhile are the next run's. With ``signing_key``, a run that found the log
-    intact signs a statement of it."""
+    appended meanwhile are the next run's. Archived entries are read from ``tiles``. With
+    ``signing_key``, a run that found the log intact signs a statement of it."""
     report = VerifyReport()
     async with database.long_read() as conn:
+        try:
+            archive = await audit_archive.current(conn, public_key, origin)
+        except AuditChainError as exc:
+            report.fail(1, str(exc))
+            archive = audit_archive.EMPTY
         start = None if full else await _starting_point(conn, public_key, origin)
         above = 0 if start is None else start.size
         c = audit_checkpoints.c
@@ -510,6 +576,11 @@ async def verify(
             continue  # the newest checkpoint, read for its age; verified before
         claimed.setdefault(size, set()).add(root)
         report.checkpoints += 1
+    if archive.size > above:
+        # The archive's own statement and the checkpoint its tiles carry say what the
+        # tree was at its size, as any checkpoint does.
+        claimed.setdefault(archive.size, set()).add(archive.root)
+        await _tiles_checkpoint(tiles, public_key, origin, archive, report)
 
     # Entries this old must be under a signed checkpoint: checkpoints are made at least
     # every interval, so an old uncovered entry means checkpoints were deleted.
@@ -528,7 +599,7 @@ async def verify(
                                   f"verified on {_rfc3339(start.verified_at)}: entries "
                                   f"were deleted")
     expected_seq = leaves + 1
-    async for rows in _entries(database, leaves, upto):
+    async for rows in _entries(database, tiles, leaves, upto, report.fail):
         for row in rows:
             if row.seq != expected_seq:
                 report.fail(expected_seq, f"entry {expected_seq} is missing")
@@ -541,6 +612,9 @@ async def verify(
                 covered = upto  # reported once, not for every entry after it
             if row.seq in claimed and claimed[row.seq] != {merkle.frontier_root(frontier)}:
                 report.fail(row.seq, f"checkpoint at size {row.seq} disagrees with the log")
+            if row.seq == archive.size and chain != archive.chain_hash:
+                report.fail(row.seq, f"the archived entries up to {row.seq} do not end on "
+                                     f"the chain hash their signed statement names")
             expected_seq = row.seq + 1
         progress(expected_seq - 1, upto)
 
@@ -552,8 +626,8 @@ async def verify(
         report.fail(last_seq + 1, f"entry {last_seq + 1} is missing")
     elif head.chain_hash != chain:
         report.fail(upto, "the head does not match the entries")
-    if start is not None and upto >= start.size > 0:
-        await _spot_check(database, report, start)
+    if start is not None and upto >= start.size > archive.size:
+        await _spot_check(database, report, start, archive)
     beyond = [size for size in claimed if size > upto]
     if beyond:
         report.fail(last_seq + 1,
@@ -567,6 +641,60 @@ async def verify(
         await _record_statement(database, origin, statement, signing_key)
         if report.full:
             report.last_full_at = now
+    return report
+
+
+async def _tiles_checkpoint(tiles: TileStore | None, public_key: Ed25519PublicKey, origin: str,
+                           archive: audit_archive.Archive, report: VerifyReport) -> None:
+    """The checkpoint the tiles carry must be signed and name the archive's size and root:
+    it is what an auditor holding only the tiles checks them against."""
+    data = None if tiles is None else await tiles.get(tlog_tiles.CHECKPOINT)
+    text = None if data is None else open_note(data.decode("utf-8", "replace"), origin,
+                                               public_key)
+    try:
+        _, size, root, _ = parse_checkpoint_text(text or "")
+    except (ValueError, IndexError):
+        report.fail(archive.size, "the audit archive's checkpoint is missing or its "
+                                  "signature does not verify")
+        return
+    if (size, root) != (archive.size, archive.root):
+        report.fail(archive.size, "the audit archive's checkpoint disagrees with the "
+                                  "archive's signed statement")
+
+
+async def verify_tiles(tiles: TileStore, public_key: Ed25519PublicKey) -> VerifyReport:
+    """Checks an archive with nothing but its tiles and the public key: the signed
+    checkpoint, every entry against its leaf hash, sequence number and chain, every tile
+    above level 0 against the tiles below it, and the tree's root against the
+    checkpoint's. ``head_hash`` is the chain hash after the last entry, which the first
+    entry still in the catalog names as its ``prev_hash``."""
+    report = VerifyReport()
+    data = await tiles.get(tlog_tiles.CHECKPOINT)
+    note = "" if data is None else data.decode("utf-8", "replace")
+    origin = note.split("\n", 1)[0]
+    text = open_note(note, origin, public_key) if origin else None
+    try:
+        _, size, root, at = parse_checkpoint_text(text or "")
+    except (ValueError, IndexError):
+        report.fail(1, "the checkpoint is missing or its signature does not verify")
+        return report
+    report.checkpoints, report.newest_checkpoint_at = 1, at
+    if size % tlog_tiles.WIDTH:
+        report.fail(1, "the checkpoint's size is not a whole number of bundles")
+        return report
+    chain, frontier, leaves = merkle.GENESIS, list[bytes](), 0
+    try:
+        async for rows in audit_archive.read_rows(tiles, 0, size, report.fail):
+            for row in rows:
+                chain, frontier = _check_entry(report, row, chain, frontier, leaves)
+                leaves += 1
+    except ArchiveDamagedError as exc:
+        report.fail(exc.seq, str(exc))
+        return report
+    report.entries = report.checked = leaves
+    report.head_hash = chain.hex()
+    if merkle.frontier_root(frontier) != root:
+        report.fail(size, "the entries' Merkle root differs from the signed checkpoint's")
     return report
 
 
@@ -597,18 +725,21 @@ def _check_entry(report: VerifyReport, row: Any, chain: bytes, frontier: list[by
 SPOT_CHECKS = 256
 
 
-async def _spot_check(database: Database, report: VerifyReport, start: Statement) -> None:
+async def _spot_check(database: Database, report: VerifyReport, start: Statement,
+                      archive: audit_archive.Archive) -> None:
     """What an incremental run can say of the entries it does not read again. The entry the
     statement ends on must still hash to the chain hash the statement signed: rewriting
     history consistently changes every chain hash after it, this one included. A rewrite
     that is not consistent (an entry changed, its hashes not) shows in the entry itself:
     a random sample of earlier entries is checked against their hashes and predecessors,
-    and a full run checks them all."""
-    verified = range(1, start.size + 1)
+    and a full run checks them all. Archived entries are the full run's to read (their
+    tiles are immutable and their root is signed)."""
+    archived = archive.size
+    verified = range(archived + 1, start.size + 1)
     # All of them while there are few; otherwise distinct ones, none chosen twice.
-    seqs = sorted({start.size, *(verified if start.size <= SPOT_CHECKS
+    seqs = sorted({start.size, *(verified if len(verified) <= SPOT_CHECKS
                                  else secrets.SystemRandom().sample(verified, SPOT_CHECKS))})
-    wanted = sorted({*seqs, *(s - 1 for s in seqs if s > 1)})
+    wanted = sorted({*seqs, *(s - 1 for s in seqs if s > archived + 1)})
     rows: dict[int, Any] = {}
     async with database.long_read() as conn:
         for i in range(0, len(wanted), 500):
@@ -619,6 +750,8 @@ async def _spot_check(database: Database, report: VerifyReport, start: Statement
         row = rows.get(seq)
         previous = merkle.GENESIS if seq == 1 else getattr(rows.get(seq - 1), "chain_hash",
                                                             None)
+        if seq == archived + 1:
+            previous = archive.chain_hash  # GENESIS when nothing is archived
         if row is None or previous is None:
             report.fail(seq, f"entry {seq if row is None else seq - 1} is missing, though "
                              f"it was verified on {_rfc3339(start.verified_at)}")

@@ -11,6 +11,7 @@
     │   └── KeyFileError          key material is missing, damaged or of an older release
     │                             (start-up only; the message says what to do)
     ├── AuditChainError           an append found the chain head inconsistent
+    ├── ArchiveDamagedError       a tile of the audit archive is missing or malformed
     └── DuplicateCallIdError      the call id is already in the catalog
 """
 
@@ -59,6 +60,15 @@ class KeyFileError(CustodyError):
 
 class AuditChainError(StorageError):
     pass
+
+
+class ArchiveDamagedError(StorageError):
+    """A tile the audit archive needs is missing or malformed: ``seq`` is the first entry
+    it would have held."""
+
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(problem)
+        self.seq = seq
 
 
 class DuplicateCallIdError(StorageError):

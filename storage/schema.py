@@ -232,6 +232,18 @@ audit_verifications = Table(
     Index("ix_audit_verifications_full_id", "full", "id"),
 )
 
+# Signed statements of each audit archive run (storage/audit_archive.py): entries up to
+# ``size`` are in the tiles, no longer in audit_entries.
+audit_archives = Table(
+    "audit_archives",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("size", BigInteger, nullable=False),
+    Column("chain_hash", LargeBinary, nullable=False),
+    Column("archived_at", UTCDateTime, nullable=False),
+    Column("note", Text, nullable=False),
+)
+
 # Blobs of purged recordings that a write-once store keeps until its lock lapses: their
 # data keys are destroyed (they are noise), and the sweep deletes them when it may.
 kept_blobs = Table(

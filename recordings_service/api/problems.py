@@ -18,6 +18,7 @@ from recordings_service.errors import (
     Unavailable,
 )
 from storage.errors import (
+    ArchiveDamagedError,
     BlobAuthenticationError,
     BlobNotFoundError,
     KeyringError,
@@ -85,6 +86,11 @@ def from_storage_error(exc: StorageError) -> Problem:
     if isinstance(exc, StorageUnavailableError):
         return Problem(503, "Service Unavailable", "storage_unavailable",
                        "the blob store cannot be reached; try again", {"Retry-After": "5"})
+    if isinstance(exc, ArchiveDamagedError):
+        log.error("a tile of the audit archive is missing or damaged",
+                  extra={"error": type(exc).__name__, "seq": exc.seq})
+        return Problem(500, "Internal Server Error", "audit_archive_damaged",
+                       "a tile of the audit archive is missing or damaged; run audit verify")
     if isinstance(exc, BlobNotFoundError):
         log.error("stored audio is missing", extra={"error": type(exc).__name__})
         return Problem(500, "Internal Server Error", "blob_missing",

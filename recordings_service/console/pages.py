@@ -184,7 +184,7 @@ async def recording(request: web.Request) -> web.Response:
                                      request.match_info["recording_id"])
     accesses: list[dict[str, Any]] = []
     if actor.roles & {"compliance", "auditor"}:
-        accesses, _ = await audit_reading.read_entries(
+        accesses, _, _ = await audit_reading.read_entries(
             svc, actor, origin(request), audit_log.AuditFilter(recording_id=rec.id),
             {"recording_id": rec.id}, None, 100)
     now = svc.clock()
@@ -260,7 +260,7 @@ async def audit(request: web.Request) -> web.Response:
         outcome=form["outcome"] or None,
         since=_day_bound(form["from"], zone, "from", end=False),
         until=_day_bound(form["to"], zone, "to", end=True))
-    entries, next_cursor = await audit_reading.read_entries(
+    entries, next_cursor, archived = await audit_reading.read_entries(
         svc, actor, origin(request), flt, {k: v for k, v in form.items() if v},
         q.get("cursor"), 50)
     report = None
@@ -274,7 +274,7 @@ async def audit(request: web.Request) -> web.Response:
     now = svc.clock()
     return _render("audit.html", request, {
         "form": form, "entries": entries, "more": more, "report": report,
-        "verified": verified,
+        "verified": verified, "archived": archived,
         "checkpoint": latest[0] if latest else None, "now": now,
         "age": (now - latest[0].signed_at) if latest else None,
         "outcomes": audit_reading.OUTCOMES,

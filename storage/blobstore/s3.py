@@ -74,7 +74,7 @@ def _translated() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def _bounded(seconds: float) -> AsyncIterator[None]:
+async def bounded_call(seconds: float) -> AsyncIterator[None]:
     """One call to the store: translated errors, and a deadline."""
     with _translated():
         async with asyncio.timeout(seconds):
@@ -103,7 +103,7 @@ class _S3Writer(BlobWriter):
             await self._send_part(part)
 
     async def _send_part(self, part: bytes) -> None:
-        async with _bounded(self._timeout):
+        async with bounded_call(self._timeout):
             if self._upload_id is None:
                 created = await self._s3.create_multipart_upload(Bucket=self._bucket,
                                                                  Key=self._key, **self._lock)
@@ -117,7 +117,7 @@ class _S3Writer(BlobWriter):
 
     async def commit(self) -> None:
         if self._upload_id is None:
-            async with _bounded(self._timeout):
+            async with bounded_call(self._timeout):
                 await self._s3.put_object(Bucket=self._bucket, Key=self._key,
                                           Body=bytes(self._buffer), **self._lock)
             self._buffer = bytearray()
@@ -126,7 +126,7 @@ class _S3Writer(BlobWriter):
         if self._buffer:
             await self._send_part(bytes(self._buffer))
             self._buffer = bytearray()
-        async with _bounded(self._timeout):
+        async with bounded_call(self._timeout):
             await self._s3.complete_multipart_upload(
                 Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts})
@@ -138,7 +138,7 @@ class _S3Writer(BlobWriter):
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             try:
-                async with _bounded(self._timeout):
+                async with bounded_call(self._timeout):
                     await self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key,
                                                           UploadId=upload_id)
             except StorageUnavailableError:
@@ -167,7 +167,7 @@ class _S3Reader(BlobReader):
         if self._body is None or offset != self._position or offset + length > self._end:
             await self.expect(offset, length)
         data = bytearray()
-        async with _bounded(self._store.timeout):
+        async with bounded_call(self._store.timeout):
             while len(data) < length:
                 chunk = await self._body.read(length - len(data))
                 if not chunk:
@@ -193,6 +193,9 @@ class S3BlobStore(BlobStore):
         self.object_lock = object_lock.upper()
         self.locks = bool(object_lock)
         self.timeout = timeout
+        # The configured prefix; blobs are under <prefix>blobs/, the audit archive's
+        # tiles under <prefix>audit-tiles/ (storage/tilestore/s3.py).
+        self.prefix = prefix
         self._prefix = f"{prefix}blobs/"
         self._exit_stack = exit_stack
         self.incomplete_after = INCOMPLETE_AFTER
@@ -228,7 +231,7 @@ class S3BlobStore(BlobStore):
 
     async def _check_lock_enabled(self) -> None:
         try:
-            async with _bounded(self.timeout):
+            async with bounded_call(self.timeout):
                 answer = await self.client.get_object_lock_configuration(Bucket=self.bucket)
             enabled = answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
         except StorageUnavailableError as exc:
@@ -245,7 +248,7 @@ class S3BlobStore(BlobStore):
         return self._prefix + name
 
     async def get_range(self, key: str, offset: int, length: int) -> Any:
-        async with _bounded(self.timeout):
+        async with bounded_call(self.timeout):
             answer = await self.client.get_object(
                 Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}")
         return answer["Body"]
@@ -259,7 +262,7 @@ class S3BlobStore(BlobStore):
         if size is not None:
             # Known already (a blob is immutable): the first read is the first request.
             return _S3Reader(self, key, size, b"")
-        async with _bounded(self.timeout):
+        async with bounded_call(self.timeout):
             answer = await self.client.get_object(Bucket=self.bucket, Key=key,
                                                   Range=f"bytes=0-{HEAD_BYTES - 1}")
             body = answer["Body"]
@@ -272,24 +275,24 @@ class S3BlobStore(BlobStore):
         return _S3Reader(self, key, size, bytes(head))
 
     async def size(self, name: str) -> int:
-        async with _bounded(self.timeout):
+        async with bounded_call(self.timeout):
             answer = await self.client.head_object(Bucket=self.bucket, Key=self._key(name))
         return int(answer["ContentLength"])
 
     async def delete(self, name: str) -> None:
         key = self._key(name)
         if not self.locks:
-            async with _bounded(self.timeout):
+            async with bounded_call(self.timeout):
                 await self.client.delete_object(Bucket=self.bucket, Key=key)
             return
         # A versioned bucket: a plain delete would only hide the audio behind a marker.
-        async with _bounded(self.timeout):
+        async with bounded_call(self.timeout):
             answer = await self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
         versions = [v["VersionId"] for kind in ("Versions", "DeleteMarkers")
                     for v in answer.get(kind, []) if v["Key"] == key]
         for version in versions:
             try:
-                async with _bounded(self.timeout):
+                async with bounded_call(self.timeout):
                     await self.client.delete_object(Bucket=self.bucket, Key=key,
                                                     VersionId=version)
             except StorageUnavailableError as exc:
@@ -300,7 +303,7 @@ class S3BlobStore(BlobStore):
 
     async def _locked_until(self, key: str, version: str) -> datetime | None:
         """When the lock on a version lapses: None while a legal hold stands."""
-        async with _bounded(self.timeout):
+        async with bounded_call(self.timeout):
             head = await self.client.head_object(Bucket=self.bucket, Key=key,
                                                  VersionId=version)
         if head.get("ObjectLockLegalHoldStatus") == "ON":
@@ -312,12 +315,12 @@ class S3BlobStore(BlobStore):
         if not self.locks:
             return
         key = self._key(name)
-        async with _bounded(self.timeout):
+        async with bounded_call(self.timeout):
             head = await self.client.head_object(Bucket=self.bucket, Key=key)
         current = head.get("ObjectLockRetainUntilDate")
         if isinstance(current, datetime) and current >= until:
             return  # never shortened (COMPLIANCE would refuse; GOVERNANCE must not)
-        async with _bounded(self.timeout):
+        async with bounded_call(self.timeout):
             await self.client.put_object_retention(
                 Bucket=self.bucket, Key=key, VersionId=head["VersionId"],
                 Retention={"Mode": self.object_lock, "RetainUntilDate": until})
@@ -325,7 +328,7 @@ class S3BlobStore(BlobStore):
     async def legal_hold(self, name: str, held: bool) -> None:
         if not self.locks:
             return
-        async with _bounded(self.timeout):
+        async with bounded_call(self.timeout):
             await self.client.put_object_legal_hold(
                 Bucket=self.bucket, Key=self._key(name),
                 LegalHold={"Status": "ON" if held else "OFF"})
@@ -337,7 +340,7 @@ class S3BlobStore(BlobStore):
             return
         keys = [self._key(n) for n in names]
         for i in range(0, len(keys), 1000):
-            async with _bounded(self.timeout):
+            async with bounded_call(self.timeout):
                 answer = await self.client.delete_objects(Bucket=self.bucket, Delete={
                     "Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True})
             if answer.get("Errors"):
@@ -349,7 +352,7 @@ class S3BlobStore(BlobStore):
         pages = self.client.get_paginator(operation).paginate(
             Bucket=self.bucket, Prefix=self._prefix).__aiter__()
         while True:
-            async with _bounded(self.timeout):
+            async with bounded_call(self.timeout):
                 try:
                     page = await pages.__anext__()
                 except StopAsyncIteration:
@@ -370,7 +373,7 @@ class S3BlobStore(BlobStore):
         aborted = 0
         for upload in await self._uploads():
             if upload["Initiated"] < cutoff:
-                async with _bounded(self.timeout):
+                async with bounded_call(self.timeout):
                     await self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
                 aborted += 1
@@ -383,7 +386,7 @@ class S3BlobStore(BlobStore):
         return True  # replicas share the bucket: an orphan may be an upload committing
 
     async def ping(self) -> None:
-        async with _bounded(self.timeout):
+        async with bounded_call(self.timeout):
             await self.client.head_bucket(Bucket=self.bucket)
 
     async def close(self) -> None:

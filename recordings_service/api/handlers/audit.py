@@ -18,11 +18,15 @@ async def list_audit(request: web.Request) -> web.Response:
         recording_id=q.get("recording_id"), actor=q.get("actor"), action=q.get("action"),
         purpose=q.get("purpose"), outcome=q.get("outcome"), since=query_time(request, "since"),
         until=query_time(request, "until"))
+    archived = q.get("archived", "false")
+    if archived not in ("true", "false"):
+        raise BadRequest("invalid_query", "archived must be true or false")
     filters = {k: v for k, v in q.items() if k not in ("cursor", "limit")}
-    page, next_cursor = await audit_reading.read_entries(
+    page, next_cursor, archived_entries = await audit_reading.read_entries(
         services(request), caller(request), origin(request), flt, filters, q.get("cursor"),
-        page_limit(request))
-    return json_response({"items": page, "next_cursor": next_cursor})
+        page_limit(request), archived=archived == "true")
+    return json_response({"items": page, "next_cursor": next_cursor,
+                          "archived_entries": archived_entries})
 
 
 async def verify_audit(request: web.Request) -> web.Response:
