@@ -8,6 +8,10 @@
     DEST/snapshots/<id>/manifest.json + manifest.sig   what the snapshot holds, signed
                                       (blobs.jsonl by its size and SHA-256)
     DEST/erasure-ledger.jsonl         the erasure ledger, newest copy
+    DEST/audit-tiles/                 the audit archive's tiles (immutable, so each run
+                                      copies only what was archived since), with a
+                                      checkpoint signed for the newest snapshot's archive:
+                                      ``audit verify-tiles`` checks it offline
 
 No key material is written: the catalog's keys are sealed under the root key, which stays
 in its custody (back it up apart with ``keys export``, or in the HSM).
@@ -35,13 +39,14 @@ from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor
 from recordings_service.services import Services
 from recordings_service.times import rfc3339
-from storage import audit_log, erasure_ledger
+from storage import audit_archive, audit_log, erasure_ledger, tlog_tiles
 from storage.blobstore.base import BlobStore
 from storage.database import Database
 from storage.durable import fsync_path
 from storage.errors import BlobNotFoundError
 from storage.schema import recordings
 from storage.signing import public_key_pem
+from storage.tilestore.filesystem import FilesystemTileStore
 
 FORMAT = "recordings-backup/2"
 # Snapshots of the first format list their blobs in the manifest itself; restore reads both.
@@ -52,6 +57,9 @@ WALK_PAGE = 1_000
 CATALOG = "catalog.sqlite3"
 COPY_CHUNK = 8 * 1024 * 1024
 MIRROR = "audit-checkpoints.jsonl"
+TILES = "audit-tiles"
+# In DEST/audit-tiles: how many archived entries' tiles are copied already.
+TILES_COPIED = ".copied-entries"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 BACKUP_ACTOR = Actor("system:backup", frozenset())
@@ -269,6 +277,7 @@ async def backup(services: Services, dest: Path,
         counts, audit_size, audit_root = await _catalog_counts(source)
         listed, missing, copied = await _copy_blobs(services.blobs, source, dest, folder,
                                                     progress)
+        archived = await _copy_tiles(services, source, dest / TILES, progress)
     finally:
         if source is not services.database:
             await source.dispose()
@@ -278,6 +287,7 @@ async def backup(services: Services, dest: Path,
         "catalog": catalog_entry, "recordings": counts, "blobs": listed,
         "missing_blobs": missing, "checkpoint_mirror": mirror_entry,
         "audit": {"size": audit_size, "root": audit_root},
+        "audit_archive": archived,
         "public_key": public_key_pem(services.signing_key.public_key()),
     }
     body = manifest_bytes(manifest)
@@ -291,6 +301,32 @@ async def backup(services: Services, dest: Path,
         detail={"snapshot": snapshot, "blobs": listed["count"], "copied_blobs": copied,
                 "audit_size": audit_size}))
     return BackupResult(snapshot, folder, manifest, int(listed["count"]), copied, messages)
+
+
+async def _copy_tiles(services: Services, source: Database, dest: Path,
+                      progress: Callable[[str], None]) -> dict[str, Any] | None:
+    """Copies the tiles of the snapshot's audit archive that the destination lacks, and
+    signs the copy a checkpoint of that archive (the store's own may be of a later run)."""
+    config = services.config
+    async with source.read() as conn:
+        archive = await audit_archive.current(conn, services.signing_key.public_key(),
+                                              config.audit_origin)
+    if not archive.size:
+        return None
+    marker = dest / TILES_COPIED
+    try:
+        done = int(await asyncio.to_thread(marker.read_text))
+    except (OSError, ValueError):
+        done = 0
+    copy = FilesystemTileStore(dest)
+    copied = await audit_archive.copy_tiles(services.tiles, copy, min(done, archive.size),
+                                            archive.size)
+    if copied:
+        progress(f"copied {copied} files of the audit archive")
+    await copy.put(tlog_tiles.CHECKPOINT, audit_archive.signed_checkpoint(
+        config.audit_origin, archive, services.signing_key, services.clock()))
+    await copy.put(TILES_COPIED, str(max(done, archive.size)).encode())
+    return {"size": archive.size, "root": archive.root.hex()}
 
 
 # Blobs named as missing in a manifest, at most: each is one the catalog named and a purge

@@ -42,6 +42,7 @@ from recordings_service.backup import (
     FORMATS,
     MANIFEST,
     SIGNATURE,
+    TILES,
     blob_relpath,
     copy_durably,
     manifest_bytes,
@@ -54,11 +55,12 @@ from recordings_service.config import Config
 from recordings_service.custody import open_root_key
 from recordings_service.errors import BackupError
 from recordings_service.services import Services, open_services
-from storage import catalog, erasure_ledger, key_store, retention_store
+from storage import audit_archive, catalog, erasure_ledger, key_store, retention_store, tlog_tiles
 from storage.database import Database
 from storage.durable import fsync_path
-from storage.errors import CustodyError, StorageError
+from storage.errors import ArchiveDamagedError, CustodyError, StorageError
 from storage.key_material import SIGNING_KEY, secret_aad
+from storage.tilestore.filesystem import FilesystemTileStore
 
 RESTORE_ACTOR = Actor("system:restore", frozenset())
 
@@ -239,6 +241,26 @@ def _ledger_warning(paths: list[Path], manifest: dict[str, Any]) -> str | None:
     return None
 
 
+async def _put_tiles(services: Services, src: Path, manifest: dict[str, Any],
+                     progress: Callable[[str], None]) -> None:
+    """The audit archive's tiles into the store, with a checkpoint signed for the restored
+    catalog's archive (checked by the full verification that ends the restore)."""
+    archived = manifest.get("audit_archive")
+    if not archived:
+        return
+    progress(f"restoring the audit archive ({archived['size']} entries)")
+    try:
+        await audit_archive.copy_tiles(FilesystemTileStore(src / TILES), services.tiles, 0,
+                                       int(archived["size"]))
+    except ArchiveDamagedError as exc:
+        raise BackupError(f"the backup's audit archive is incomplete: {exc}") from None
+    async with services.database.read() as conn:
+        archive = await audit_archive.current(conn, services.signing_key.public_key(),
+                                              services.config.audit_origin)
+    await services.tiles.put(tlog_tiles.CHECKPOINT, audit_archive.signed_checkpoint(
+        services.config.audit_origin, archive, services.signing_key, services.clock()))
+
+
 async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
                   erasures: list[Path],
                   progress: Callable[[str], None] = lambda _: None) -> RestoreReport:
@@ -304,6 +326,7 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
             for blob in read_blob_list(folder, manifest):
                 await _put_blob(services, src / blob_relpath(blob["name"]), blob["name"])
                 report.blobs += 1
+            await _put_tiles(services, src, manifest, progress)
             progress(f"replaying {len(entries)} ledger entries")
             report.replayed = await replay_erasures(services, entries)
             # The restored directory's own ledger holds everything erased so far.

@@ -199,14 +199,13 @@ async def _load_tree(tiles: TileStore, size: int) -> tlog_tiles.TreeTiles:
     return tree
 
 
-async def _catalog_bundle(database: Database, index: int) -> list[Any]:
+async def catalog_bundle(conn: Conn, index: int) -> list[Any]:
+    """The catalog's rows of bundle ``index`` (a range of the primary key)."""
     first = index * tlog_tiles.WIDTH + 1
-    async with database.long_read() as conn:
-        return list((await conn.execute(
-            select(audit_entries)
-            .where(audit_entries.c.seq >= first,
-                   audit_entries.c.seq < first + tlog_tiles.WIDTH)
-            .order_by(audit_entries.c.seq))).all())
+    return list((await conn.execute(
+        select(audit_entries)
+        .where(audit_entries.c.seq >= first, audit_entries.c.seq < first + tlog_tiles.WIDTH)
+        .order_by(audit_entries.c.seq))).all())
 
 
 def _checked(rows: list[Any], first: int, chain: bytes) -> bytes:
@@ -246,7 +245,8 @@ async def archive(database: Database, tiles: TileStore, key: Ed25519PrivateKey, 
     for index in range(before.size // tlog_tiles.WIDTH, upto // tlog_tiles.WIDTH):
         await asyncio.sleep(0)
         first = index * tlog_tiles.WIDTH + 1
-        rows = await _catalog_bundle(database, index)
+        async with database.long_read() as conn:
+            rows = await catalog_bundle(conn, index)
         if len(rows) != tlog_tiles.WIDTH:
             raise AuditChainError(f"entries {first} to {first + tlog_tiles.WIDTH - 1} are not "
                                   f"all in the catalog; nothing was archived from there on")
@@ -266,9 +266,7 @@ async def archive(database: Database, tiles: TileStore, key: Ed25519PrivateKey, 
     for path, data in tree.partial_tiles():
         await tiles.put(path, data)
     after = Archive(upto, chain, frontier, newest, now)
-    checkpoint = (f"{origin}\n{upto}\n{base64.b64encode(after.root).decode()}\n"
-                  f"time {_rfc3339(now)}\n")
-    await tiles.put(tlog_tiles.CHECKPOINT, sign_note(checkpoint, origin, key).encode())
+    await tiles.put(tlog_tiles.CHECKPOINT, signed_checkpoint(origin, after, key, now))
     async with database.write() as conn:
         if await archived_size(conn) != before.size:
             raise AuditChainError("another archive run moved entries meanwhile; run again")
@@ -277,6 +275,27 @@ async def archive(database: Database, tiles: TileStore, key: Ed25519PrivateKey, 
             note=sign_note(archive_text(origin, after), origin, key)))
     await prune(database, upto)
     return before, after
+
+
+def signed_checkpoint(origin: str, archive: Archive, key: Ed25519PrivateKey,
+                      now: datetime) -> bytes:
+    """The ``checkpoint`` of the tiles: a signed note over the archive's size and root, in
+    the format of the log's own checkpoints."""
+    text = (f"{origin}\n{archive.size}\n{base64.b64encode(archive.root).decode()}\n"
+            f"time {_rfc3339(now)}\n")
+    return sign_note(text, origin, key).encode()
+
+
+async def copy_tiles(source: TileStore, target: TileStore, before: int, size: int) -> int:
+    """Copies what an archive of ``size`` holds beyond one of ``before`` (its checkpoint
+    aside, which the caller signs for the size it copies); how many files. Raises
+    ArchiveDamagedError when one is missing."""
+    copied = 0
+    for path in tlog_tiles.paths_between(before, size):
+        if path != tlog_tiles.CHECKPOINT:
+            await target.put(path, await _need(source, path, before + 1))
+            copied += 1
+    return copied
 
 
 async def prune(database: Database, size: int) -> int:

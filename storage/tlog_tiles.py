@@ -139,6 +139,8 @@ def paths_between(before: int, size: int) -> list[str]:
     """What an archive of ``size`` entries holds that one of ``before`` did not (both
     multiples of 256): its new bundles, chains and tiles, and its partial tiles."""
     paths = [CHECKPOINT]
+    if size <= before:
+        return paths
     for index in range(before // WIDTH, size // WIDTH):
         paths += [bundle_path(index), chain_path(index), tile_path(0, index)]
     level = 1

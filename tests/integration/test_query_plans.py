@@ -16,7 +16,7 @@ from sqlalchemy import event
 
 from recordings_service.config import Config
 from recordings_service.services import open_services
-from storage import audit_log, catalog, retention_store
+from storage import audit_archive, audit_log, catalog, retention_store
 from storage.database import Conn, Database
 from tests import catalog_seed as seed
 from tests.conftest import FrozenClock
@@ -94,6 +94,9 @@ QUERIES: list[tuple[str, Query]] = [
      lambda c, dialect: audit_log.count_accesses_per_day(c, dialect, NEWEST - timedelta(days=1))),
     ("entries since the checkpoint", lambda c, _: audit_log.entries_since_checkpoint(c)),
     ("verification state", lambda c, _: audit_log.verification_state(c)),
+    ("archive: the last entry older than a day",
+     lambda c, _: audit_archive.last_entry_before(c, NEWEST - timedelta(days=1), 0, 10_000)),
+    ("archive: a bundle's entries", lambda c, _: audit_archive.catalog_bundle(c, 7)),
 ]
 
 
