@@ -4,7 +4,10 @@
                                       so each run copies only the new ones)
     DEST/snapshots/<id>/catalog.sqlite3       SQLite online-backup copy (SQLite catalogs)
     DEST/snapshots/<id>/audit-checkpoints.jsonl
-    DEST/snapshots/<id>/blobs.jsonl           the blobs it needs, one line each, by name
+    DEST/snapshots/<id>/blobs.jsonl           the blobs it needs, one line each, by name;
+                                      in an incremental snapshot, only those of the
+                                      recordings uploaded since its base (whose own list,
+                                      down the chain to a full snapshot, holds the rest)
     DEST/snapshots/<id>/manifest.json + manifest.sig   what the snapshot holds, signed
                                       (blobs.jsonl by its size and SHA-256)
     DEST/erasure-ledger.jsonl         the erasure ledger, newest copy
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import heapq
 import json
 import os
 import shutil
@@ -37,6 +41,7 @@ from sqlalchemy import func, select
 from recordings_service import auditing
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor
+from recordings_service.errors import BackupError
 from recordings_service.services import Services
 from recordings_service.times import rfc3339
 from storage import audit_archive, audit_log, erasure_ledger, tlog_tiles
@@ -44,13 +49,20 @@ from storage.blobstore.base import BlobStore
 from storage.database import Database
 from storage.durable import fsync_path
 from storage.errors import BlobNotFoundError
-from storage.schema import recordings
+from storage.schema import audit_entries, audit_head, recordings
 from storage.signing import public_key_pem
 from storage.tilestore.filesystem import FilesystemTileStore
 
-FORMAT = "recordings-backup/2"
-# Snapshots of the first format list their blobs in the manifest itself; restore reads both.
-FORMATS = ("recordings-backup/1", FORMAT)
+FORMAT = "recordings-backup/3"
+# Snapshots of the first format list their blobs in the manifest itself; the second has no
+# incremental snapshots. Restore reads all three.
+FORMATS = ("recordings-backup/1", "recordings-backup/2", FORMAT)
+# A full snapshot after this many incremental ones: a restore reads at most that many
+# lists, and a damaged one costs the snapshots after it up to the next full one.
+FULL_EVERY = 7
+# The audit actions whose entries name a recording that got a blob: the change feed of an
+# incremental snapshot (each is in the same transaction as the recording's row).
+BLOB_WRITING_ACTIONS = ("upload",)
 BLOB_LIST = "blobs.jsonl"
 # Recordings read from the catalog per statement while walking it.
 WALK_PAGE = 1_000
@@ -144,16 +156,79 @@ class BackupResult:
     messages: list[str]
 
 
-async def _catalog_counts(database: Database) -> tuple[dict[str, int], int, str]:
-    """(recordings by state, audit size, audit root)."""
+async def _catalog_counts(database: Database) -> tuple[dict[str, int], int, str, str]:
+    """(recordings by state, audit size, audit root, audit chain hash)."""
     async with database.long_read() as conn:
         rows = (await conn.execute(select(recordings.c.state, func.count())
                                    .group_by(recordings.c.state))).all()
         size, root = await audit_log.head_root(conn)
-    return {state: int(n) for state, n in rows}, size, root.hex()
+        chain = (await conn.execute(select(audit_head.c.chain_hash)
+                                    .where(audit_head.c.id == 1))).scalar_one()
+    return {state: int(n) for state, n in rows}, size, root.hex(), bytes(chain).hex()
 
 
-async def _readable_blobs(database: Database) -> AsyncIterator[list[tuple[str, str]]]:
+@dataclass(frozen=True)
+class _Base:
+    snapshot: str
+    manifest_sha256: str
+    audit_size: int
+    chain_length: int
+
+
+async def _base(dest: Path, source: Database, services: Services, size: int,
+                ) -> _Base | None:
+    """The snapshot an incremental one can follow, or None (then it is a full one)."""
+    snapshots = await asyncio.to_thread(
+        lambda: sorted((dest / "snapshots").glob("*/" + MANIFEST)) if dest.exists() else [])
+    if not snapshots:
+        return None
+    try:
+        body = await asyncio.to_thread(snapshots[-1].read_bytes)
+        manifest = json.loads(body)
+        audit = manifest["audit"]
+        base = _Base(str(manifest["snapshot"]), hashlib.sha256(body).hexdigest(),
+                     int(audit["size"]), int(manifest["chain_length"]))
+        chain = bytes.fromhex(str(audit["chain_hash"]))
+        ours = manifest["public_key"] == public_key_pem(services.signing_key.public_key())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # an older format, or not ours to read: a full snapshot
+    if manifest.get("format") != FORMAT or not ours or base.chain_length + 1 >= FULL_EVERY \
+            or not 0 < base.audit_size <= size:
+        return None
+    async with source.read() as conn:
+        if base.audit_size <= await audit_archive.archived_size(conn):
+            return None  # the entries since the base are no longer all in the catalog
+        found = (await conn.execute(select(audit_entries.c.chain_hash).where(
+            audit_entries.c.seq == base.audit_size))).scalar()
+    return base if found is not None and bytes(found) == chain else None
+
+
+async def _uploaded_blobs(database: Database, after: int, upto: int,
+                          ) -> AsyncIterator[list[tuple[str, str]]]:
+    """(blob name, recording id) of the readable recordings uploaded after audit entry
+    ``after`` up to ``upto``, in blob name order: entries found through the (action, seq)
+    index, rows by primary key. Memory holds what changed, not the catalog."""
+    ids: set[str] = set()
+    async with database.long_read() as conn:
+        for action in BLOB_WRITING_ACTIONS:
+            found = await conn.execute(select(audit_entries.c.recording_id).where(
+                audit_entries.c.action == action, audit_entries.c.seq > after,
+                audit_entries.c.seq <= upto))
+            ids |= {r for (r,) in found if r is not None}
+        wanted = sorted(ids)
+        blobs = []
+        c = recordings.c
+        for i in range(0, len(wanted), 500):
+            rows = await conn.execute(select(c.blob_name, c.id).where(
+                c.id.in_(wanted[i:i + 500]), c.blob_name.is_not(None),
+                c.wrapped_dek.is_not(None)))
+            blobs += [(r.blob_name, r.id) for r in rows]
+    blobs.sort()
+    for i in range(0, len(blobs), WALK_PAGE):
+        yield blobs[i:i + WALK_PAGE]
+
+
+async def readable_blobs(database: Database) -> AsyncIterator[list[tuple[str, str]]]:
     """(blob name, recording id) of every readable recording, in blob name order, a page
     at a time: memory holds one page, whatever the catalog's size."""
     c = recordings.c
@@ -181,21 +256,56 @@ def read_blob_list(folder: Path, manifest: dict[str, Any]) -> Iterator[dict[str,
             yield json.loads(line)
 
 
-class _PreviousSums:
-    """Sizes and sums of the newest earlier snapshot's blobs, read alongside the catalog's
-    walk (both in name order): blobs never change, so an incremental run does not read
-    them again, and memory holds one line of the list."""
+def snapshot_chain(src: Path, folder: Path, manifest: dict[str, Any],
+                   ) -> list[tuple[Path, dict[str, Any]]]:
+    """This snapshot and its bases down to a full one, newest first. Each base is the one
+    its successor's (signed) manifest names by SHA-256. Blocking."""
+    chain = [(folder, manifest)]
+    while base := chain[-1][1].get("base"):
+        path = src / "snapshots" / str(base["snapshot"])
+        try:
+            body = (path / MANIFEST).read_bytes()
+        except OSError:
+            raise BackupError(f"snapshot {chain[-1][0].name} is incremental and needs "
+                              f"snapshot {base['snapshot']}, which is missing from {src}"
+                              ) from None
+        if hashlib.sha256(body).hexdigest() != base["manifest_sha256"] \
+                or len(chain) > FULL_EVERY:
+            raise BackupError(f"{path / MANIFEST} is not the base snapshot "
+                              f"{chain[-1][0].name} was taken on (altered)")
+        chain.append((path, json.loads(body)))
+    return chain
 
-    def __init__(self, dest: Path) -> None:
+
+def chain_blob_list(chain: list[tuple[Path, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """Every blob the snapshots of a chain list, once each, in name order (the lists are
+    each in name order: merged a line at a time). Blocking."""
+    last = None
+    for blob in heapq.merge(*(read_blob_list(f, m) for f, m in chain),
+                            key=lambda b: str(b["name"])):
+        if blob["name"] != last:
+            last = blob["name"]
+            yield blob
+
+
+class _PreviousSums:
+    """Sizes and sums of the blobs of the newest earlier snapshot (and its chain), read
+    alongside the catalog's walk (both in name order): blobs never change, so a run does
+    not read them again, and memory holds one line of each list."""
+
+    def __init__(self, dest: Path | None) -> None:
         self._lines: Iterator[dict[str, Any]] = iter(())
         self._head: dict[str, Any] | None = None
-        snapshots = sorted((dest / "snapshots").glob("*/" + MANIFEST)) if dest.exists() else []
+        if dest is None or not dest.exists():
+            return
+        snapshots = sorted((dest / "snapshots").glob("*/" + MANIFEST))
         if not snapshots:
             return
         try:
             manifest = json.loads(snapshots[-1].read_bytes())
-            self._lines = read_blob_list(snapshots[-1].parent, manifest)
-        except (OSError, ValueError, KeyError, TypeError):
+            self._lines = chain_blob_list(snapshot_chain(dest, snapshots[-1].parent,
+                                                         manifest))
+        except (OSError, ValueError, KeyError, TypeError, BackupError):
             return
         self._advance()
 
@@ -250,7 +360,15 @@ async def _copy_blob(store: BlobStore, name: str, dst: Path, known: tuple[int, s
 
 
 async def backup(services: Services, dest: Path,
-                 progress: Callable[[str], None] = lambda _: None) -> BackupResult:
+                 progress: Callable[[str], None] = lambda _: None,
+                 full: bool = False) -> BackupResult:
+    """A snapshot of the catalog, the blobs it needs and the audit archive into ``dest``.
+
+    Incremental unless ``full`` or there is no suitable base: the newest snapshot in
+    ``dest``, of this format, fewer than FULL_EVERY links from a full one, whose audit log
+    is a prefix of this one (its chain hash is found at its size: a restored older snapshot
+    is a different history) and not yet archived. Then only the blobs of the recordings
+    uploaded since are listed and copied: the cost follows what changed."""
     config = services.config
     now = services.clock()
     snapshot = now.strftime("%Y%m%dT%H%M%S%fZ")
@@ -274,9 +392,17 @@ async def backup(services: Services, dest: Path,
                         "point-in-time recovery; this backup holds the blobs, the "
                         "checkpoint mirror and the ledger for it")
     try:
-        counts, audit_size, audit_root = await _catalog_counts(source)
-        listed, missing, copied = await _copy_blobs(services.blobs, source, dest, folder,
-                                                    progress)
+        counts, audit_size, audit_root, audit_chain = await _catalog_counts(source)
+        base = None if full else await _base(dest, source, services, audit_size)
+        if base is None:
+            listed, missing, copied = await _copy_blobs(
+                services.blobs, readable_blobs(source), dest, folder, progress,
+                await asyncio.to_thread(_PreviousSums, dest))
+        else:
+            progress(f"incremental: the changes since snapshot {base.snapshot}")
+            listed, missing, copied = await _copy_blobs(
+                services.blobs, _uploaded_blobs(source, base.audit_size, audit_size), dest,
+                folder, progress, _PreviousSums(None))
         archived = await _copy_tiles(services, source, dest / TILES, progress)
     finally:
         if source is not services.database:
@@ -286,8 +412,11 @@ async def backup(services: Services, dest: Path,
         "format": FORMAT, "snapshot": snapshot, "taken_at": rfc3339(now),
         "catalog": catalog_entry, "recordings": counts, "blobs": listed,
         "missing_blobs": missing, "checkpoint_mirror": mirror_entry,
-        "audit": {"size": audit_size, "root": audit_root},
+        "audit": {"size": audit_size, "root": audit_root, "chain_hash": audit_chain},
         "audit_archive": archived,
+        "base": None if base is None else {"snapshot": base.snapshot,
+                                           "manifest_sha256": base.manifest_sha256},
+        "chain_length": 0 if base is None else base.chain_length + 1,
         "public_key": public_key_pem(services.signing_key.public_key()),
     }
     body = manifest_bytes(manifest)
@@ -334,12 +463,13 @@ async def _copy_tiles(services: Services, source: Database, dest: Path,
 MAX_MISSING_LISTED = 1_000
 
 
-async def _copy_blobs(store: BlobStore, source: Database, dest: Path, folder: Path,
-                      progress: Callable[[str], None],
+async def _copy_blobs(store: BlobStore, blobs: AsyncIterator[list[tuple[str, str]]],
+                      dest: Path, folder: Path, progress: Callable[[str], None],
+                      previous: _PreviousSums,
                       ) -> tuple[dict[str, Any], list[dict[str, str]], int]:
-    """Copies the blobs the catalog names that the destination lacks, writing the list of
-    them (blobs.jsonl) as it goes; (its manifest entry, blobs missing, blobs copied)."""
-    previous = await asyncio.to_thread(_PreviousSums, dest)
+    """Copies the ``blobs`` (pages of name and recording id, in name order) that the
+    destination lacks, writing the list of them (blobs.jsonl) as it goes; (its manifest
+    entry, blobs missing, blobs copied)."""
     missing: list[dict[str, str]] = []
     missing_count = copied = count = 0
     digest = hashlib.sha256()
@@ -347,7 +477,7 @@ async def _copy_blobs(store: BlobStore, source: Database, dest: Path, folder: Pa
     path = folder / BLOB_LIST
     fd = await asyncio.to_thread(os.open, path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
-        async for page in _readable_blobs(source):
+        async for page in blobs:
             lines = []
             for name, rec_id in page:
                 dst = dest / blob_relpath(name)

@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     backup_cmd = sub.add_parser("backup", parents=[common],
                                 help="consistent online backup into a directory")
     backup_cmd.add_argument("dest", type=Path, metavar="DEST")
+    backup_cmd.add_argument("--full", action="store_true",
+                            help="a full snapshot, not one following the newest in DEST")
     restore_cmd = sub.add_parser(
         "restore", parents=[common],
         help="verify a backup, restore it into a new data directory, replay erasures")
@@ -301,10 +303,11 @@ async def _keys_export(services: Services, args: argparse.Namespace) -> int:
 
 async def _backup(services: Services, args: argparse.Namespace) -> int:
     result = await backup.backup(services, args.dest,
-                                 lambda line: print(line, file=sys.stderr))
+                                 lambda line: print(line, file=sys.stderr), full=args.full)
     for message in result.messages:
         print(message, file=sys.stderr)
     _print({"snapshot": result.snapshot, "path": str(result.path),
+            "base": (result.manifest["base"] or {}).get("snapshot"),
             "blobs": result.blobs, "copied_blobs": result.copied_blobs,
             "recordings": result.manifest["recordings"], "audit": result.manifest["audit"]})
     return 0

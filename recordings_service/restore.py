@@ -38,16 +38,17 @@ from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor
 from recordings_service.backup import (
     CATALOG,
-    FORMAT,
     FORMATS,
     MANIFEST,
     SIGNATURE,
     TILES,
     blob_relpath,
+    chain_blob_list,
     copy_durably,
     manifest_bytes,
-    read_blob_list,
+    readable_blobs,
     sha256_file,
+    snapshot_chain,
     taken_at,
 )
 from recordings_service.clock import Clock
@@ -142,8 +143,11 @@ def _check_file(path: Path, size: int, digest: str, what: str) -> None:
         raise BackupError(f"{what} does not match the manifest (damaged): {path}")
 
 
-def verify_files(src: Path, folder: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest names, by size and SHA-256 (blocking)."""
+def verify_files(src: Path, chain: list[tuple[Path, dict[str, Any]]]) -> None:
+    """Every file the snapshot (``chain[0]``) needs, by size and SHA-256: its catalog and
+    mirror, the blob list of each snapshot of its chain, and every blob they list
+    (blocking)."""
+    folder, manifest = chain[0]
     entry = manifest["catalog"]
     if entry["kind"] == "sqlite":
         _check_file(folder / entry["file"], entry["size"], entry["sha256"], "the catalog")
@@ -151,11 +155,12 @@ def verify_files(src: Path, folder: Path, manifest: dict[str, Any]) -> None:
     if mirror:
         _check_file(folder / mirror["file"], mirror["size"], mirror["sha256"],
                     "the checkpoint mirror")
-    if manifest["format"] == FORMAT:
-        listed = manifest["blobs"]
-        _check_file(folder / listed["file"], listed["size"], listed["sha256"],
-                    "the list of blobs")
-    for blob in read_blob_list(folder, manifest):
+    for path, snapshot in chain:
+        if snapshot["format"] != "recordings-backup/1":
+            listed = snapshot["blobs"]
+            _check_file(path / listed["file"], listed["size"], listed["sha256"],
+                        f"the list of blobs of snapshot {path.name}")
+    for blob in chain_blob_list(chain):
         _check_file(src / blob_relpath(blob["name"]), blob["size"], blob["sha256"],
                     f"blob {blob['name']}")
 
@@ -241,6 +246,40 @@ def _ledger_warning(paths: list[Path], manifest: dict[str, Any]) -> str | None:
     return None
 
 
+async def _put_blobs(services: Services, src: Path,
+                     chain: list[tuple[Path, dict[str, Any]]]) -> int:
+    """The blobs the restored catalog reads. A blob an older snapshot of the chain lists
+    for a recording purged since is left out: its key is gone."""
+    put = 0
+    for blob in chain_blob_list(chain):
+        async with services.database.read() as conn:
+            rec = await catalog.get_by_blob_name(conn, blob["name"])
+        if rec is not None and rec.wrapped_dek is not None:
+            await _put_blob(services, src / blob_relpath(blob["name"]), blob["name"])
+            put += 1
+    return put
+
+
+async def _check_complete(services: Services, chain: list[tuple[Path, dict[str, Any]]],
+                          ) -> None:
+    """Raises BackupError (and the restore is undone) when the restored catalog reads a
+    blob that no snapshot of the chain lists, except those the backup found purged while
+    it ran (their erasure is in a ledger). Catalog and lists are walked side by side."""
+    gone = {str(b["name"]) for b in chain[0][1].get("missing_blobs", [])}
+    listed = chain_blob_list(chain)
+    head = next(listed, None)
+    unlisted = 0
+    async for page in readable_blobs(services.database):
+        for name, _ in page:
+            while head is not None and str(head["name"]) < name:
+                head = next(listed, None)
+            if (head is None or head["name"] != name) and name not in gone:
+                unlisted += 1
+    if unlisted:
+        raise BackupError(f"the snapshot's catalog reads {unlisted} blobs that none of its "
+                          f"snapshots holds: the backup is incomplete")
+
+
 async def _put_tiles(services: Services, src: Path, manifest: dict[str, Any],
                      progress: Callable[[str], None]) -> None:
     """The audit archive's tiles into the store, with a checkpoint signed for the restored
@@ -298,7 +337,8 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
                           f"otherwise (RECORDINGS_DATABASE_URL)")
     progress(f"verifying snapshot {folder.name}")
     try:
-        await asyncio.to_thread(verify_files, src, folder, manifest)
+        chain = await asyncio.to_thread(snapshot_chain, src, folder, manifest)
+        await asyncio.to_thread(verify_files, src, chain)
     except (KeyError, TypeError, ValueError) as exc:
         # Signed by this service, yet not in the shape it writes: name the manifest.
         raise BackupError(f"{folder / MANIFEST} does not describe its files "
@@ -323,12 +363,11 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
         entries = read_ledger([p for p in ledgers if p.exists()])
         async with open_services(config, clock) as services:
             progress("restoring the blobs")
-            for blob in read_blob_list(folder, manifest):
-                await _put_blob(services, src / blob_relpath(blob["name"]), blob["name"])
-                report.blobs += 1
+            report.blobs = await _put_blobs(services, src, chain)
             await _put_tiles(services, src, manifest, progress)
             progress(f"replaying {len(entries)} ledger entries")
             report.replayed = await replay_erasures(services, entries)
+            await _check_complete(services, chain)
             # The restored directory's own ledger holds everything erased so far.
             lines = {json.dumps(e, sort_keys=True): e
                      for p in ledgers if p.exists() for e in erasure_ledger.read(p)}

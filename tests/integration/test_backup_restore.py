@@ -185,7 +185,8 @@ async def test_an_edited_list_of_blobs_is_refused(
     listed = taken.path / backup.BLOB_LIST
     # A blob left out of the list (so that a restore would skip it): the list's sum fails.
     listed.write_text("".join(listed.read_text().splitlines(keepends=True)[1:]))
-    await _refused(config, tmp_path, clock, dest, "the list of blobs does not match the manifest")
+    await _refused(config, tmp_path, clock, dest,
+                   "the list of blobs of snapshot .* does not match the manifest")
 
 
 async def test_a_snapshot_of_the_first_format_still_restores(
@@ -213,25 +214,73 @@ async def test_a_snapshot_of_the_first_format_still_restores(
         assert await services.blobs.size(restored.blob_name) > 0
 
 
-async def test_incremental_backups_copy_only_new_blobs(
+async def test_incremental_backups_copy_and_list_only_what_changed(
         api: Api, tmp_path: Path, clock: FrozenClock) -> None:
-    await api.uploaded(wav_tone(0.3), call_id="a")
+    kept = [await api.uploaded(wav_tone(0.3, frequency=300 + i), call_id=f"a{i}")
+            for i in range(3)]
     dest = tmp_path / "backup"
     first = await backup.backup(api.services, dest)
-    assert first.copied_blobs == 1
-    await api.uploaded(wav_tone(0.3, frequency=700), call_id="b")
+    assert first.copied_blobs == 3 and first.manifest["base"] is None
+    new = await api.uploaded(wav_tone(0.3, frequency=700), call_id="b")
+    status, _ = await api.call("DELETE", f"/v1/recordings/{kept[0]['id']}",
+                               {"reason": "customer asked"})
+    assert status == 200
     clock.advance(seconds=1)
     second = await backup.backup(api.services, dest)
-    assert second.copied_blobs == 1 and second.blobs == 2
-    # Each snapshot lists every blob it needs, in name order, as its manifest says.
+    # Found through the audit log's uploads since the first: no walk of the catalog.
+    assert second.manifest["base"]["snapshot"] == first.snapshot
+    assert second.copied_blobs == 1 and second.blobs == 1
     listed = list(backup.read_blob_list(second.path, second.manifest))
-    assert [b["name"] for b in listed] == sorted(b["name"] for b in listed)
-    assert len(listed) == 2
+    async with api.services.database.read() as conn:
+        rec = await catalog.get_recording(conn, new["id"])
+    assert rec is not None and [b["name"] for b in listed] == [rec.blob_name]
+    # The chain lists every blob the snapshot reads, once, in name order.
+    chain = backup.snapshot_chain(dest, second.path, second.manifest)
+    names = [b["name"] for b in backup.chain_blob_list(chain)]
+    assert len(names) == 4 and names == sorted(names)
+    clock.advance(seconds=1)
+    third = await backup.backup(api.services, dest, full=True)
+    assert third.manifest["base"] is None and third.blobs == 3 and third.copied_blobs == 0
     if api.services.config.database_url:
         assert second.manifest["catalog"] == {"kind": "postgresql"}
         assert "pg_dump" in second.messages[0]
     # No key material in a backup: nothing there opens without the root key.
     assert not [p for p in files_under(dest) if p.name.endswith(".key")]
+
+
+async def test_a_restore_from_an_incremental_snapshot_reads_its_whole_chain(
+        api: Api, config: Config, clock: FrozenClock, tmp_path: Path, sqlite_only: None,
+        aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backup, "FULL_EVERY", 3)
+    dest = tmp_path / "backup"
+    audio, taken = {}, []
+    for i in range(4):
+        audio[f"c{i}"] = wav_tone(0.3, frequency=300 + 40 * i)
+        rec = await api.uploaded(audio[f"c{i}"], call_id=f"c{i}")
+        audio[rec["id"]] = audio.pop(f"c{i}")
+        taken.append(await backup.backup(api.services, dest))
+        clock.advance(seconds=1)
+    # Full, incremental, incremental, then full again (FULL_EVERY).
+    assert [t.manifest["chain_length"] for t in taken] == [0, 1, 2, 0]
+
+    target = restored_config(config, tmp_path)
+    report = await restore.restore(target, clock, dest, taken[2].snapshot, [])
+    assert report.audit_ok and report.blobs == 3
+    client: TestClient = await aiohttp_client(create_app(target, clock))
+    headers = api.auth("supervisor") | {"Access-Purpose": "training"}
+    for rec_id, data in list(audio.items())[:3]:
+        response = await client.get(f"/v1/recordings/{rec_id}/audio", headers=headers)
+        assert response.status == 200 and await response.read() == data
+
+    # Without its base, an incremental snapshot is refused before anything is written.
+    for path in (taken[0].path).iterdir():
+        path.unlink()
+    taken[0].path.rmdir()
+    again = restored_config(config, tmp_path / "again")
+    with pytest.raises(BackupError, match=f"needs snapshot {taken[0].snapshot}, which is "
+                                          f"missing"):
+        await restore.restore(again, clock, dest, taken[2].snapshot, [])
+    assert not again.data_dir.exists()
 
 
 async def test_backup_while_uploads_and_streams_run_restores_byte_exact(
