@@ -26,6 +26,7 @@ from storage.database import Conn, Database
 from storage.errors import ArchiveDamagedError, AuditChainError
 from storage.schema import audit_archives, audit_entries
 from storage.signing import open_note, sign_note
+from storage.text import parse_rfc3339, rfc3339
 from storage.tilestore.base import TileStore
 
 ARCHIVE_KIND = "audit archive"
@@ -33,9 +34,6 @@ ARCHIVE_KIND = "audit archive"
 PRUNE_BATCH = 5_000
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
-
-def _rfc3339(at: datetime) -> str:
-    return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ def archive_text(origin: str, a: Archive) -> str:
     return (f"{origin}\n{ARCHIVE_KIND}\nsize {a.size}\n"
             f"chain {base64.b64encode(a.chain_hash).decode()}\n"
             f"frontier {','.join(h.hex() for h in a.frontier)}\n"
-            f"newest {_rfc3339(a.newest_at)}\ntime {_rfc3339(a.archived_at)}\n")
+            f"newest {rfc3339(a.newest_at)}\ntime {rfc3339(a.archived_at)}\n")
 
 
 def parse_archive_text(text: str) -> Archive:
@@ -70,8 +68,8 @@ def parse_archive_text(text: str) -> Archive:
     fields = [line.partition(" ")[2] for line in lines]
     return Archive(int(fields[2]), base64.b64decode(fields[3]),
                    [bytes.fromhex(h) for h in fields[4].split(",") if h],
-                   datetime.fromisoformat(fields[5].replace("Z", "+00:00")),
-                   datetime.fromisoformat(fields[6].replace("Z", "+00:00")))
+                   parse_rfc3339(fields[5]),
+                   parse_rfc3339(fields[6]))
 
 
 _NEWEST = select(audit_archives).order_by(audit_archives.c.id.desc()).limit(1)
@@ -129,7 +127,7 @@ def _row(seq: int, entry: bytes, leaf: bytes, prev: bytes, chain: bytes) -> Arch
     if not isinstance(content, dict):
         content = {}
     try:
-        at = datetime.fromisoformat(str(content.get("at")).replace("Z", "+00:00"))
+        at = parse_rfc3339(str(content.get("at")))
     except ValueError:
         at = _EPOCH
     return ArchivedRow(seq, entry, leaf, prev, chain, at, content.get("recording_id"),
@@ -282,7 +280,7 @@ def signed_checkpoint(origin: str, archive: Archive, key: Ed25519PrivateKey,
     """The ``checkpoint`` of the tiles: a signed note over the archive's size and root, in
     the format of the log's own checkpoints."""
     text = (f"{origin}\n{archive.size}\n{base64.b64encode(archive.root).decode()}\n"
-            f"time {_rfc3339(now)}\n")
+            f"time {rfc3339(now)}\n")
     return sign_note(text, origin, key).encode()
 
 

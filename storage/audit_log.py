@@ -27,7 +27,7 @@ from storage.database import Conn, Database
 from storage.errors import ArchiveDamagedError, AuditChainError
 from storage.schema import audit_checkpoints, audit_entries, audit_head, audit_verifications
 from storage.signing import open_note, sign_note
-from storage.text import make_storable
+from storage.text import make_storable, parse_rfc3339, rfc3339
 from storage.tilestore.base import TileStore
 
 ENTRY_FIELDS = ("actor", "roles", "action", "recording_id", "purpose", "outcome", "reason",
@@ -90,9 +90,6 @@ def canonical_json(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _rfc3339(at: datetime) -> str:
-    return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
 
 async def append(conn: Conn, event: AuditEvent, now: datetime) -> dict[str, Any]:
     """Appends inside the caller's write transaction; returns the entry as served."""
@@ -127,7 +124,7 @@ async def append_many(conn: Conn,
 def _entry(seq: int, event: AuditEvent, now: datetime) -> tuple[dict[str, Any], bytes, bytes]:
     content = {
         "seq": seq,
-        "at": _rfc3339(now),
+        "at": rfc3339(now),
         "actor": event.actor,
         "roles": sorted(event.roles),
         "action": event.action,
@@ -167,7 +164,7 @@ def columns_agree(row: Any, content: Mapping[str, Any]) -> bool:
     """Whether the filterable columns say what the hashed entry says. An edited column
     could hide an entry from a filter or put one into another's results."""
     return (all(getattr(row, name) == content.get(name) for name in COLUMN_FIELDS)
-            and _rfc3339(row.at) == content.get("at"))
+            and rfc3339(row.at) == content.get("at"))
 
 
 def _matches(content: Mapping[str, Any], flt: AuditFilter) -> bool:
@@ -217,7 +214,7 @@ ARCHIVE_SCAN = 4_096
 
 def _in_time(content: Mapping[str, Any], flt: AuditFilter) -> bool:
     try:
-        at = datetime.fromisoformat(str(content.get("at")).replace("Z", "+00:00"))
+        at = parse_rfc3339(str(content.get("at")))
     except ValueError:
         return False
     return (flt.since is None or at >= flt.since) and (flt.until is None or at < flt.until)
@@ -258,18 +255,18 @@ class Checkpoint:
 
     def as_json(self) -> dict[str, Any]:
         return {"size": self.size, "root_hash": self.root_hash.hex(),
-                "signed_at": _rfc3339(self.signed_at), "note": self.note}
+                "signed_at": rfc3339(self.signed_at), "note": self.note}
 
 
 def checkpoint_text(origin: str, size: int, root: bytes, at: datetime) -> str:
-    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {_rfc3339(at)}\n"
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {rfc3339(at)}\n"
 
 
 def parse_checkpoint_text(text: str) -> tuple[str, int, bytes, datetime]:
     lines = text.splitlines()
     if len(lines) < 4 or not lines[3].startswith("time "):
         raise ValueError("not a checkpoint")
-    at = datetime.fromisoformat(lines[3][5:].replace("Z", "+00:00"))
+    at = parse_rfc3339(lines[3][5:])
     return lines[0], int(lines[1]), base64.b64decode(lines[2]), at
 
 
@@ -386,9 +383,9 @@ class VerifyReport:
             "checkpoints": self.checkpoints, "first_bad_seq": self.first_bad_seq,
             "problems": self.problems, "stale": self.stale,
             "newest_checkpoint_at": None if self.newest_checkpoint_at is None
-            else _rfc3339(self.newest_checkpoint_at),
+            else rfc3339(self.newest_checkpoint_at),
             "full": self.full, "verified_from": self.verified_from, "checked": self.checked,
-            "last_full_at": None if self.last_full_at is None else _rfc3339(self.last_full_at),
+            "last_full_at": None if self.last_full_at is None else rfc3339(self.last_full_at),
         }
 
 
@@ -411,7 +408,7 @@ def statement_text(origin: str, st: Statement) -> str:
     return (f"{origin}\n{STATEMENT_KIND}\nsize {st.size}\n"
             f"chain {base64.b64encode(st.chain_hash).decode()}\n"
             f"frontier {','.join(h.hex() for h in st.frontier)}\n"
-            f"{'full' if st.full else 'incremental'}\ntime {_rfc3339(st.verified_at)}\n")
+            f"{'full' if st.full else 'incremental'}\ntime {rfc3339(st.verified_at)}\n")
 
 
 def parse_statement_text(text: str) -> Statement:
@@ -422,7 +419,7 @@ def parse_statement_text(text: str) -> Statement:
     frontier = [bytes.fromhex(h) for h in fields[4].split(",") if h]
     return Statement(int(fields[2]), base64.b64decode(fields[3]), frontier,
                      lines[5] == "full",
-                     datetime.fromisoformat(fields[6].replace("Z", "+00:00")))
+                     parse_rfc3339(fields[6]))
 
 
 _NEWEST_STATEMENT = (select(audit_verifications)
@@ -596,7 +593,7 @@ async def verify(
         report.verified_from = start.size
         if upto < start.size:
             report.fail(upto + 1, f"the log ends at {upto} but {start.size} entries were "
-                                  f"verified on {_rfc3339(start.verified_at)}: entries "
+                                  f"verified on {rfc3339(start.verified_at)}: entries "
                                   f"were deleted")
     expected_seq = leaves + 1
     async for rows in _entries(database, tiles, leaves, upto, report.fail):
@@ -754,13 +751,13 @@ async def _spot_check(database: Database, report: VerifyReport, start: Statement
             previous = archive.chain_hash  # GENESIS when nothing is archived
         if row is None or previous is None:
             report.fail(seq, f"entry {seq if row is None else seq - 1} is missing, though "
-                             f"it was verified on {_rfc3339(start.verified_at)}")
+                             f"it was verified on {rfc3339(start.verified_at)}")
             continue
         probe = VerifyReport()
         chain, _ = _check_entry(probe, row, previous, [], 0)
         if not probe.ok or (seq == start.size and chain != start.chain_hash):
             report.fail(seq, f"entry {seq} changed since it was verified on "
-                             f"{_rfc3339(start.verified_at)}")
+                             f"{rfc3339(start.verified_at)}")
 
 
 async def _record_statement(database: Database, origin: str, statement: Statement,
