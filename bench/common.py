@@ -27,6 +27,26 @@ MB = 1024 * 1024
 WORKERS = os.cpu_count() or 1
 
 
+def cpu_seconds(names: tuple[str, ...], pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) used so far by every process whose command is one of
+    ``names`` (``/proc/<pid>/comm``), summed per name (what a database server or a store
+    on the same machine spends for the service), and by each of ``pids`` by its name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys([*names, *pids], 0.0)
+    wanted = {str(pid): name for name, pid in pids.items()}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        name = wanted.get(stat.parent.name) or (comm if comm in names else None)
+        if name is not None:
+            used[name] += (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

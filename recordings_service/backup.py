@@ -269,8 +269,7 @@ def snapshot_chain(src: Path, folder: Path, manifest: dict[str, Any],
             raise BackupError(f"snapshot {chain[-1][0].name} is incremental and needs "
                               f"snapshot {base['snapshot']}, which is missing from {src}"
                               ) from None
-        if hashlib.sha256(body).hexdigest() != base["manifest_sha256"] \
-                or len(chain) > FULL_EVERY:
+        if hashlib.sha256(body).hexdigest() != base["manifest_sha256"]:
             raise BackupError(f"{path / MANIFEST} is not the base snapshot "
                               f"{chain[-1][0].name} was taken on (altered)")
         chain.append((path, json.loads(body)))
