@@ -177,6 +177,11 @@ class Database:
             # timeout) is replaced at checkout instead of failing the request that gets it.
             self._async = create_async_engine(self.url, pool_size=10, max_overflow=10,
                                               hide_parameters=True, pool_pre_ping=True)
+            # Reads run outside a transaction: at PostgreSQL's READ COMMITTED each
+            # statement sees its own snapshot inside one too, and BEGIN and COMMIT are
+            # two round trips every read (several per audited access) would pay.
+            self._async_reads: AsyncEngine = self._async.execution_options(
+                isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
@@ -222,7 +227,7 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Conn]:
         if self._async is not None:
-            async with self._async.begin() as async_conn:
+            async with self._async_reads.connect() as async_conn:
                 yield async_conn
             return
         if self._reader_busy:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from recordings_service import audit_reading
 from recordings_service.console import pages
-from recordings_service.routing import GUARDS, Guard, Handler, add_route
+from recordings_service.routing import Guard, Handler, add_route
 
 _READERS = frozenset({"supervisor", "compliance"})
 _COMPLIANCE = frozenset({"compliance"})
@@ -21,6 +21,7 @@ _ANYONE = frozenset({"ingest", "supervisor", "compliance", "auditor"})
 _PUBLIC: frozenset[str] = frozenset()
 
 STATIC = Path(__file__).parent / "static"
+_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
 PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
     ("/", pages.home, _ANYONE, "console"),
@@ -43,7 +44,21 @@ def setup(app: web.Application) -> None:
     app[pages.ACCESS_COUNTS] = audit_reading.AccessCounts()
     for path, handler, roles, action in PAGES:
         add_route(app, "GET", path, handler, Guard("console", roles, action))
-    # Stylesheet, script and icon: public, and never anything personal.
-    static = app.router.add_static("/static/", STATIC, name="static")
+    # Stylesheet, script and icon: public, and never anything personal. Served from
+    # memory (a few kilobytes, read once): a file response left its file open when the
+    # browser dropped the request (seen as a ResourceWarning in the browser tests).
+    assets = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.suffix in _TYPES}
     for method in ("GET", "HEAD"):
-        app[GUARDS][(method, static.canonical)] = Guard("console", _PUBLIC, "static")
+        add_route(app, method, "/static/{name}", _asset_handler(assets),
+                  Guard("console", _PUBLIC, "static"))
+
+
+def _asset_handler(assets: dict[str, bytes]) -> Handler:
+    async def asset(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        body = assets.get(name)
+        if body is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=body, content_type=_TYPES[Path(name).suffix])
+
+    return asset

@@ -107,7 +107,8 @@ async def test_serve_schedules_its_jobs(aiohttp_client: Any, config: Config,
                                              clock))
     scheduler = client.server.app[jobs.SCHEDULER_KEY]
     assert {job.id for job in scheduler.get_jobs()} == {
-        "checkpoint", "checkpoint_when_due", "rewrap", "purge", "orphan_sweep", "session_sweep"}
+        "checkpoint", "checkpoint_when_due", "rewrap", "purge", "orphan_sweep", "session_sweep",
+        "audit_archive"}
     assert scheduler.running
 
 
