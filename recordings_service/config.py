@@ -66,6 +66,8 @@ class Config:
     # "governance" or "compliance": blobs are written under S3 Object Lock (WORM).
     s3_object_lock: str = ""
     database_url: Secret = field(default_factory=lambda: Secret(""))
+    # PostgreSQL connections each serve process keeps (and half as many more in bursts).
+    database_pool_size: int = 32
     max_upload_bytes: int = 2 * 1024**3
     body_idle_timeout_seconds: float = 30.0
     max_concurrent_uploads: int = 64
@@ -350,6 +352,7 @@ def load_config(
         s3_object_lock=s3["object_lock"] or "",
         database_url=Secret(environ.get("RECORDINGS_DATABASE_URL")
                             or _get(raw, "storage", "database_url", str, "")),
+        database_pool_size=_get(raw, "storage", "database_pool_size", int, 32),
         max_upload_bytes=_get(raw, "limits", "max_upload_bytes", int, 2 * 1024**3),
         body_idle_timeout_seconds=_get(raw, "limits", "body_idle_timeout_seconds", float, 30.0),
         max_concurrent_uploads=_get(raw, "limits", "max_concurrent_uploads", int, 64),
@@ -395,7 +398,7 @@ def load_config(
                  "stale_after_seconds", "auth_session_idle_minutes",
                  "auth_session_lifetime_hours", "auth_max_failures_per_account",
                  "auth_max_failures_per_address", "auth_failure_window_minutes",
-                 "purge_interval_seconds", "purge_batch"):
+                 "purge_interval_seconds", "purge_batch", "database_pool_size"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive")
     if config.audit_archive_after_days < 0:

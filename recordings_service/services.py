@@ -61,7 +61,7 @@ async def open_services(config: Config, clock: Clock) -> AsyncIterator[Services]
     if created_dir:
         log.info("created data directory", extra={"data_dir": str(data_dir.resolve())})
     url = config.database_url.reveal() or sqlite_url(data_dir)
-    database = Database(url)
+    database = Database(url, config.database_pool_size)
     appender = GroupCommitAppender(database)
     group_commit = GroupCommit(database)
     blobs: BlobStore | None = None

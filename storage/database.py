@@ -153,8 +153,14 @@ def _is_busy(exc: OperationalError) -> bool:
         "locked" in str(orig) or "busy" in str(orig))
 
 
+# PostgreSQL connections each process keeps open: at least the requests it serves at
+# once, or every checkout beyond them opens a connection and closes it again (a measured
+# third of an audited access's cost at 32 concurrent clients: docs/benchmarks.md).
+DEFAULT_POOL_SIZE = 32
+
+
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = async_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self._async: AsyncEngine | None = None
@@ -175,7 +181,9 @@ class Database:
         else:
             # pool_pre_ping: a connection PostgreSQL dropped (restart, failover, idle
             # timeout) is replaced at checkout instead of failing the request that gets it.
-            self._async = create_async_engine(self.url, pool_size=10, max_overflow=10,
+            # The overflow is for bursts past the pool (its connections are closed again).
+            self._async = create_async_engine(self.url, pool_size=pool_size,
+                                              max_overflow=pool_size // 2,
                                               hide_parameters=True, pool_pre_ping=True)
             # Reads run outside a transaction: at PostgreSQL's READ COMMITTED each
             # statement sees its own snapshot inside one too, and BEGIN and COMMIT are
