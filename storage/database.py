@@ -262,7 +262,7 @@ class Database:
         """A read that may take long (many rows, or a caller doing work between its
         statements): on SQLite its own connection with every statement in a worker thread,
         so that it never holds the event loop; on PostgreSQL the driver is asynchronous
-        already. One snapshot for the whole body, as with ``read``."""
+        already. On SQLite one snapshot for the whole body, as with ``read``."""
         if self._async is not None:
             async with self._async.begin() as async_conn:
                 yield async_conn
