@@ -16,7 +16,7 @@ from recordings_service import auditing, fields, policy, retention
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
-from recordings_service.errors import BadRequest, NotFound, Refused
+from recordings_service.errors import BadRequest, Conflict, NotFound, Refused
 from recordings_service.fields import optional_text
 from recordings_service.ingest import PATH_IDENTIFIERS, TEXT_FIELDS
 from recordings_service.pagination import decode_cursor, page_of
@@ -59,12 +59,24 @@ async def recordings_of(services: Services,
 
 
 async def list_requests(services: Services, open_only: bool, cursor: str | None,
-                        limit: int) -> tuple[list[SubjectRequest], str | None]:
-    """The register in the order requests arrived, keyset-paged."""
+                        limit: int, customer_id: str | None = None,
+                        ) -> tuple[list[SubjectRequest], str | None]:
+    """The register (or one subject's part of it) in the order requests arrived,
+    keyset-paged."""
     async with services.database.read() as conn:
-        found = await subject_store.list_requests(conn, open_only, decode_cursor(cursor),
-                                                  limit + 1)
+        found = await subject_store.list_requests(conn, open_only, customer_id,
+                                                  decode_cursor(cursor), limit + 1)
     return page_of(found, limit, lambda r: (r.received_at, r.id))
+
+
+async def recordings_by_id(services: Services, ids: list[str],
+                           ) -> dict[str, catalog.Recording]:
+    """The recordings (tombstones included) a request's outcome names, by id."""
+    found: dict[str, catalog.Recording] = {}
+    async with services.database.read() as conn:
+        for i in range(0, len(ids), 500):
+            found |= {r.id: r for r in await catalog.get_recordings(conn, ids[i:i + 500])}
+    return found
 
 
 async def get_request(services: Services, request_id: str) -> SubjectRequest:
@@ -75,14 +87,52 @@ async def get_request(services: Services, request_id: str) -> SubjectRequest:
     return found
 
 
+REQUEST_STATES = ("open", "completed", "partially_completed", "refused")
+
+
+def request_state(req: SubjectRequest) -> str:
+    """What became of the request: a request is completed only when nothing it asked for
+    was refused (a legal hold, a legal obligation to keep, a restriction)."""
+    if req.completed_at is None:
+        return "open"
+    outcome = req.outcome or {}
+    refused = int((outcome.get("outcomes") or {}).get("refused", 0))
+    if refused and refused >= int(outcome.get("recordings", 0)):
+        return "refused"
+    return "partially_completed" if refused else "completed"
+
+
 def request_json(req: SubjectRequest, now: datetime) -> dict[str, Any]:
     return {
         "id": req.id, "type": req.type, "customer_id": req.customer_id,
         "request_reference": req.request_reference, "received_at": rfc3339(req.received_at),
         "due_at": rfc3339(req.due_at), "completed_at": rfc3339(req.completed_at),
-        "outcome": req.outcome, "registered_by": req.registered_by,
+        "state": request_state(req), "outcome": req.outcome,
+        "registered_by": req.registered_by,
         "overdue": req.completed_at is None and now > req.due_at,
     }
+
+
+def _duplicate(existing: SubjectRequest) -> Conflict:
+    return Conflict("duplicate_reference",
+                    f"the reference names request {existing.id} already ({existing.type} "
+                    f"of another subject or kind, or registered before)")
+
+
+async def request_for(services: Services, type_: str, customer_id: str,
+                      reference: str | None) -> SubjectRequest | None:
+    """The request an action under ``reference`` answers: the one registered under it
+    for this subject and kind (open, or answered before and now answered again), or None
+    when there is none yet. Raises Conflict (409 duplicate_reference) when the reference
+    names another subject's or kind's request: checked before the action, so nothing is
+    done under a reference that is not its own."""
+    if not reference:
+        return None
+    async with services.database.read() as conn:
+        existing = await subject_store.by_reference(conn, reference)
+    if existing is not None and (existing.type, existing.customer_id) != (type_, customer_id):
+        raise _duplicate(existing)
+    return existing
 
 
 async def register(services: Services, actor: Actor, origin: Origin,
@@ -111,6 +161,9 @@ async def _insert(services: Services, actor: Actor, origin: Origin, type_: str,
         due_at=policy.add_months(received, 1), completed_at=None, outcome=None,
         registered_by=actor.name)
     async with services.database.write() as conn:
+        existing = None if not reference else await subject_store.by_reference(conn, reference)
+        if existing is not None:
+            raise _duplicate(existing)
         await subject_store.insert_request(conn, request)
         await auditing.append(services, conn, auditing.event(
             actor, origin, "subject_request_registered", "allowed",
@@ -118,14 +171,25 @@ async def _insert(services: Services, actor: Actor, origin: Origin, type_: str,
     return request
 
 
+async def request_for_recording(services: Services, type_: str, recording_id: str,
+                                reference: str | None) -> SubjectRequest | None:
+    """``request_for`` the subject of a recording (an action on one recording)."""
+    if not reference:
+        return None
+    async with services.database.read() as conn:
+        rec = await catalog.get_recording(conn, recording_id)
+    if rec is None or not rec.customer_id:
+        return None
+    return await request_for(services, type_, rec.customer_id, reference)
+
+
 async def complete(services: Services, actor: Actor, origin: Origin, type_: str,
                    customer_id: str, reference: str | None,
                    outcome: dict[str, Any]) -> SubjectRequest:
-    """Closes the open registered request with this reference, or registers and closes one."""
-    request = None
-    if reference:
-        async with services.database.read() as conn:
-            request = await subject_store.open_request(conn, type_, customer_id, reference)
+    """Records ``outcome`` on the request registered under ``reference`` (a request
+    answered again, after a hold ended say, keeps its row; the audit log keeps every
+    answer), or registers and closes one."""
+    request = await request_for(services, type_, customer_id, reference)
     if request is None:
         request = await _insert(services, actor, origin, type_, customer_id, reference,
                                 services.clock())

@@ -333,6 +333,9 @@ subject_requests = Table(
     Column("registered_by", String(NAME), nullable=False),
     Index("ix_subject_requests_received_at_id", "received_at", "id"),
     Index("ix_subject_requests_open_due", "completed_at", "due_at"),
+    # A subject's requests in the order they arrived; a reference names one request.
+    Index("ix_subject_requests_customer_received", "customer_id", "received_at", "id"),
+    Index("ix_subject_requests_reference", "request_reference"),
 )
 
 # The key hierarchy's catalog half: key-encryption keys (KEKs) and the service's secrets,

@@ -40,12 +40,12 @@ async def insert_request(conn: Conn, request: SubjectRequest) -> None:
         due_at=request.due_at, registered_by=request.registered_by))
 
 
-async def open_request(conn: Conn, type_: str, customer_id: str,
-                       reference: str) -> SubjectRequest | None:
+async def by_reference(conn: Conn, reference: str) -> SubjectRequest | None:
+    """The request registered under ``reference`` (the first, where an older release let
+    a reference be registered twice)."""
     c = subject_requests.c
-    row = (await conn.execute(select(subject_requests).where(
-        c.type == type_, c.customer_id == customer_id, c.request_reference == reference,
-        c.completed_at.is_(None)).order_by(c.received_at).limit(1))).first()
+    row = (await conn.execute(select(subject_requests).where(c.request_reference == reference)
+                              .order_by(c.received_at, c.id).limit(1))).first()
     return None if row is None else _request(row)
 
 
@@ -61,12 +61,14 @@ async def get_request(conn: Conn, request_id: str) -> SubjectRequest | None:
     return None if row is None else _request(row)
 
 
-async def list_requests(conn: Conn, open_only: bool,
+async def list_requests(conn: Conn, open_only: bool, customer_id: str | None,
                         after: tuple[datetime, str] | None, limit: int) -> list[SubjectRequest]:
     c = subject_requests.c
     query = select(subject_requests).order_by(c.received_at, c.id).limit(limit)
     if open_only:
         query = query.where(c.completed_at.is_(None))
+    if customer_id is not None:
+        query = query.where(c.customer_id == customer_id)
     if after is not None:
         query = query.where(keyset.after(c.received_at, c.id, after))
     return [_request(r) for r in await conn.execute(query)]

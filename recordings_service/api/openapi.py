@@ -172,6 +172,7 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
                     "schema": {"type": "integer", "minimum": 1, "maximum": 500}}]
     if route.operation_id == "listSubjectRequests":
         params.append({"name": "open", "in": "query", "schema": {"type": "boolean"}})
+        params.append({"name": "customer_id", "in": "query", "schema": {"type": "string"}})
     if route.operation_id == "verifyAudit":
         params.append({"name": "full", "in": "query",
                        "schema": {"type": "string", "enum": ["true", "false"]}})

@@ -237,13 +237,25 @@ async def subject(request: web.Request) -> web.Response:
     customer_id = fields.customer_id(request.match_info["customer_id"])
     found, more = await access.search(svc, actor, origin(request),
                                       catalog.SearchFilter(customer_id=customer_id), None, 200)
-    requests, _ = await subjects.list_requests(svc, False, None, 500)
+    requests, _ = await subjects.list_requests(svc, False, None, 500, customer_id)
     now = svc.clock()
     return _render("subject.html", request, {
         "customer_id": customer_id, "quoted_id": quote(customer_id, safe=""),
         "recordings": found, "more": more is not None,
-        "requests": [subjects.request_json(r, now) for r in requests
-                     if r.customer_id == customer_id],
+        "requests": [subjects.request_json(r, now) | {"row": r} for r in requests],
+    })
+
+
+async def subject_request(request: web.Request) -> web.Response:
+    """One request: what was asked, when it arrived and was answered, and what became of
+    each recording it covered (with the call's date, not only its id)."""
+    svc = services(request)
+    found = await subjects.get_request(svc, request.match_info["request_id"])
+    results = (found.outcome or {}).get("results") or []
+    calls = await subjects.recordings_by_id(svc, [str(r.get("id")) for r in results])
+    return _render("subject_request.html", request, {
+        "req": subjects.request_json(found, svc.clock()) | {"row": found},
+        "results": [r | {"rec": calls.get(str(r.get("id")))} for r in results],
     })
 
 

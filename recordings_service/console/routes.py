@@ -31,6 +31,8 @@ PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
     ("/compliance", pages.compliance, _COMPLIANCE, "legal_hold_read"),
     ("/subjects", pages.subject_lookup, _COMPLIANCE, "subject_read"),
     ("/subjects/{customer_id}", pages.subject, _COMPLIANCE, "subject_read"),
+    ("/subject-requests/{request_id}", pages.subject_request, _COMPLIANCE,
+     "subject_request_read"),
     ("/audit", pages.audit, _AUDIT, "audit_read"),
 )
 
@@ -41,6 +43,7 @@ def setup(app: web.Application) -> None:
         autoescape=True, undefined=jinja2.StrictUndefined)
     # One path segment: Jinja's urlencode leaves "/" as it is, which would split an id.
     env.filters["segment"] = lambda value: quote(str(value), safe="")
+    env.filters["request_state"] = _request_state
     app[pages.ACCESS_COUNTS] = audit_reading.AccessCounts()
     for path, handler, roles, action in PAGES:
         add_route(app, "GET", path, handler, Guard("console", roles, action))
@@ -51,6 +54,15 @@ def setup(app: web.Application) -> None:
     for method in ("GET", "HEAD"):
         add_route(app, method, "/static/{name}", _asset_handler(assets),
                   Guard("console", _PUBLIC, "static"))
+
+
+_STATES = {"open": "Open", "completed": "Completed",
+           "partially_completed": "Partially completed", "refused": "Refused"}
+
+
+def _request_state(request_json: dict[str, object]) -> str:
+    """A request's state in words (``subjects.request_json``): overdue first."""
+    return "Overdue" if request_json["overdue"] else _STATES[str(request_json["state"])]
 
 
 def _asset_handler(assets: dict[str, bytes]) -> Handler:

@@ -207,3 +207,28 @@ async def test_no_page_input_is_a_server_error(api: Api, zone: str) -> None:
         response = await api.client.get("/subjects/" + value.replace("/", "%2F"),
                                         allow_redirects=False)
         assert response.status in (200, 400, 404), (value, response.status)
+
+
+async def test_a_subject_request_has_a_page_with_each_calls_outcome(api: Api) -> None:
+    await api.uploaded(wav_tone(0.1), call_id="q1", customer_id="C-9",
+                       started_at="2026-11-23T23:30:00Z")
+    await api.uploaded(wav_tone(0.1, frequency=500), call_id="q2", customer_id="C-9",
+                       started_at="2026-11-20T08:00:00Z",
+                       purposes=["training", "accounting_record"])
+    _, done = await api.call("POST", "/v1/subjects/C-9/erasure",
+                             {"reason": "asked", "request_reference": "DSR-9"})
+    request_id = done["subject_request"]["id"]
+    await signed_in(api, "cora", ["compliance"])
+
+    status, listing = await page(api, "/compliance")
+    assert status == 200 and f'href="/subject-requests/{request_id}"' in listing
+    assert "Partially completed" in listing
+    status, html = await page(api, f"/subject-requests/{request_id}",
+                              cookies={"rs_tz": "Europe/Helsinki"})
+    assert status == 200
+    assert "DSR-9" in html and "Partially completed" in html
+    # The calls by their date in the reader's zone, each with what became of it.
+    assert "2026-11-24 01:30" in html and "2026-11-20 10:00" in html
+    assert "purged" in html and "legal_obligation" in html
+    status, _ = await page(api, "/subject-requests/dsr_nosuch")
+    assert status == 404

@@ -16,7 +16,7 @@ from sqlalchemy import event
 
 from recordings_service.config import Config
 from recordings_service.services import open_services
-from storage import audit_archive, audit_log, catalog, retention_store
+from storage import audit_archive, audit_log, catalog, retention_store, subject_store
 from storage.database import Conn, Database
 from tests import catalog_seed as seed
 from tests.conftest import FrozenClock
@@ -24,7 +24,7 @@ from tests.conftest import FrozenClock
 SEEDED = 20_000
 # The tables that grow with calls, accesses or time.
 BIG_TABLES = ("recordings", "recording_purposes", "audit_entries", "audit_checkpoints",
-              "audit_verifications")
+              "audit_verifications", "subject_requests")
 DAY = seed.started_of(3 * seed.CALLS_PER_DAY // 2)
 DAY_START = DAY.replace(hour=0, minute=0, second=0, microsecond=0)
 NEWEST = seed.started_of(0)
@@ -97,6 +97,11 @@ QUERIES: list[tuple[str, Query]] = [
     ("archive: the last entry older than a day",
      lambda c, _: audit_archive.last_entry_before(c, NEWEST - timedelta(days=1), 0, 10_000)),
     ("archive: a bundle's entries", lambda c, _: audit_archive.catalog_bundle(c, 7)),
+    # The request register.
+    ("a subject's requests",
+     lambda c, _: subject_store.list_requests(c, False, "C-00000042", None, 51)),
+    ("a request by its reference", lambda c, _: subject_store.by_reference(c, "DSR-42")),
+    ("overdue requests (a gauge)", lambda c, _: subject_store.count_overdue(c, NEWEST)),
 ]
 
 

@@ -271,3 +271,69 @@ async def test_a_failure_inside_the_zip_cuts_the_connection_instead_of_answering
     assert response.status == 200
     with pytest.raises(aiohttp.ClientPayloadError):
         await response.read()
+
+
+async def test_a_request_says_what_became_of_it_never_completed_when_refused(
+        api: Api) -> None:
+    held = await api.uploaded(wav_tone(0.1), call_id="h1", customer_id="C-held")
+    status, hold = await api.call("POST", "/v1/legal-holds", {
+        "case_reference": "LIT-9", "reason": "suit", "recording_ids": [held["id"]]})
+    assert status == 201
+    _, registered = await api.call("POST", "/v1/subject-requests", {
+        "type": "erasure", "customer_id": "C-held", "request_reference": "DSR-H"})
+    assert registered["state"] == "open"
+
+    _, refused = await api.call("POST", "/v1/subjects/C-held/erasure",
+                                {"reason": "asked", "request_reference": "DSR-H"})
+    assert refused["subject_request"]["id"] == registered["id"]
+    assert refused["subject_request"]["state"] == "refused"
+
+    await api.uploaded(wav_tone(0.1, frequency=600), call_id="p1", customer_id="C-part")
+    await api.uploaded(wav_tone(0.1, frequency=700), call_id="p2", customer_id="C-part",
+                       purposes=["training", "accounting_record"])
+    _, partly = await api.call("POST", "/v1/subjects/C-part/erasure",
+                               {"reason": "asked", "request_reference": "DSR-P"})
+    assert partly["subject_request"]["state"] == "partially_completed"
+    # Each recording's outcome is kept with the request.
+    kept = partly["subject_request"]["outcome"]["results"]
+    assert sorted(r["outcome"] for r in kept) == ["purged", "refused"]
+
+    # The hold ends; the same request is answered again, on its own row.
+    status, _ = await api.call("POST", f"/v1/legal-holds/{hold['id']}/release",
+                               {"reason": "settled"})
+    assert status == 200
+    _, again = await api.call("POST", "/v1/subjects/C-held/erasure",
+                              {"reason": "hold ended", "request_reference": "DSR-H"})
+    assert again["subject_request"]["id"] == registered["id"]
+    assert again["subject_request"]["state"] == "completed"
+    _, mine = await api.call("GET", "/v1/subject-requests?customer_id=C-held")
+    assert [r["id"] for r in mine["items"]] == [registered["id"]]
+
+
+async def test_a_reference_names_one_request(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.1), call_id="r1", customer_id="C-other")
+    status, first = await api.call("POST", "/v1/subject-requests", {
+        "type": "access", "customer_id": "C-1", "request_reference": "DSR-7"})
+    assert status == 201
+    status, problem = await api.call("POST", "/v1/subject-requests", {
+        "type": "access", "customer_id": "C-1", "request_reference": "DSR-7"})
+    assert (status, problem["reason"]) == (409, "duplicate_reference")
+    assert first["id"] in problem["detail"]
+    # Used for another subject's erasure, it is refused before anything is erased.
+    status, problem = await api.call("POST", "/v1/subjects/C-other/erasure",
+                                     {"reason": "asked", "request_reference": "DSR-7"})
+    assert (status, problem["reason"]) == (409, "duplicate_reference")
+    assert (await api.audio(rec["id"], "training", "supervisor")).status == 200
+    _, register = await api.call("GET", "/v1/subject-requests")
+    assert [r["request_reference"] for r in register["items"]] == ["DSR-7"]
+
+
+async def test_the_register_filters_by_customer(api: Api) -> None:
+    for customer in ("C-a", "C-b", "C-a"):
+        status, _ = await api.call("POST", "/v1/subject-requests",
+                                   {"type": "access", "customer_id": customer})
+        assert status == 201
+    _, mine = await api.call("GET", "/v1/subject-requests?customer_id=C-a")
+    assert [r["customer_id"] for r in mine["items"]] == ["C-a", "C-a"]
+    status, problem = await api.call("GET", "/v1/subject-requests?customer_id=")
+    assert (status, problem["reason"]) == (400, "invalid_query")

@@ -29,6 +29,7 @@ async def post_export(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     customer_id = fields.customer_id(request.match_info["customer_id"])
     reference = fields.request_reference(await json_body(request))
+    await subjects.request_for(svc, "access", customer_id, reference)  # 409 before acting
     where = origin(request)
 
     async def audit_page(ids: list[str]) -> None:
@@ -70,6 +71,7 @@ async def _subject_action(request: web.Request, type_: str) -> web.Response:
     body = await json_body(request)
     reason = retention.require_reason(body)
     reference = fields.request_reference(body)
+    await subjects.request_for(svc, type_, customer_id, reference)  # 409 before acting
     where = origin(request)
     if type_ == "erasure":
         results = await subjects.erase(svc, actor, where, customer_id, reason, reference)
@@ -81,7 +83,8 @@ async def _subject_action(request: web.Request, type_: str) -> web.Response:
     for result in results:
         outcomes[result["outcome"]] = outcomes.get(result["outcome"], 0) + 1
     done = await subjects.complete(svc, actor, where, type_, customer_id, reference,
-                                   {"recordings": len(results), "outcomes": outcomes})
+                                   {"recordings": len(results), "outcomes": outcomes,
+                                    "results": results})
     return json_response({"results": results,
                           "subject_request": subjects.request_json(done, svc.clock())})
 
@@ -103,6 +106,8 @@ async def patch_recording(request: web.Request) -> web.Response:
     svc = services(request)
     body = await json_body(request)
     reference = fields.request_reference(body)  # checked before anything changes
+    await subjects.request_for_recording(svc, "rectification",
+                                         request.match_info["recording_id"], reference)
     rec = await subjects.rectify(svc, actor, origin(request),
                                  request.match_info["recording_id"], body)
     if reference and rec.customer_id:
@@ -124,8 +129,10 @@ async def list_subject_requests(request: web.Request) -> web.Response:
     open_only = request.query.get("open", "false").lower()
     if open_only not in ("true", "false"):
         raise BadRequest("invalid_query", "open must be true or false")
+    customer = request.query.get("customer_id")
     page, next_cursor = await subjects.list_requests(
-        svc, open_only == "true", request.query.get("cursor"), page_limit(request))
+        svc, open_only == "true", request.query.get("cursor"), page_limit(request),
+        None if customer is None else fields.customer_id(customer, "invalid_query"))
     now = svc.clock()
     return json_response({"items": [subjects.request_json(r, now) for r in page],
                           "next_cursor": next_cursor})
