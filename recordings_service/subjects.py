@@ -200,6 +200,16 @@ async def complete(services: Services, actor: Actor, origin: Origin, type_: str,
     return done
 
 
+async def record_export(services: Services, request: SubjectRequest, sha256: str,
+                        size: int) -> None:
+    """Adds the SHA-256 and size of the zip handed over to the access request it answered:
+    evidence of exactly what the subject received."""
+    async with services.database.write() as conn:
+        await subject_store.complete_request(
+            conn, request.id, request.completed_at or services.clock(),
+            {**(request.outcome or {}), "export_sha256": sha256, "export_bytes": size})
+
+
 # --- subject-wide actions ----------------------------------------------------------------
 
 

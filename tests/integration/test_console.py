@@ -3,6 +3,7 @@ who sees what, errors as pages, the policy's words, the audit of every read."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -230,5 +231,15 @@ async def test_a_subject_request_has_a_page_with_each_calls_outcome(api: Api) ->
     # The calls by their date in the reader's zone, each with what became of it.
     assert "2026-11-24 01:30" in html and "2026-11-20 10:00" in html
     assert "purged" in html and "legal_obligation" in html
+    assert "Signed deletion receipt" in html
     status, _ = await page(api, "/subject-requests/dsr_nosuch")
     assert status == 404
+    response = await api.client.post("/v1/subjects/C-9/export",
+                                     json={"request_reference": "DSR-10"},
+                                     headers=api.auth("compliance"))
+    assert response.status == 200
+    zipped = await response.read()
+    listed = await api.call("GET", "/v1/subject-requests?customer_id=C-9", role="compliance")
+    access = next(r for r in listed[1]["items"] if r["type"] == "access")
+    status, html = await page(api, f"/subject-requests/{access['id']}")
+    assert status == 200 and hashlib.sha256(zipped).hexdigest() in html

@@ -3,6 +3,7 @@ and the register of requests."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -86,7 +87,9 @@ async def test_export_holds_everything_kept_about_the_subject(api: Api) -> None:
     access = [r for r in register["items"] if r["type"] == "access"]
     assert access[0]["request_reference"] == "DSR-7" and access[0]["completed_at"]
     assert access[0]["outcome"] == {"recordings": 5, "audio_files": 4,
-                                    "access_entries": len(log)}
+                                    "access_entries": len(log),
+                                    "export_sha256": access[0]["outcome"]["export_sha256"],
+                                    "export_bytes": access[0]["outcome"]["export_bytes"]}
 
 
 async def test_unknown_subject_gets_an_empty_answer(api: Api) -> None:
@@ -337,3 +340,17 @@ async def test_the_register_filters_by_customer(api: Api) -> None:
     assert [r["customer_id"] for r in mine["items"]] == ["C-a", "C-a"]
     status, problem = await api.call("GET", "/v1/subject-requests?customer_id=")
     assert (status, problem["reason"]) == (400, "invalid_query")
+
+
+async def test_the_access_request_keeps_the_sha256_of_the_zip_handed_over(api: Api) -> None:
+    await api.uploaded(wav_tone(0.1), call_id="x1", customer_id="C-x")
+    response = await api.client.post("/v1/subjects/C-x/export",
+                                     json={"request_reference": "DSR-X"},
+                                     headers=api.auth("compliance"))
+    assert response.status == 200
+    body = await response.read()
+    _, register = await api.call("GET", "/v1/subject-requests?customer_id=C-x")
+    (request,) = register["items"]
+    assert request["state"] == "completed"
+    assert request["outcome"]["export_sha256"] == hashlib.sha256(body).hexdigest()
+    assert request["outcome"]["export_bytes"] == len(body)

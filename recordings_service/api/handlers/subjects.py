@@ -4,6 +4,7 @@ rectification, and the register of requests."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 
 from aiohttp import web
@@ -43,14 +44,25 @@ async def post_export(request: web.Request) -> web.StreamResponse:
     # the request registered as answered. Once the zip has started, a failure can only
     # cut the connection (a client sees a truncated zip, never a second response in it).
     counts = await export.prepare(svc, customer_id, audit_page)
-    await subjects.complete(svc, actor, where, "access", customer_id, reference, counts)
+    done = await subjects.complete(svc, actor, where, "access", customer_id, reference,
+                                   counts)
     now = svc.clock()
     response = web.StreamResponse(headers={
         "Content-Type": "application/zip", "Cache-Control": "no-store",
         "Content-Disposition": f'attachment; filename="{export.export_filename(now)}"'})
     await response.prepare(request)
+    digest, sent = hashlib.sha256(), 0
+
+    async def write(data: bytes) -> None:
+        nonlocal sent
+        digest.update(data)
+        sent += len(data)
+        await response.write(data)
+
     try:
-        await export.stream_zip(svc, customer_id, response.write)
+        await export.stream_zip(svc, customer_id, write)
+        # The evidence of what was handed over: the zip's SHA-256 and size, on the request.
+        await subjects.record_export(svc, done, digest.hexdigest(), sent)
     except (ConnectionError, asyncio.CancelledError):
         raise
     except Exception as exc:  # noqa: BLE001 - the response has started: cut, never answer twice
