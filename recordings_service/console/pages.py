@@ -61,6 +61,26 @@ def _duration(seconds: float | None) -> str:
         f"{rest // 60}:{rest % 60:02d}"
 
 
+def retention_words(rec: catalog.Recording, now: datetime, zone: ZoneInfo) -> str:
+    """When the recording goes, as a person asks it: "Purged in 23 days (2027-01-02)",
+    or "Overdue since 2026-12-01: under a legal hold (LIT-1)" for one that is due and
+    kept (what keeps it is said)."""
+    if rec.state != "active":
+        return ""
+    if rec.purge_at is None:
+        return "Not scheduled"
+    when = _local(rec.purge_at, zone)
+    if rec.purge_at > now:
+        left = rec.purge_at - now
+        span = (f"{left.days} day{'' if left.days == 1 else 's'}" if left.days
+                else f"{left.seconds // 3600} hours" if left.seconds >= 7200 else "an hour")
+        return f"Purged in {span} ({when})"
+    kept = [f"under a legal hold ({', '.join(case for _, case in rec.legal_holds)})"
+            if rec.legal_holds else "", "restricted" if rec.restricted else ""]
+    why = "; ".join(k for k in kept if k) or "the next purge run takes it"
+    return f"Overdue since {when}: {why}"
+
+
 def _day_bound(text: str | None, zone: ZoneInfo, name: str, end: bool) -> datetime | None:
     """A date field's day in the reader's zone, as the UTC time its day starts (or, for
     the end of a range, the next day starts)."""
@@ -189,7 +209,7 @@ async def recording(request: web.Request) -> web.Response:
             {"recording_id": rec.id}, None, 100)
     now = svc.clock()
     return _render("recording.html", request, {
-        "rec": rec, "now": now,
+        "rec": rec, "now": now, "retention": retention_words(rec, now, zone_of(request)),
         "allowed": access.allowed_purposes(svc, actor, rec),
         "refusals": access.refusals(svc, actor, rec),
         "accesses": [e for e in accesses if e["action"] != "audit_read"][-50:],
@@ -256,6 +276,7 @@ async def subject_request(request: web.Request) -> web.Response:
     return _render("subject_request.html", request, {
         "req": subjects.request_json(found, svc.clock()) | {"row": found},
         "results": [r | {"rec": calls.get(str(r.get("id")))} for r in results],
+        "parse_time": lambda value: parse_time(value, "until"),
     })
 
 

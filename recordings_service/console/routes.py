@@ -44,6 +44,7 @@ def setup(app: web.Application) -> None:
     # One path segment: Jinja's urlencode leaves "/" as it is, which would split an id.
     env.filters["segment"] = lambda value: quote(str(value), safe="")
     env.filters["request_state"] = _request_state
+    env.filters["outcome_words"] = lambda word: _WORDS.get(str(word), str(word))
     app[pages.ACCESS_COUNTS] = audit_reading.AccessCounts()
     for path, handler, roles, action in PAGES:
         add_route(app, "GET", path, handler, Guard("console", roles, action))
@@ -56,6 +57,9 @@ def setup(app: web.Application) -> None:
                   Guard("console", _PUBLIC, "static"))
 
 
+# What became of a recording, and why, as a person says it.
+_WORDS = {"purged": "erased", "legal_hold": "under a legal hold",
+          "legal_obligation": "the law requires keeping it"}
 _STATES = {"open": "Open", "completed": "Completed",
            "partially_completed": "Partially completed", "refused": "Refused"}
 

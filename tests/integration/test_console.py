@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -230,7 +231,7 @@ async def test_a_subject_request_has_a_page_with_each_calls_outcome(api: Api) ->
     assert "DSR-9" in html and "Partially completed" in html
     # The calls by their date in the reader's zone, each with what became of it.
     assert "2026-11-24 01:30" in html and "2026-11-20 10:00" in html
-    assert "purged" in html and "legal_obligation" in html
+    assert "erased" in html and "the law requires keeping it" in html
     assert "Signed deletion receipt" in html
     status, _ = await page(api, "/subject-requests/dsr_nosuch")
     assert status == 404
@@ -243,3 +244,19 @@ async def test_a_subject_request_has_a_page_with_each_calls_outcome(api: Api) ->
     access = next(r for r in listed[1]["items"] if r["type"] == "access")
     status, html = await page(api, f"/subject-requests/{access['id']}")
     assert status == 200 and hashlib.sha256(zipped).hexdigest() in html
+
+
+async def test_a_recording_says_when_it_goes_or_what_keeps_it_past_its_date(
+        api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.1), call_id="ret-1", purposes=["training"])
+    await signed_in(api, "cora", ["compliance"])
+    _, html = await page(api, f"/recordings/{rec['id']}")
+    days = (datetime.fromisoformat(rec["purge_at"].replace("Z", "+00:00")) - api.clock()).days
+    assert f"Purged in {days} days (" in html
+    status, _ = await api.call("POST", "/v1/legal-holds", {
+        "case_reference": "LIT-77", "reason": "suit", "recording_ids": [rec["id"]]})
+    assert status == 201
+    api.clock.advance(days=days + 2)
+    await signed_in(api, "cora-later", ["compliance"])  # sessions end; days have passed
+    _, html = await page(api, f"/recordings/{rec['id']}")
+    assert "Overdue since" in html and "under a legal hold (LIT-77)" in html

@@ -43,26 +43,6 @@ function formBody(form) {
   return body;
 }
 
-const WHY = {
-  legal_hold: "under a legal hold",
-  legal_obligation: "the law requires keeping it",
-  restricted: "restricted",
-};
-
-function showOutcomes(results) {
-  const table = document.getElementById("outcomes");
-  const rows = table.querySelector("tbody");
-  rows.textContent = "";
-  for (const r of results) {
-    const tr = rows.insertRow();
-    tr.insertCell().textContent = r.id;
-    tr.insertCell().textContent = r.outcome === "purged" ? "erased" : r.outcome;
-    tr.insertCell().textContent = r.reason
-      ? (WHY[r.reason] || r.reason) + (r.until ? " until " + r.until.slice(0, 10) : "") : "";
-  }
-  table.hidden = false;
-}
-
 async function download(response) {
   const blob = await response.blob();
   const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
@@ -88,7 +68,12 @@ for (const form of document.querySelectorAll("form[data-method]")) {
     const response = await api(form.dataset.method, path, body);
     if (!response.ok) { say(form, await problemText(response)); return; }
     if (form.dataset.then === "download") return download(response);
-    if (form.dataset.then === "outcomes") return showOutcomes((await response.json()).results);
+    if (form.dataset.then === "request") {
+      // What became of each recording stays on the request's own page.
+      const answer = await response.json();
+      location.href = "/subject-requests/" + encodeURIComponent(answer.subject_request.id);
+      return;
+    }
     location.reload();
   });
 }
