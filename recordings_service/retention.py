@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -409,6 +409,44 @@ async def list_runs(services: Services, cursor: str | None,
     async with services.database.read() as conn:
         runs = await retention_store.list_runs(conn, decode_cursor(cursor), limit + 1)
     return page_of(runs, limit, lambda r: (r["started_at"], r["run_id"]))
+
+
+async def get_run(services: Services, run_id: str) -> dict[str, Any]:
+    async with services.database.read() as conn:
+        run = await retention_store.get_run(conn, run_id)
+    if run is None:
+        raise NotFound("no such purge run")
+    return run
+
+
+# Due recordings a preview lists; the count goes on to COUNT_CAP.
+PREVIEW = 50
+COUNT_CAP = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class DueRecording:
+    recording: catalog.Recording
+    # Why it is kept past its date (a legal hold and its cases, a restriction), or None:
+    # the next run purges it.
+    kept: policy.Refusal | None
+
+
+async def preview(services: Services, limit: int = PREVIEW) -> tuple[int, list[DueRecording]]:
+    """What the next purge run would do, without doing it or recording a run: how many
+    recordings are due (up to COUNT_CAP), and the first ``limit`` of them, longest
+    overdue first, each with what keeps it if anything does. Two ranges of the purge_at
+    index, whatever the catalog's size."""
+    now = services.clock()
+    async with services.database.read() as conn:
+        (count,) = await catalog.count_falling_due(conn, [_EPOCH, now + timedelta.resolution],
+                                                   COUNT_CAP)
+        due = await retention_store.due(conn, now, None, limit)
+        recs = {r.id: r for r in await catalog.get_recordings(conn, [i for _, i in due])}
+    return count, [DueRecording(recs[i], policy.purge_blocker(
+        [case for _, case in recs[i].legal_holds], recs[i].restricted))
+        for _, i in due if i in recs]
 
 
 def run_json(run: dict[str, Any]) -> dict[str, Any]:

@@ -256,6 +256,13 @@ async def insert_run(conn: Conn, run: dict[str, Any]) -> None:
         retention_changes=json.dumps(run["retention_changes"])))
 
 
+def _run(r: Any) -> dict[str, Any]:
+    return {"run_id": r.id, "dry_run": r.dry_run, "actor": r.actor,
+            "started_at": r.started_at, "finished_at": r.finished_at,
+            "purged": json.loads(r.purged), "skipped": json.loads(r.skipped),
+            "retention_changes": json.loads(r.retention_changes)}
+
+
 async def list_runs(conn: Conn, before: tuple[datetime, str] | None,
                     limit: int) -> list[dict[str, Any]]:
     """Newest first, keyset-paged on (started_at, id)."""
@@ -263,11 +270,12 @@ async def list_runs(conn: Conn, before: tuple[datetime, str] | None,
     query = select(purge_runs).order_by(c.started_at.desc(), c.id.desc()).limit(limit)
     if before is not None:
         query = query.where(keyset.before(c.started_at, c.id, before))
-    rows = await conn.execute(query)
-    return [{"run_id": r.id, "dry_run": r.dry_run, "actor": r.actor,
-             "started_at": r.started_at, "finished_at": r.finished_at,
-             "purged": json.loads(r.purged), "skipped": json.loads(r.skipped),
-             "retention_changes": json.loads(r.retention_changes)} for r in rows]
+    return [_run(r) for r in await conn.execute(query)]
+
+
+async def get_run(conn: Conn, run_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(purge_runs).where(purge_runs.c.id == run_id))).first()
+    return None if row is None else _run(row)
 
 
 # --- retention periods from configuration ----------------------------------------------

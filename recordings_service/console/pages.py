@@ -29,7 +29,9 @@ PAGE_SIZE = 25
 ACCESS_COUNTS = web.AppKey("access_counts", audit_reading.AccessCounts)
 # Counts a page shows are exact up to this and "at least" past it: counting further would
 # cost in proportion to the catalog, not to what the page shows.
-COUNT_CAP = 10_000
+COUNT_CAP = retention.COUNT_CAP
+# Recordings a purge run's page lists of each kind (the API gives them all).
+RUN_ROWS = 500
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -228,6 +230,7 @@ async def compliance(request: web.Request) -> web.Response:
         key=lambda j: (not j["overdue"], j["row"].completed_at is not None,
                        j["row"].due_at))
     runs, _ = await retention.list_runs(svc, None, 10)
+    due_now, next_purge = await retention.preview(svc)
     month_starts = charts.month_starts(now.astimezone(zone), 13)
     async with svc.database.read() as conn:
         due = await catalog.count_falling_due(conn, month_starts, COUNT_CAP)
@@ -236,12 +239,29 @@ async def compliance(request: web.Request) -> web.Response:
     return _render("compliance.html", request, {
         "holds": [h for h in held if h.released_at is None],
         "released": [h for h in held if h.released_at is not None][-10:],
-        "register": register, "runs": runs,
+        "register": register, "runs": runs, "next_purge": next_purge,
+        "due_count": due_now,
+        "due_now": f"at least {due_now:,}" if due_now >= COUNT_CAP else f"{due_now:,}",
         "due_chart": charts.bars([(m.astimezone(zone).strftime("%Y-%m"), n)
                                   for m, n in zip(month_starts, due, strict=False)]),
         "due_total": (f"at least {sum(due):,}" if COUNT_CAP in due else f"{sum(due):,}"),
         "access_chart": charts.stacked_days(per_day, since.date(), 30),
         "request_types": subjects.REQUEST_TYPES,
+    })
+
+
+async def purge_run(request: web.Request) -> web.Response:
+    """One run: each recording it purged (by call date, with its signed receipt) and each
+    it skipped and why; the first RUN_ROWS of each."""
+    svc = services(request)
+    run = await retention.get_run(svc, request.match_info["run_id"])
+    shown = [*run["purged"][:RUN_ROWS], *(s["id"] for s in run["skipped"][:RUN_ROWS])]
+    calls = await subjects.recordings_by_id(svc, [str(i) for i in shown])
+    return _render("purge_run.html", request, {
+        "run": run, "calls": calls, "rows": RUN_ROWS,
+        "purged": [calls.get(str(i)) or i for i in run["purged"][:RUN_ROWS]],
+        "skipped": [(calls.get(str(s["id"])) or s["id"], s["reason"])
+                    for s in run["skipped"][:RUN_ROWS]],
     })
 
 

@@ -33,6 +33,7 @@ PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
     ("/subjects/{customer_id}", pages.subject, _COMPLIANCE, "subject_read"),
     ("/subject-requests/{request_id}", pages.subject_request, _COMPLIANCE,
      "subject_request_read"),
+    ("/purge-runs/{run_id}", pages.purge_run, _COMPLIANCE, "purge_run"),
     ("/audit", pages.audit, _AUDIT, "audit_read"),
 )
 

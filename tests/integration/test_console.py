@@ -260,3 +260,38 @@ async def test_a_recording_says_when_it_goes_or_what_keeps_it_past_its_date(
     await signed_in(api, "cora-later", ["compliance"])  # sessions end; days have passed
     _, html = await page(api, f"/recordings/{rec['id']}")
     assert "Overdue since" in html and "under a legal hold (LIT-77)" in html
+
+
+async def test_compliance_sees_what_the_next_purge_takes_and_each_run_after(
+        api: Api) -> None:
+    going = await api.uploaded(wav_tone(0.1), call_id="due-1", purposes=["training"],
+                               started_at="2026-11-24T08:00:00Z")
+    held = await api.uploaded(wav_tone(0.1, frequency=500), call_id="due-2",
+                              purposes=["training"], started_at="2026-11-24T08:30:00Z")
+    status, _ = await api.call("POST", "/v1/legal-holds", {
+        "case_reference": "LIT-5", "reason": "suit", "recording_ids": [held["id"]]})
+    assert status == 201
+    api.clock.advance(days=200)  # training (6 months) has ended for both
+    await signed_in(api, "cora", ["compliance"])
+
+    status, html = await page(api, "/compliance")
+    assert status == 200
+    assert "2 recordings are due now" in html
+    assert "purges it" in html and "keeps it</strong>: under legal hold: LIT-5" in html
+    assert "data-confirm=" in html  # a real run asks first
+    # The preview changed nothing and recorded no run.
+    _, runs = await api.call("GET", "/v1/purge-runs")
+    assert runs["items"] == []
+
+    status, run = await api.call("POST", "/v1/purge-runs", {})
+    assert status == 201
+    status, html = await page(api, f"/purge-runs/{run['run_id']}")
+    assert status == 200
+    assert "Signed deletion receipt" in html and "2026-11-24 08:00" in html
+    assert "under a legal hold: LIT-5" in html
+    status, one = await api.call("GET", f"/v1/purge-runs/{run['run_id']}")
+    assert status == 200 and one["purged"] == [going["id"]]
+    status, _ = await api.call("GET", "/v1/purge-runs/run_nosuch")
+    assert status == 404
+    _, html = await page(api, "/compliance")
+    assert "1 recording is due now" in html

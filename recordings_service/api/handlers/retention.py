@@ -86,3 +86,8 @@ async def list_purge_runs(request: web.Request) -> web.Response:
                                                   page_limit(request))
     return json_response({"items": [retention.run_json(r) for r in page],
                           "next_cursor": next_cursor})
+
+
+async def get_purge_run(request: web.Request) -> web.Response:
+    run = await retention.get_run(services(request), request.match_info["run_id"])
+    return json_response(retention.run_json(run))
