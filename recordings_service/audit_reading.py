@@ -4,7 +4,10 @@ audited, and verification reports what it found."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -35,6 +38,25 @@ def decode_cursor(cursor: str | None) -> int:
 
 
 OUTCOMES = ("allowed", "denied", "error")
+# The actions the service writes (docs/audit-format.md), offered as a list to filter by;
+# a refusal is written under the action the caller attempted, so the field stays free.
+# Every action an entry can carry (a test reads the source and the route tables to keep
+# this whole): the console offers them as the action filter's choices.
+ACTIONS = tuple(sorted((
+    "add_purpose", "audit_archive", "audit_export", "audit_read", "audit_verify", "backup",
+    "console", "erasure", "erasure_replayed", "export", "key_rewrap", "key_rotation",
+    "keys_upgraded", "legal_hold_placed", "legal_hold_read", "legal_hold_released",
+    "objection", "password_reset", "playback_link", "purge", "purge_run", "rectify",
+    "request", "restore", "restriction", "restriction_lifted", "restriction_placed",
+    "retention_recomputed", "root_key_exported", "root_key_rotation", "search", "sign_in",
+    "sign_in_lockout", "sign_out", "stream", "subject_read", "subject_request_read",
+    "subject_request_registered", "token_created", "token_revoked", "upload", "user_created",
+    "user_disabled", "view_metadata", "view_policies", "whoAmI", "signOut",
+    "withdraw_purpose")))
+CSV_COLUMNS = ("seq", "at", "actor", "roles", "action", "recording_id", "purpose", "outcome",
+               "reason", "client_ip", "request_id", "detail", "prev_hash", "hash")
+# Entries read per statement while a CSV export streams.
+CSV_PAGE = 500
 
 
 def check_outcome(outcome: str | None) -> None:
@@ -45,12 +67,16 @@ def check_outcome(outcome: str | None) -> None:
 async def read_entries(services: Services, actor: Actor, origin: Origin,
                        flt: audit_log.AuditFilter, filters: Mapping[str, str],
                        cursor: str | None, limit: int, archived: bool = False,
+                       newest_first: bool = False,
                        ) -> tuple[list[dict[str, Any]], str | None, int]:
     """One page of entries matching ``flt``, the cursor of the next, and how many entries
     the archive holds; ``filters`` is what the reader asked for, as the audit entry of
     this read names it. The archive is read only when ``archived`` (in bounded steps:
-    such a page may hold fewer than ``limit`` entries and still have a next one)."""
+    such a page may hold fewer than ``limit`` entries and still have a next one), and
+    only oldest first."""
     check_outcome(flt.outcome)
+    if archived and newest_first:
+        raise BadRequest("invalid_query", "archived entries are read oldest first")
     after = decode_cursor(cursor)
     await auditing.record(services, auditing.event(actor, origin, "audit_read", "allowed",
                                                    detail={"filter": dict(filters)}))
@@ -58,7 +84,8 @@ async def read_entries(services: Services, actor: Actor, origin: Origin,
         archive = await audit_archive.current(conn, services.signing_key.public_key(),
                                               services.config.audit_origin)
         if not (archived and after < archive.size):
-            entries = await audit_log.list_entries(conn, flt, after, limit + 1)
+            entries = await audit_log.list_entries(conn, flt, after, limit + 1,
+                                                   newest_first)
             page = entries[:limit]
             return (page, encode_cursor(page[-1]["seq"]) if len(entries) > limit else None,
                     archive.size)
@@ -121,3 +148,39 @@ class AccessCounts:
         for old in [d for d in self._days if d < first.date()]:
             del self._days[old]
         return {**{(day, p): n for day in days for p, n in self._days[day].items()}, **now}
+
+
+def csv_cell(value: Any) -> str:
+    """A value as one CSV cell: lists and objects as JSON. A cell that a spreadsheet would
+    run as a formula (=, +, -, @ first) is quoted with a leading apostrophe: an actor name
+    or a header a client sent must not become a formula in the reader's spreadsheet."""
+    text = "" if value is None else (json.dumps(value, sort_keys=True, ensure_ascii=False)
+                                      if isinstance(value, list | dict) else str(value))
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_lines(rows: Sequence[Sequence[str]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+async def record_export(services: Services, actor: Actor, origin: Origin,
+                        filters: Mapping[str, str]) -> None:
+    await auditing.record(services, auditing.event(actor, origin, "audit_export", "allowed",
+                                                   detail={"filter": dict(filters)}))
+
+
+async def csv_chunks(services: Services,
+                     flt: audit_log.AuditFilter | None) -> AsyncIterator[bytes]:
+    """The header, then every entry matching ``flt`` (none for None) oldest first, a page
+    of CSV_PAGE at a time: memory holds one page, whatever the log's size."""
+    yield csv_lines([CSV_COLUMNS])
+    after = 0
+    while flt is not None:
+        async with services.database.read() as conn:
+            page = await audit_log.list_entries(conn, flt, after, CSV_PAGE)
+        if not page:
+            return
+        yield csv_lines([[csv_cell(e.get(c)) for c in CSV_COLUMNS] for e in page])
+        after = page[-1]["seq"]

@@ -156,6 +156,9 @@ class AuditFilter:
     until: datetime | None = None
 
 
+# Matches no entry (a filter naming a call no recording has).
+NOTHING = AuditFilter(recording_ids=())
+
 # Copies of hashed fields kept as columns for filtering; each must agree with the entry.
 COLUMN_FIELDS = ("recording_id", "actor", "action", "purpose", "outcome")
 
@@ -176,13 +179,15 @@ def _matches(content: Mapping[str, Any], flt: AuditFilter) -> bool:
 
 
 async def list_entries(
-    conn: Conn, flt: AuditFilter, after_seq: int, limit: int
+    conn: Conn, flt: AuditFilter, after_seq: int, limit: int, newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Entries after ``after_seq`` that match ``flt`` by their hashed content. Rows are
-    found through the columns, then kept only when their columns agree with the content
-    (``audit verify`` reports the rows that do not)."""
+    """Entries after ``after_seq`` (or, ``newest_first``, before it: 0 is the head) that
+    match ``flt`` by their hashed content. Rows are found through the columns, then kept
+    only when their columns agree with the content (``audit verify`` reports the rows
+    that do not). Each filter column leads an index ending in seq, read either way."""
     c = audit_entries.c
-    query = select(audit_entries).order_by(c.seq).limit(limit)
+    query = select(audit_entries).order_by(c.seq.desc() if newest_first else c.seq
+                                           ).limit(limit)
     for column, value in ((c.recording_id, flt.recording_id), (c.actor, flt.actor),
                           (c.action, flt.action), (c.purpose, flt.purpose),
                           (c.outcome, flt.outcome)):
@@ -196,7 +201,9 @@ async def list_entries(
         query = query.where(c.at < flt.until)
     kept: list[dict[str, Any]] = []
     while len(kept) < limit:
-        rows = (await conn.execute(query.where(c.seq > after_seq))).all()
+        position = (c.seq < after_seq if after_seq else true()) if newest_first \
+            else c.seq > after_seq
+        rows = (await conn.execute(query.where(position))).all()
         for row in rows:
             content = json.loads(row.entry)
             if columns_agree(row, content) and _matches(content, flt):

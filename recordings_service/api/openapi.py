@@ -182,6 +182,8 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
                              "until", "cursor")]
         params.append({"name": "limit", "in": "query",
                        "schema": {"type": "integer", "minimum": 1, "maximum": 500}})
+        params.append({"name": "order", "in": "query",
+                       "schema": {"type": "string", "enum": ["oldest", "newest"]}})
         params.append({"name": "archived", "in": "query",
                        "description": "read the audit archive's entries too (from the tiles)",
                        "schema": {"type": "string", "enum": ["true", "false"]}})

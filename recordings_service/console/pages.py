@@ -54,6 +54,11 @@ def _local(value: datetime | None, zone: ZoneInfo) -> str:
     return "" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
+def _local_seconds(value: datetime | None, zone: ZoneInfo) -> str:
+    """To the second, for the audit log: ``2026-11-25 14:03:07``."""
+    return "" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -300,37 +305,78 @@ async def subject_request(request: web.Request) -> web.Response:
     })
 
 
-_AUDIT_FIELDS = ("actor", "action", "recording_id", "purpose", "outcome")
+_AUDIT_FIELDS = ("actor", "action", "recording_id", "call_id", "purpose", "outcome")
+
+
+async def _audit_filter(request: web.Request, zone: ZoneInfo,
+                        ) -> tuple[dict[str, str], audit_log.AuditFilter | None]:
+    """The audit page's form and the filter it asks for; None when it names a call id no
+    recording has (nothing can match)."""
+    q = request.query
+    form = {name: q.get(name, "").strip() for name in (*_AUDIT_FIELDS, "from", "to")}
+    recording_id = form["recording_id"] or None
+    if form["call_id"]:
+        # A person knows the call by its id; the log names the recording.
+        async with services(request).database.read() as conn:
+            rec = await catalog.get_by_call_id(conn, form["call_id"])
+        if rec is None or (recording_id and recording_id != rec.id):
+            return form, None
+        recording_id = rec.id
+    return form, audit_log.AuditFilter(
+        actor=form["actor"] or None, action=form["action"] or None,
+        recording_id=recording_id, purpose=form["purpose"] or None,
+        outcome=form["outcome"] or None,
+        since=_day_bound(form["from"], zone, "from", end=False),
+        until=_day_bound(form["to"], zone, "to", end=True))
 
 
 async def audit(request: web.Request) -> web.Response:
     svc, actor, zone = services(request), _actor(request), zone_of(request)
     q = request.query
-    form = {name: q.get(name, "").strip() for name in (*_AUDIT_FIELDS, "from", "to")}
-    flt = audit_log.AuditFilter(
-        actor=form["actor"] or None, action=form["action"] or None,
-        recording_id=form["recording_id"] or None, purpose=form["purpose"] or None,
-        outcome=form["outcome"] or None,
-        since=_day_bound(form["from"], zone, "from", end=False),
-        until=_day_bound(form["to"], zone, "to", end=True))
+    form, flt = await _audit_filter(request, zone)
+    oldest_first = q.get("order") == "oldest"
+    asked = {k: v for k, v in form.items() if v}
     entries, next_cursor, archived = await audit_reading.read_entries(
-        svc, actor, origin(request), flt, {k: v for k, v in form.items() if v},
-        q.get("cursor"), 50)
+        svc, actor, origin(request), flt or audit_log.NOTHING, asked, q.get("cursor"), 50,
+        newest_first=not oldest_first)
     report = None
     if q.get("verify") in ("now", "full"):
         report = await audit_reading.verify(svc, actor, origin(request),
                                             full=q.get("verify") == "full")
     verified = await audit_reading.verification_state(svc)
     latest = await audit_reading.checkpoints(svc, actor, origin(request), 1)
+    order = {"order": "oldest"} if oldest_first else {}
     more = None if next_cursor is None else "/audit?" + urlencode(
-        {**{k: v for k, v in form.items() if v}, "cursor": next_cursor})
+        {**asked, **order, "cursor": next_cursor})
     now = svc.clock()
     return _render("audit.html", request, {
         "form": form, "entries": entries, "more": more, "report": report,
+        "unknown_call": flt is None, "oldest_first": oldest_first,
+        "toggle": "/audit?" + urlencode({**asked, **({} if oldest_first
+                                                   else {"order": "oldest"})}),
+        "csv": "/audit.csv?" + urlencode(asked),
+        "actions": audit_reading.ACTIONS,
         "verified": verified, "archived": archived,
         "checkpoint": latest[0] if latest else None, "now": now,
         "age": (now - latest[0].signed_at) if latest else None,
         "outcomes": audit_reading.OUTCOMES,
         "parse_time": lambda value: parse_time(value, "at"),
+        "seconds": lambda value: _local_seconds(parse_time(value, "at"), zone),
     })
 
+
+async def audit_csv(request: web.Request) -> web.StreamResponse:
+    """The filtered view as CSV (``audit_reading.csv_chunks``); the export is itself an
+    audit entry, with its filter."""
+    svc, actor, zone = services(request), _actor(request), zone_of(request)
+    form, flt = await _audit_filter(request, zone)
+    await audit_reading.record_export(svc, actor, origin(request),
+                                      {k: v for k, v in form.items() if v})
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": 'attachment; filename="audit-log.csv"'})
+    await response.prepare(request)
+    async for chunk in audit_reading.csv_chunks(svc, flt):
+        await response.write(chunk)
+    await response.write_eof()
+    return response

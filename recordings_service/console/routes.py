@@ -35,6 +35,7 @@ PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
      "subject_request_read"),
     ("/purge-runs/{run_id}", pages.purge_run, _COMPLIANCE, "purge_run"),
     ("/audit", pages.audit, _AUDIT, "audit_read"),
+    ("/audit.csv", pages.audit_csv, _AUDIT, "audit_export"),
 )
 
 

@@ -3,7 +3,9 @@ who sees what, errors as pages, the policy's words, the audit of every read."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 from datetime import datetime
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from sqlalchemy import update
 
 from recordings_service import people
+from recordings_service.auth import create_token
 from recordings_service.middlewares import CONTENT_SECURITY_POLICY
 from storage.schema import audit_entries
 from tests.audio import wav_tone
@@ -295,3 +298,41 @@ async def test_compliance_sees_what_the_next_purge_takes_and_each_run_after(
     assert status == 404
     _, html = await page(api, "/compliance")
     assert "1 recording is due now" in html
+
+
+async def test_an_auditor_reads_the_log_newest_first_by_call_and_takes_it_away_as_csv(
+        api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.1), call_id="call-77")
+    await api.audio(rec["id"], "training", "supervisor")
+    formula = await create_token(api.services.database, "=HYPERLINK(1)", ["supervisor"],
+                                 api.clock())
+    seen = await api.client.get(f"/v1/recordings/{rec['id']}",
+                                headers={"Authorization": f"Bearer {formula}"})
+    assert seen.status == 200
+    await signed_in(api, "aino", ["auditor"])
+
+    _, html = await page(api, "/audit", cookies={"rs_tz": "Europe/Helsinki"})
+    seqs = [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", html)]
+    assert seqs == sorted(seqs, reverse=True)  # newest first
+    assert re.search(r"<td>2026-11-24 11:15:\d\d</td>", html)  # to the second, in the zone
+    _, html = await page(api, "/audit", params={"order": "oldest"})
+    seqs = [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", html)]
+    assert seqs == sorted(seqs)
+
+    _, html = await page(api, "/audit", params={"call_id": "call-77", "action": "stream"})
+    assert html.count("<tr><td>") == 1 and rec["id"] in html
+    _, html = await page(api, "/audit", params={"call_id": "no-such-call"})
+    assert "No recording has the call id no-such-call" in html and "No entries match" in html
+
+    response = await api.client.get("/audit.csv", params={"call_id": "call-77"})
+    assert response.status == 200 and response.content_type == "text/csv"
+    rows = list(csv.reader(io.StringIO(await response.text())))
+    assert rows[0][:5] == ["seq", "at", "actor", "roles", "action"]
+    assert {r[4] for r in rows[1:]} == {"upload", "stream", "view_metadata"}
+    assert all(r[5] == rec["id"] for r in rows[1:])
+    exports = await api.audit(action="audit_export")
+    assert [e["detail"]["filter"] for e in exports] == [{"call_id": "call-77"}]
+    # A name a spreadsheet would run as a formula is kept as text.
+    response = await api.client.get("/audit.csv", params={"actor": "=HYPERLINK(1)"})
+    rows = list(csv.reader(io.StringIO(await response.text())))
+    assert [r[2] for r in rows[1:]] == ["'=HYPERLINK(1)"]

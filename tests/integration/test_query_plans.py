@@ -88,6 +88,10 @@ QUERIES: list[tuple[str, Query]] = [
      lambda c, _: audit_log.list_entries(c, audit_log.AuditFilter(actor="supervisor-3"), 0, 51)),
     ("audit by action",
      lambda c, _: audit_log.list_entries(c, audit_log.AuditFilter(action="search"), 0, 51)),
+    ("audit by actor, newest first", lambda c, _: audit_log.list_entries(
+        c, audit_log.AuditFilter(actor="supervisor-3"), 0, 51, True)),
+    ("audit, newest first, a deep page",
+     lambda c, _: audit_log.list_entries(c, audit_log.AuditFilter(), 9_000, 51, True)),
     ("audit, a deep page",
      lambda c, _: audit_log.list_entries(c, audit_log.AuditFilter(), 9_000, 51)),
     ("accesses per day",

@@ -21,10 +21,13 @@ async def list_audit(request: web.Request) -> web.Response:
     archived = q.get("archived", "false")
     if archived not in ("true", "false"):
         raise BadRequest("invalid_query", "archived must be true or false")
-    filters = {k: v for k, v in q.items() if k not in ("cursor", "limit")}
+    order = q.get("order", "oldest")
+    if order not in ("oldest", "newest"):
+        raise BadRequest("invalid_query", "order must be oldest or newest")
+    filters = {k: v for k, v in q.items() if k not in ("cursor", "limit", "order")}
     page, next_cursor, archived_entries = await audit_reading.read_entries(
         services(request), caller(request), origin(request), flt, filters, q.get("cursor"),
-        page_limit(request), archived=archived == "true")
+        page_limit(request), archived=archived == "true", newest_first=order == "newest")
     return json_response({"items": page, "next_cursor": next_cursor,
                           "archived_entries": archived_entries})
 
