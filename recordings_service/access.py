@@ -9,9 +9,10 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,9 +22,9 @@ from recordings_service.auth import Actor, actor_by_name
 from recordings_service.documents import rfc3339
 from recordings_service.errors import BadRequest, Forbidden, Gone, NotFound, ServiceError
 from recordings_service.fields import optional_text
-from recordings_service.pagination import decode_cursor, page_of
+from recordings_service.pagination import decode_search_cursor, encode_search_cursor
 from recordings_service.services import Services
-from storage import catalog
+from storage import catalog, recording_search
 from storage.encrypted_blob import DecryptingReader
 from storage.limits import IDENTIFIER
 
@@ -66,23 +67,83 @@ def refusals(services: Services, actor: Actor, rec: catalog.Recording) -> dict[s
                            services.config.purposes, services.clock())
 
 
-SEARCHED_TEXT = ("customer_id", "call_id", "agent_id", "queue")
+SEARCHED_TEXT = ("customer_id", "call_id", "agent_id", "queue", "phone_number")
+# A search's count is exact to this, and "more than" past it.
+COUNT_CAP = 10_000
 
 
-async def search(services: Services, actor: Actor, origin: Origin, flt: catalog.SearchFilter,
-                 cursor: str | None, limit: int) -> tuple[list[catalog.Recording], str | None]:
+@dataclass(frozen=True)
+class SearchPage:
+    items: list[catalog.Recording]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def _check_search(services: Services, actor: Actor, flt: recording_search.SearchFilter,
+                  sort: str) -> recording_search.SearchFilter:
     for name in SEARCHED_TEXT:
         # Longer than its column can hold: PostgreSQL would match nothing, but say so.
         optional_text(getattr(flt, name), name, IDENTIFIER, "invalid_query")
-    after = decode_cursor(cursor)
+    if sort not in recording_search.SORTS:
+        raise BadRequest("invalid_query",
+                         "sort must be one of " + ", ".join(recording_search.SORTS))
+    if flt.phone_number is not None and "compliance" not in actor.roles:
+        raise Forbidden("phone_search_forbidden", "only compliance searches by phone number")
+    if flt.direction not in (None, "inbound", "outbound"):
+        raise BadRequest("invalid_query", "direction must be inbound or outbound")
+    if flt.purpose is not None:
+        if flt.purpose not in services.config.purposes:
+            raise BadRequest("invalid_query", "purpose is not one this service keeps for")
+        flt = replace(flt, kept_at=services.clock())
+    for bound in (flt.min_duration, flt.max_duration):
+        if bound is not None and not (math.isfinite(bound) and bound >= 0):
+            raise BadRequest("invalid_query", "a duration is a number of seconds, 0 or more")
+    return flt
+
+
+async def search(services: Services, actor: Actor, origin: Origin,
+                 flt: recording_search.SearchFilter, cursor: str | None, limit: int,
+                 sort: str = recording_search.DEFAULT_SORT) -> SearchPage:
+    flt = _check_search(services, actor, flt, sort)
+    position, backwards = decode_search_cursor(cursor, sort)
+    try:
+        async with services.database.read() as conn:
+            found = await recording_search.search(conn, flt, position, limit + 1, sort,
+                                                  backwards)
+    except recording_search.TooManyIds as exc:
+        raise BadRequest("too_many_matches", f"more than {recording_search.MATCHED_IDS} "
+                         f"different {exc.field} values start with that: type more of "
+                         f"it") from None
+    more = len(found) > limit
+    items = found[:limit]
+    if backwards:
+        items.reverse()
+
+    def at(rec: catalog.Recording, back: bool) -> str:
+        return encode_search_cursor(sort, recording_search.sort_value(rec, sort), rec.id,
+                                    back)
+
+    # Paging back, more before it means a previous page; paging on, a cursor came from one.
+    next_cursor = at(items[-1], False) if items and (backwards or more) else None
+    prev_cursor = at(items[0], True) if items and (more if backwards else cursor) else None
     filters = {k: (rfc3339(v) if isinstance(v, datetime) else v)
-               for k, v in asdict(flt).items() if v is not None}
-    async with services.database.read() as conn:
-        found = await catalog.search(conn, flt, after, limit + 1)
-    page, next_cursor = page_of(found, limit, lambda r: (r.started_at, r.id))
+               for k, v in flt.given().items() if k != "kept_at"}
     await auditing.record(services, auditing.event(
-        actor, origin, "search", "allowed", detail={"filter": filters, "count": len(page)}))
-    return page, next_cursor
+        actor, origin, "search", "allowed",
+        detail={"filter": filters, "sort": sort, "count": len(items)}))
+    return SearchPage(items, next_cursor, prev_cursor)
+
+
+async def count_matches(services: Services, actor: Actor,
+                        flt: recording_search.SearchFilter) -> int:
+    """How many match, to COUNT_CAP (a page's "1-25 of about N"); part of the search
+    already audited, so not audited again."""
+    flt = _check_search(services, actor, flt, recording_search.DEFAULT_SORT)
+    try:
+        async with services.database.read() as conn:
+            return await recording_search.count(conn, flt, COUNT_CAP)
+    except recording_search.TooManyIds:
+        return 0
 
 
 async def authorize_audio(services: Services, actor: Actor, origin: Origin, action: str,

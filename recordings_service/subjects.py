@@ -22,7 +22,7 @@ from recordings_service.ingest import PATH_IDENTIFIERS, TEXT_FIELDS
 from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
 from recordings_service.times import parse_time
-from storage import catalog, retention_store, subject_store
+from storage import catalog, recording_search, retention_store, subject_store
 from storage.limits import IDENTIFIER
 from storage.subject_store import SubjectRequest
 
@@ -36,11 +36,11 @@ PAGE = 200
 async def pages_of(services: Services,
                    customer_id: str) -> AsyncIterator[list[catalog.Recording]]:
     """Every recording of the subject, tombstones included, a page at a time."""
-    flt = catalog.SearchFilter(subject_ref=services.subject_ref(customer_id))
+    flt = recording_search.SearchFilter(subject_ref=services.subject_ref(customer_id))
     after: tuple[datetime, str] | None = None
     while True:
         async with services.database.read() as conn:
-            page = await catalog.search(conn, flt, after, PAGE)
+            page = await recording_search.search(conn, flt, after, PAGE)
         if page:
             yield page
         if len(page) < PAGE:

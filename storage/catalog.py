@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage import keyset
 from storage.database import Conn
 from storage.errors import DuplicateCallIdError
 from storage.schema import (
@@ -106,7 +105,7 @@ _INSERT_PURPOSES = insert(recording_purposes)
 _TOKEN_BY_HASH = select(tokens).where(tokens.c.token_hash == bindparam("token_hash"))
 
 
-async def _with_purposes(conn: Conn, rows: Sequence[Any]) -> list[Recording]:
+async def with_purposes(conn: Conn, rows: Sequence[Any]) -> list[Recording]:
     if not rows:
         return []
     ids = [r.id for r in rows]
@@ -152,14 +151,14 @@ async def insert_recording(
 
 async def get_recording(conn: Conn, recording_id: str) -> Recording | None:
     rows = (await conn.execute(_RECORDING_BY_ID, {"id": recording_id})).all()
-    found = await _with_purposes(conn, rows)
+    found = await with_purposes(conn, rows)
     return found[0] if found else None
 
 
 async def get_recordings(conn: Conn, ids: Sequence[str]) -> list[Recording]:
     rows = (await conn.execute(select(recordings).where(recordings.c.id.in_(ids))
                                .order_by(recordings.c.id))).all()
-    return await _with_purposes(conn, rows)
+    return await with_purposes(conn, rows)
 
 
 async def lock_recording(conn: Conn, recording_id: str) -> Recording | None:
@@ -178,48 +177,14 @@ async def lock_recordings(conn: Conn, ids: Sequence[str]) -> list[Recording]:
 
 async def get_by_call_id(conn: Conn, call_id: str) -> Recording | None:
     rows = (await conn.execute(_RECORDING_BY_CALL_ID, {"call_id": call_id})).all()
-    found = await _with_purposes(conn, rows)
+    found = await with_purposes(conn, rows)
     return found[0] if found else None
 
 
 async def get_by_blob_name(conn: Conn, blob_name: str) -> Recording | None:
     rows = (await conn.execute(_RECORDING_BY_BLOB, {"blob_name": blob_name})).all()
-    found = await _with_purposes(conn, rows)
+    found = await with_purposes(conn, rows)
     return found[0] if found else None
-
-
-@dataclass(frozen=True)
-class SearchFilter:
-    customer_id: str | None = None
-    call_id: str | None = None
-    agent_id: str | None = None
-    queue: str | None = None
-    started_after: datetime | None = None
-    started_before: datetime | None = None
-    state: str | None = None
-    subject_ref: str | None = None
-
-
-async def search(
-    conn: Conn, flt: SearchFilter, after: tuple[datetime, str] | None, limit: int
-) -> list[Recording]:
-    """Newest call first, keyset-paged on (started_at, id): stable under inserts. Each
-    filter column leads an index ending in (started_at, id) (schema.py), so a page costs
-    the same however many recordings there are."""
-    c = recordings.c
-    query = select(recordings).order_by(c.started_at.desc(), c.id.desc()).limit(limit)
-    for column, value in ((c.customer_id, flt.customer_id), (c.call_id, flt.call_id),
-                          (c.agent_id, flt.agent_id), (c.queue, flt.queue), (c.state, flt.state),
-                          (c.subject_ref, flt.subject_ref)):
-        if value is not None:
-            query = query.where(column == value)
-    if flt.started_after is not None:
-        query = query.where(c.started_at >= flt.started_after)
-    if flt.started_before is not None:
-        query = query.where(c.started_at < flt.started_before)
-    if after is not None:
-        query = query.where(keyset.before(c.started_at, c.id, after))
-    return await _with_purposes(conn, (await conn.execute(query)).all())
 
 
 async def existing_blob_names(conn: Conn, names: Sequence[str]) -> set[str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import CursorResult, FrozenResult, make_url
+from sqlalchemy.engine import CursorResult, Dialect, FrozenResult, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
@@ -48,6 +48,9 @@ class Conn(Protocol):
 
     async def run_sync(self, fn: Callable[[Connection], T]) -> T: ...
 
+    @property
+    def dialect(self) -> Dialect: ...
+
     def begin_nested(self) -> AbstractAsyncContextManager[Any]:
         """A savepoint: leaving it by an exception rolls back what was done inside."""
 
@@ -57,6 +60,10 @@ class _SyncConn:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._conn.dialect
 
     async def execute(self, statement: Executable,
                       parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
@@ -80,6 +87,10 @@ class _ThreadConn:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._conn.dialect
 
     async def execute(self, statement: Executable,
                       parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:

@@ -90,6 +90,10 @@ recordings = Table(
     Index("ix_recordings_customer_started", "customer_id", "started_at", "id"),
     Index("ix_recordings_subject_started", "subject_ref", "started_at", "id"),
     Index("ix_recordings_state_started", "state", "started_at", "id"),
+    Index("ix_recordings_phone_started", "phone_number", "started_at", "id"),
+    # Also, as expressions (migration 0011, recording_search.py): (lower(x), started_at, id)
+    # for x in call_id, customer_id, agent_id, queue, which match ids by prefix whatever
+    # their case, and (coalesce(duration_seconds, 0.0), id), which sorts by duration.
     # The orphan sweep asks which of 500 blob names the catalog knows; backups walk the
     # blobs in name order.
     Index("ix_recordings_blob_name", "blob_name"),

@@ -162,10 +162,23 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
                        "schema": {"type": "string"}})
     if route.operation_id == "searchRecordings":
         params += [{"name": n, "in": "query", "schema": {"type": "string"}}
-                   for n in ("customer_id", "call_id", "agent_id", "queue", "started_after",
-                             "started_before", "state", "cursor")]
-        params.append({"name": "limit", "in": "query",
-                       "schema": {"type": "integer", "minimum": 1, "maximum": 500}})
+                   for n in ("customer_id", "call_id", "agent_id", "queue", "phone_number",
+                             "started_after", "started_before", "state", "cursor")]
+        params += [
+            {"name": "limit", "in": "query",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+            {"name": "match", "in": "query", "description": "prefix: the four ids match "
+             "by prefix, in any case", "schema": {"type": "string",
+                                                  "enum": ["exact", "prefix"]}},
+            {"name": "sort", "in": "query", "schema": {"type": "string", "enum": [
+                "-started_at", "started_at", "-duration", "duration"]}},
+            {"name": "direction", "in": "query",
+             "schema": {"type": "string", "enum": ["inbound", "outbound"]}},
+            {"name": "purpose", "in": "query", "description": "still kept for this purpose",
+             "schema": {"type": "string", "enum": purposes}},
+            *({"name": n, "in": "query", "description": "seconds",
+               "schema": {"type": "number", "minimum": 0}}
+              for n in ("min_duration", "max_duration"))]
     if route.operation_id in ("listLegalHolds", "listPurgeRuns", "listSubjectRequests"):
         params += [{"name": "cursor", "in": "query", "schema": {"type": "string"}},
                    {"name": "limit", "in": "query",

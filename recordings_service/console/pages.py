@@ -4,10 +4,12 @@ a template; changes are made by the page's script through the JSON API itself.""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp_jinja2
@@ -17,10 +19,11 @@ from recordings_service import access, audit_reading, fields, holds, retention, 
 from recordings_service.api.problems import Problem
 from recordings_service.appkeys import ACTOR, SESSION, origin, services
 from recordings_service.auth import Actor
+from recordings_service.client_address import scheme
 from recordings_service.console import charts
 from recordings_service.errors import BadRequest
 from recordings_service.times import parse_time
-from storage import audit_log, catalog
+from storage import audit_log, catalog, recording_search
 
 # The browser's time zone, written by the console's script (an IANA name).
 TZ_COOKIE = "rs_tz"
@@ -185,24 +188,94 @@ async def sign_in(request: web.Request) -> web.Response:
     })
 
 
-_SEARCH_FIELDS = ("agent_id", "queue", "customer_id", "call_id")
+_ID_FIELDS = ("agent_id", "queue", "customer_id", "call_id")
+_SEARCH_FORM = (*_ID_FIELDS, "phone_number", "direction", "purpose", "min_minutes",
+                "max_minutes", "from", "to", "sort")
+_SORT_WORDS = {"-started_at": "Newest call first", "started_at": "Oldest call first",
+               "-duration": "Longest first", "duration": "Shortest first"}
+LAST_SEARCH_COOKIE = "rs_search"
 
 
-async def recordings(request: web.Request) -> web.Response:
-    svc, actor, zone = services(request), _actor(request), zone_of(request)
+def _minutes(text: str, name: str) -> float | None:
+    if not text:
+        return None
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not 0 <= minutes <= 10_000:
+        raise BadRequest("invalid_query", f"{name} must be a number of minutes")
+    return minutes * 60
+
+
+def _search_tag(request: web.Request) -> str:
+    """Binds the remembered search to this sign-in: after signing out, or for the next
+    person at the same browser, it is not there."""
+    session = request.get(SESSION)
+    secret = session.csrf_token if session is not None else ""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def _remembered(request: web.Request) -> str | None:
+    tag, _, query = request.cookies.get(LAST_SEARCH_COOKIE, "").partition(":")
+    return query if query and hmac.compare_digest(tag, _search_tag(request)) else None
+
+
+async def recordings(request: web.Request) -> web.StreamResponse:
     q = request.query
-    form = {name: q.get(name, "").strip() for name in (*_SEARCH_FIELDS, "from", "to")}
-    flt = catalog.SearchFilter(
-        **{name: form[name] or None for name in _SEARCH_FIELDS},
-        started_after=_day_bound(form["from"], zone, "from", end=False),
-        started_before=_day_bound(form["to"], zone, "to", end=True), state="active")
-    found, next_cursor = await access.search(svc, actor, origin(request), flt,
-                                             q.get("cursor"), PAGE_SIZE)
-    rows = [{"rec": rec, "allowed": access.allowed_purposes(svc, actor, rec),
-             "refusals": access.refusals(svc, actor, rec)} for rec in found]
-    more = None if next_cursor is None else "/recordings?" + urlencode(
-        {**{k: v for k, v in form.items() if v}, "cursor": next_cursor})
-    return _render("recordings.html", request, {"form": form, "rows": rows, "more": more})
+    if not q and (last := _remembered(request)):
+        return _see_other("/recordings?" + urlencode(parse_qsl(last)))
+    svc, actor, zone = services(request), _actor(request), zone_of(request)
+    form = {name: q.get(name, "").strip() for name in _SEARCH_FORM}
+    form["sort"] = form["sort"] if form["sort"] in _SORT_WORDS else "-started_at"
+    context: dict[str, Any] = {
+        "form": form, "rows": [], "prev": None, "more": None, "count": None, "error": None,
+        "sorts": _SORT_WORDS, "purposes": sorted(svc.config.purposes),
+        "phone": "compliance" in actor.roles}
+    asked = {k: v for k, v in form.items() if v and not (k == "sort" and v == "-started_at")}
+    try:
+        flt = recording_search.SearchFilter(
+            agent_id=form["agent_id"] or None, queue=form["queue"] or None,
+            customer_id=form["customer_id"] or None, call_id=form["call_id"] or None,
+            prefix=True,
+            phone_number=(form["phone_number"] or None) if context["phone"] else None,
+            direction=form["direction"] or None, purpose=form["purpose"] or None,
+            min_duration=_minutes(form["min_minutes"], "shortest"),
+            max_duration=_minutes(form["max_minutes"], "longest"),
+            started_after=_day_bound(form["from"], zone, "from", end=False),
+            started_before=_day_bound(form["to"], zone, "to", end=True), state="active")
+        found = await access.search(svc, actor, origin(request), flt, q.get("cursor"),
+                                    PAGE_SIZE, form["sort"])
+        matches = await access.count_matches(svc, actor, flt)
+    except BadRequest as exc:
+        context["error"] = exc.detail
+        return _remember(request, _render("recordings.html", request, context, 400), asked)
+    context["rows"] = [{"rec": rec, "allowed": access.allowed_purposes(svc, actor, rec),
+                        "refusals": access.refusals(svc, actor, rec)} for rec in found.items]
+    first = int(q.get("first", "1")) if q.get("first", "1").isdigit() else 1
+    if found.prev_cursor is None:
+        first = 1
+    context["count"] = {
+        "first": first, "last": first + len(found.items) - 1,
+        "of": f"more than {matches - 1:,}" if matches >= access.COUNT_CAP else f"{matches:,}"}
+    for key, cursor, start in (("more", found.next_cursor, first + len(found.items)),
+                               ("prev", found.prev_cursor, max(1, first - PAGE_SIZE))):
+        if cursor is not None:
+            context[key] = "/recordings?" + urlencode(
+                {**asked, "cursor": cursor, "first": start})
+    return _remember(request, _render("recordings.html", request, context), asked)
+
+
+def _remember(request: web.Request, response: web.Response,
+              asked: dict[str, str]) -> web.Response:
+    # Kept for the browser session only; an empty search forgets it.
+    if asked:
+        response.set_cookie(LAST_SEARCH_COOKIE, f"{_search_tag(request)}:{urlencode(asked)}",
+                            httponly=True, samesite="Strict", path="/recordings",
+                            secure=scheme(request) == "https")
+    elif LAST_SEARCH_COOKIE in request.cookies:
+        response.del_cookie(LAST_SEARCH_COOKIE, path="/recordings")
+    return response
 
 
 async def recording(request: web.Request) -> web.Response:
@@ -280,13 +353,13 @@ async def subject_lookup(request: web.Request) -> web.StreamResponse:
 async def subject(request: web.Request) -> web.Response:
     svc, actor = services(request), _actor(request)
     customer_id = fields.customer_id(request.match_info["customer_id"])
-    found, more = await access.search(svc, actor, origin(request),
-                                      catalog.SearchFilter(customer_id=customer_id), None, 200)
+    found = await access.search(svc, actor, origin(request),
+                                recording_search.SearchFilter(customer_id=customer_id), None, 200)
     requests, _ = await subjects.list_requests(svc, False, None, 500, customer_id)
     now = svc.clock()
     return _render("subject.html", request, {
         "customer_id": customer_id, "quoted_id": quote(customer_id, safe=""),
-        "recordings": found, "more": more is not None,
+        "recordings": found.items, "more": found.next_cursor is not None,
         "requests": [subjects.request_json(r, now) | {"row": r} for r in requests],
     })
 

@@ -119,7 +119,7 @@ async def test_a_supervisor_finds_a_call_listens_and_seeks_to_a_minute(
     await page.get_by_label("From date (Europe/Helsinki)").fill("2026-11-23")
     await page.get_by_label("To date (Europe/Helsinki)").fill("2026-11-23")
     await page.get_by_role("button", name="Search").click()
-    await expect(page.get_by_text("1 recording on this page")).to_be_visible()
+    await expect(page.get_by_text("1\u20131 of 1, newest call first")).to_be_visible()
     row = page.get_by_role("row", name=re.compile("A-7"))
     await expect(row).to_contain_text("2026-11-23 16:05")  # 14:05 UTC in Helsinki
     await expect(row).to_contain_text("4:00")

@@ -16,7 +16,14 @@ from sqlalchemy import event
 
 from recordings_service.config import Config
 from recordings_service.services import open_services
-from storage import audit_archive, audit_log, catalog, retention_store, subject_store
+from storage import (
+    audit_archive,
+    audit_log,
+    catalog,
+    recording_search,
+    retention_store,
+    subject_store,
+)
 from storage.database import Conn, Database
 from tests import catalog_seed as seed
 from tests.conftest import FrozenClock
@@ -30,8 +37,11 @@ DAY_START = DAY.replace(hour=0, minute=0, second=0, microsecond=0)
 NEWEST = seed.started_of(0)
 
 
+_search = recording_search.search
+
+
 def _flt(**kw: Any) -> catalog.SearchFilter:
-    return catalog.SearchFilter(**kw)
+    return recording_search.SearchFilter(**kw)
 
 
 def _day(**kw: Any) -> catalog.SearchFilter:
@@ -42,28 +52,62 @@ def _day(**kw: Any) -> catalog.SearchFilter:
 Query = Callable[[Conn, str], Awaitable[object]]
 QUERIES: list[tuple[str, Query]] = [
     # The API's search and the console's lists (which add state = 'active').
-    ("newest calls", lambda c, _: catalog.search(c, _flt(), None, 51)),
-    ("console newest calls", lambda c, _: catalog.search(c, _flt(state="active"), None, 26)),
-    ("agent", lambda c, _: catalog.search(c, _flt(agent_id="A-007"), None, 51)),
-    ("agent + day", lambda c, _: catalog.search(c, _day(agent_id="A-007"), None, 51)),
+    ("newest calls", lambda c, _: _search(c, _flt(), None, 51)),
+    ("console newest calls", lambda c, _: _search(c, _flt(state="active"), None, 26)),
+    ("agent", lambda c, _: _search(c, _flt(agent_id="A-007"), None, 51)),
+    ("agent + day", lambda c, _: _search(c, _day(agent_id="A-007"), None, 51)),
     ("console agent + day",
-     lambda c, _: catalog.search(c, _day(agent_id="A-007", state="active"), None, 26)),
+     lambda c, _: _search(c, _day(agent_id="A-007", state="active"), None, 26)),
     ("agent, a deep page by cursor",
-     lambda c, _: catalog.search(c, _flt(agent_id="A-007"), (seed.started_of(9_007),
+     lambda c, _: _search(c, _flt(agent_id="A-007"), (seed.started_of(9_007),
                                                           "rec_seed0000009007"), 51)),
-    ("queue", lambda c, _: catalog.search(c, _flt(queue="queue-03"), None, 51)),
+    ("queue", lambda c, _: _search(c, _flt(queue="queue-03"), None, 51)),
     ("console queue + day",
-     lambda c, _: catalog.search(c, _day(queue="queue-03", state="active"), None, 26)),
-    ("customer", lambda c, _: catalog.search(c, _flt(customer_id="C-00000042"), None, 51)),
+     lambda c, _: _search(c, _day(queue="queue-03", state="active"), None, 26)),
+    ("customer", lambda c, _: _search(c, _flt(customer_id="C-00000042"), None, 51)),
     ("console customer",
-     lambda c, _: catalog.search(c, _flt(customer_id="C-00000042", state="active"), None, 26)),
-    ("call id", lambda c, _: catalog.search(c, _flt(call_id="call-0000000042"), None, 51)),
+     lambda c, _: _search(c, _flt(customer_id="C-00000042", state="active"), None, 26)),
+    ("call id", lambda c, _: _search(c, _flt(call_id="call-0000000042"), None, 51)),
+    # Sorts, both ways, and the way back from a page.
+    ("oldest calls first", lambda c, _: _search(
+        c, _flt(state="active"), None, 26, "started_at")),
+    ("console, the page before a deep one", lambda c, _: _search(
+        c, _flt(state="active"), (seed.started_of(9_007), "rec_seed0000009007"), 26,
+        "-started_at", True)),
+    ("longest calls first",
+     lambda c, _: _search(c, _flt(), None, 51, "-duration")),
+    ("shortest calls, a deep page", lambda c, _: _search(
+        c, _flt(), (300.0, "rec_seed0000009007"), 51, "duration")),
+    ("agent + day, longest first", lambda c, _: _search(
+        c, _day(agent_id="A-007", state="active"), None, 26, "-duration")),
+    # Ids by prefix, any case: the ids it stands for, then each id's own index.
+    ("agent by prefix (one agent)", lambda c, _: _search(
+        c, _flt(agent_id="a-007", prefix=True, state="active"), None, 26)),
+    ("agent by prefix (ten agents)", lambda c, _: _search(
+        c, _flt(agent_id="a-00", prefix=True, state="active"), None, 26)),
+    ("customer by prefix", lambda c, _: _search(
+        c, _flt(customer_id="c-0000004", prefix=True, state="active"), None, 26)),
+    ("call id by prefix", lambda c, _: _search(
+        c, _flt(call_id="CALL-000000004", prefix=True), None, 26)),
+    ("queue by prefix + day", lambda c, _: _search(
+        c, _day(queue="QUEUE-0", prefix=True), None, 26)),
+    ("phone number", lambda c, _: _search(
+        c, _flt(phone_number="+358400000042", state="active"), None, 26)),
+    ("kept for a purpose", lambda c, _: _search(
+        c, _flt(purpose="training", kept_at=NEWEST, state="active"), None, 26)),
+    ("outbound, 5 to 10 minutes, a day", lambda c, _: _search(
+        c, _day(direction="outbound", min_duration=300, max_duration=600), None, 26)),
+    # The console's "1-25 of N": stops at its cap.
+    ("count: everything active", lambda c, _: recording_search.count(
+        c, _flt(state="active"), 10_000)),
+    ("count: agents by prefix", lambda c, _: recording_search.count(
+        c, _flt(agent_id="a-00", prefix=True, state="active"), 10_000)),
     ("call id lookup", lambda c, _: catalog.get_by_call_id(c, "call-0000000042")),
-    ("one day", lambda c, _: catalog.search(c, _day(), None, 51)),
-    ("console one day", lambda c, _: catalog.search(c, _day(state="active"), None, 26)),
-    ("purged only", lambda c, _: catalog.search(c, _flt(state="purged"), None, 51)),
+    ("one day", lambda c, _: _search(c, _day(), None, 51)),
+    ("console one day", lambda c, _: _search(c, _day(state="active"), None, 26)),
+    ("purged only", lambda c, _: _search(c, _flt(state="purged"), None, 51)),
     ("a subject's recordings",
-     lambda c, _: catalog.search(c, _flt(subject_ref="0" * 64), None, 200)),
+     lambda c, _: _search(c, _flt(subject_ref="0" * 64), None, 200)),
     ("a customer's holdable recordings",
      lambda c, _: retention_store.recording_ids_of_customer(c, "C-00000042")),
     # Retention.

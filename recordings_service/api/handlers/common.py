@@ -99,6 +99,26 @@ def query_time(request: web.Request, name: str) -> datetime | None:
     return parse_time(value, name, "invalid_query")
 
 
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
+
+
+def query_seconds(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not _SECONDS.fullmatch(raw):
+        raise BadRequest("invalid_query", f"{name} must be a number of seconds")
+    return float(raw)
+
+
+def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``; the first when not given."""
+    value = request.query.get(name, choices[0])
+    if value not in choices:
+        raise BadRequest("invalid_query", f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
 def page_limit(request: web.Request) -> int:
     raw = request.query.get("limit", "50")
     # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.

@@ -16,6 +16,8 @@ from recordings_service.api.handlers.common import (
     json_response,
     page_limit,
     parse_json_object,
+    query_choice,
+    query_seconds,
     query_time,
     recording_for_caller,
     watched,
@@ -28,7 +30,7 @@ from recordings_service.errors import (
     ServiceError,
     Unavailable,
 )
-from storage.catalog import SearchFilter
+from storage.recording_search import DEFAULT_SORT, SORTS, SearchFilter
 
 CHUNK = 256 * 1024
 MAX_METADATA = 64 * 1024
@@ -221,11 +223,17 @@ async def list_recordings(request: web.Request) -> web.Response:
     state = q.get("state")
     if state is not None and state not in ("active", "purged"):
         raise BadRequest("invalid_query", "state must be active or purged")
+    sort = query_choice(request, "sort", (DEFAULT_SORT, *(s for s in SORTS if s != DEFAULT_SORT)))
     flt = SearchFilter(customer_id=q.get("customer_id"), call_id=q.get("call_id"),
                        agent_id=q.get("agent_id"), queue=q.get("queue"),
+                       phone_number=q.get("phone_number"), direction=q.get("direction"),
+                       purpose=q.get("purpose"),
+                       min_duration=query_seconds(request, "min_duration"),
+                       max_duration=query_seconds(request, "max_duration"),
                        started_after=query_time(request, "started_after"),
-                       started_before=query_time(request, "started_before"), state=state)
-    page, cursor = await access.search(svc, actor, origin(request), flt, q.get("cursor"),
-                                       page_limit(request))
-    return json_response({"items": [recording_for_caller(request, r) for r in page],
-                          "next_cursor": cursor})
+                       started_before=query_time(request, "started_before"), state=state,
+                       prefix=query_choice(request, "match", ("exact", "prefix")) == "prefix")
+    found = await access.search(svc, actor, origin(request), flt, q.get("cursor"),
+                                page_limit(request), sort)
+    return json_response({"items": [recording_for_caller(request, r) for r in found.items],
+                          "next_cursor": found.next_cursor, "prev_cursor": found.prev_cursor})
