@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 CHROMIUM = os.environ.get("RECORDINGS_TEST_CHROMIUM", "/usr/bin/chromium")
 # Screenshots of each main page, for a reviewer to look at (not committed).
@@ -40,6 +41,34 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+A11Y = Path(__file__).parent / "a11y"
+# The WCAG 2.1 A and AA rules, as an accessibility audit of a public-sector service asks.
+_AXE_RUN = """async () => (await axe.run(document, {runOnly: {type: "tag", values:
+    ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})).violations.map(
+    v => v.id + ": " + v.nodes.map(n => n.target.join(" ")).join(", "))"""
+
+
+def _axe_source() -> str:
+    """npm's axe-core, installed into tests/a11y on first use."""
+    script = A11Y / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        if shutil.which("npm") is None:
+            pytest.fail("npm is needed for axe-core (apt-get install npm)")
+        installed = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
+                                   cwd=A11Y, capture_output=True, text=True, timeout=600)
+        assert installed.returncode == 0, installed.stderr[-500:]
+    return script.read_text()
+
+
+async def axe_violations(page: Page) -> list[str]:
+    """What axe-core finds wrong on the page as it is now. Evaluated from the driver,
+    which the console's Content-Security-Policy does not bind (a page script could not)."""
+    if not await page.evaluate("() => typeof axe !== 'undefined'"):
+        await page.evaluate(_axe_source())
+    found: list[str] = await page.evaluate(_AXE_RUN)
+    return found
 
 
 def screenshot_path(name: str) -> str:

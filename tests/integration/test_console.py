@@ -336,3 +336,46 @@ async def test_an_auditor_reads_the_log_newest_first_by_call_and_takes_it_away_a
     response = await api.client.get("/audit.csv", params={"actor": "=HYPERLINK(1)"})
     rows = list(csv.reader(io.StringIO(await response.text())))
     assert [r[2] for r in rows[1:]] == ["'=HYPERLINK(1)"]
+
+
+async def test_a_supervisor_pages_sorted_results_both_ways_and_finds_ids_in_any_case(
+        api: Api) -> None:
+    ids = []
+    for i in range(30):
+        rec = await api.uploaded(wav_tone(0.1 + i / 100, frequency=200 + i),
+                                 call_id=f"CALL-{i:02d}", agent_id="A-12" if i % 2 else "A-1",
+                                 started_at=f"2026-11-{1 + i % 28:02d}T{8 + i // 28:02d}:00:00Z")
+        ids.append(rec["id"])
+    await signed_in(api, "sanna", ["supervisor"])
+    _, html = await page(api, "/recordings", params={"agent_id": "a-1"})
+    assert "1\u201325 of 30, newest call first" in html and "Previous page" not in html
+    nxt = re.search(r'href="([^"]+)" rel="next"', html)
+    assert nxt is not None
+    _, second = await page(api, nxt.group(1).replace("&amp;", "&"))
+    assert "26\u201330 of 30" in second and "Next page" not in second
+    prev = re.search(r'href="([^"]+)" rel="prev"', second)
+    assert prev is not None
+    _, back = await page(api, prev.group(1).replace("&amp;", "&"))
+    assert "1\u201325 of 30" in back
+    assert re.findall(r"<tr>\s*<td><a href=\"/recordings/(rec_[\w-]+)\"", back) == \
+        re.findall(r"<tr>\s*<td><a href=\"/recordings/(rec_[\w-]+)\"", html)
+    # Longest first; the case and the rest of an id do not matter.
+    _, longest = await page(api, "/recordings", params={"agent_id": "a-12",
+                                                        "sort": "-duration"})
+    assert "1\u201315 of 15, longest first" in longest
+    assert re.findall(r"<tr>\s*<td><a href=\"/recordings/(rec_[\w-]+)\"", longest) == \
+        [ids[i] for i in range(29, 0, -2)]
+    # The search is remembered for this sign-in: the plain page brings it back.
+    response = await api.client.get("/recordings", allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/recordings?agent_id=a-12&sort=-duration"
+    # Phone numbers are compliance's to search: the field is not there for a supervisor.
+    assert 'name="phone_number"' not in html
+    status, html = await page(api, "/recordings", params={"agent_id": "a", "min_minutes": "x"})
+    assert status == 400 and "Shortest must be a number of minutes." in html
+    # Signed in anew, the last person's search is not brought back.
+    await signed_in(api, "maija", ["compliance"])
+    response = await api.client.get("/recordings", allow_redirects=False)
+    assert response.status == 200
+    _, html = await page(api, "/recordings", params={"call_id": "call-0"})
+    assert "1\u201310 of 10" in html and 'name="phone_number"' in html

@@ -17,7 +17,11 @@ from playwright.async_api import Browser, BrowserContext, Page, Request, Respons
 
 from recordings_service import people
 from tests.audio import long_wav, wav_tone
-from tests.browser import chromium, screenshot_path  # noqa: F401 (a fixture)
+from tests.browser import (  # noqa: F401 (chromium is a fixture)
+    axe_violations,
+    chromium,
+    screenshot_path,
+)
 from tests.conftest import Api
 from tests.integration.helpers import generated
 
@@ -67,6 +71,13 @@ async def visit(api: Api, chromium: Browser) -> AsyncIterator[Visit]:  # noqa: F
     await context.close()
 
 
+async def looked_at(page: Page, name: str) -> None:
+    """A screenshot of the page for a reviewer, and axe-core's accessibility audit of it,
+    which must find nothing."""
+    await page.screenshot(path=screenshot_path(name), full_page=True)
+    assert await axe_violations(page) == [], name
+
+
 async def sign_in(api: Api, visit: Visit, name: str, roles: list[str]) -> None:
     """Creates the account, then signs in by keyboard alone from the start page."""
     await people.create_user(api.services.database, name, roles, PASSWORD, api.clock())
@@ -74,7 +85,7 @@ async def sign_in(api: Api, visit: Visit, name: str, roles: list[str]) -> None:
     await page.goto(visit.base + "/")
     await expect(page).to_have_url(re.compile(r"/sign-in\?next=%2F$"))
     if name == "sanna":
-        await page.screenshot(path=screenshot_path("sign-in"))
+        await looked_at(page, "sign-in")
     await page.get_by_label("Account name").focus()
     await page.keyboard.type(name)
     await page.keyboard.press("Tab")
@@ -124,7 +135,7 @@ async def test_a_supervisor_finds_a_call_listens_and_seeks_to_a_minute(
     await expect(row).to_contain_text("2026-11-23 16:05")  # 14:05 UTC in Helsinki
     await expect(row).to_contain_text("4:00")
     await expect(row).to_contain_text("training")
-    await page.screenshot(path=screenshot_path("recordings"), full_page=True)
+    await looked_at(page, "recordings")
     await row.get_by_role("link").click()
     await expect(page).to_have_url(visit.base + f"/recordings/{wanted['id']}")
 
@@ -148,7 +159,7 @@ async def test_a_supervisor_finds_a_call_listens_and_seeks_to_a_minute(
              if r and not r.startswith("bytes=0-")]
     assert seeks and all(status == 206 for _, status in seeks), visit.media
     await expect(page.get_by_label("Position")).not_to_have_value("0")
-    await page.screenshot(path=screenshot_path("recording"), full_page=True)
+    await looked_at(page, "recording")
 
     streamed = await api.audit(recording_id=wanted["id"], action="stream")
     assert streamed and {(e["actor"], e["purpose"]) for e in streamed} == {("sanna", "training")}
@@ -185,7 +196,7 @@ async def test_compliance_places_a_hold_sees_erasure_refused_and_releases_it(
     await hold.get_by_role("button", name="Place hold").click()
     holds = page.get_by_role("region", name="Legal holds")
     await expect(holds.get_by_role("row", name=re.compile("CASE-2026-17"))).to_be_visible()
-    await page.screenshot(path=screenshot_path("compliance"), full_page=True)
+    await looked_at(page, "compliance")
 
     # Erasing a held recording is refused, in words.
     await page.goto(visit.base + f"/recordings/{rec['id']}")
@@ -220,7 +231,7 @@ async def test_compliance_places_a_hold_sees_erasure_refused_and_releases_it(
     outcomes = page.get_by_role("table", name="Erasure, per recording")
     await expect(outcomes.get_by_role("row").filter(has_text="erased")).to_have_count(1)
     await expect(page.get_by_text("Completed", exact=True)).to_be_visible()
-    await page.screenshot(path=screenshot_path("subject"), full_page=True)
+    await looked_at(page, "subject")
     nothing_left_the_origin(visit)
 
 
@@ -236,7 +247,7 @@ async def test_an_auditor_sees_the_log_verified(api: Api, visit: Visit) -> None:
     await page.get_by_role("button", name="Verify now").click()
     await expect(page.get_by_role("status")).to_contain_text("Verified")
     await expect(page.get_by_label("Action")).to_have_value("upload")  # the filter stays
-    await page.screenshot(path=screenshot_path("audit"), full_page=True)
+    await looked_at(page, "audit")
     # Signing out ends the session: the console asks to sign in again.
     await page.get_by_role("button", name="Sign out").click()
     await expect(page).to_have_url(re.compile(r"/sign-in$"))
@@ -275,3 +286,65 @@ async def test_after_sign_in_a_browser_never_leaves_for_another_site(
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(re.compile(r"/audit\?x=1$"))
+
+
+async def test_the_accessibility_audit_finds_what_is_wrong(visit: Visit) -> None:
+    # The check every page passes, shown able to fail: an image with no text, an unlabelled
+    # field, grey on grey.
+    await visit.page.set_content(
+        '<html lang="en"><title>t</title><main><img src="data:,"><input>'
+        '<p style="color:#bbb;background:#ccc">faint</p></main></html>')
+    found = " ".join(await axe_violations(visit.page))
+    assert "image-alt" in found and "label" in found and "color-contrast" in found
+
+
+async def test_a_supervisor_sorts_pages_back_and_finds_an_agent_typed_in_lower_case(
+        api: Api, visit: Visit) -> None:
+    for i in range(30):
+        await api.uploaded(wav_tone(0.2 + i / 50, frequency=200 + i), call_id=f"call-{i}",
+                           agent_id="A-12" if i < 27 else "B-1",
+                           started_at=f"2026-11-{1 + i % 28:02d}T{8 + i // 28:02d}:00:00Z")
+    await sign_in(api, visit, "sanna", ["supervisor"])
+    page = visit.page
+    await page.get_by_label("Agent").fill("a-1")
+    await page.get_by_label("Order").select_option(label="Longest first")
+    await page.get_by_label("Agent").press("Enter")
+    await expect(page.get_by_text("1\u201325 of 27, longest first")).to_be_visible()
+    await expect(page.get_by_role("row").nth(1)).to_contain_text("A-12")
+    await looked_at(page, "recordings-sorted")
+    await page.get_by_role("link", name="Next page").click()
+    await expect(page.get_by_text("26\u201327 of 27, longest first")).to_be_visible()
+    await page.get_by_role("link", name="Previous page").click()
+    await expect(page.get_by_text("1\u201325 of 27, longest first")).to_be_visible()
+    # Away and back: the console remembers the last search.
+    await page.goto(visit.base + "/")
+    await expect(page.get_by_label("Agent")).to_have_value("a-1")
+    await expect(page.get_by_label("Order")).to_have_value("-duration")
+    await page.get_by_role("link", name="Clear").click()
+    await expect(page.get_by_text("1\u201325 of 30, newest call first")).to_be_visible()
+    nothing_left_the_origin(visit)
+
+
+async def test_an_auditor_reads_the_newest_entries_of_a_call_and_downloads_them(
+        api: Api, visit: Visit) -> None:
+    rec = await api.uploaded(wav_tone(1), call_id="call-77")
+    await api.audio(rec["id"], "training", "supervisor")
+    await api.uploaded(wav_tone(1, frequency=500), call_id="call-78")
+    await sign_in(api, visit, "aino", ["auditor"])
+    page = visit.page
+    await page.get_by_label("Call id").fill("call-77")
+    await page.get_by_label("Call id").press("Enter")
+    entries = page.get_by_role("region", name="Entries")
+    rows = entries.get_by_role("row")
+    await expect(rows.nth(1)).to_contain_text("stream")  # the newest first
+    await expect(rows.nth(2)).to_contain_text("upload")
+    await looked_at(page, "audit-by-call")
+    await page.get_by_role("link", name="show the oldest first").click()
+    await expect(rows.nth(1)).to_contain_text("upload")
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Download this view as CSV").click()
+    saved = await (await download.value).path()
+    text = saved.read_text()
+    assert text.startswith("seq,at,actor") and rec["id"] in text and "call-78" not in text
+    exported = await api.audit(action="audit_export")
+    assert [e["actor"] for e in exported] == ["aino"]
