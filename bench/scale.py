@@ -152,6 +152,12 @@ async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]
             f"/recordings?agent_id=A-007&from={day}&to={day}"))
         figures["console search by customer"] = await median_ms(await console(
             "/recordings?customer_id=C-00000042"))
+        figures["console search agent prefix, 10 agents"] = await median_ms(await console(
+            "/recordings?agent_id=a-00"))
+        figures["console longest calls first"] = await median_ms(await console(
+            "/recordings?sort=-duration"))
+        figures["console agent prefix + day, longest first"] = await median_ms(await console(
+            f"/recordings?agent_id=a-00&from={day}&to={day}&sort=-duration"))
         figures["console compliance page"] = await median_ms(await console("/compliance"),
                                                              rounds=7)
 
@@ -277,6 +283,8 @@ RATIO_TARGETS = {
     "API search by customer": 1.5, "API GET one recording": 1.5,
     "console recordings list": 1.5, "console search agent + day": 1.5,
     "console search by customer": 1.5, "console compliance page": 1.5,
+    "console search agent prefix, 10 agents": 1.5, "console longest calls first": 1.5,
+    "console agent prefix + day, longest first": 1.5,
     "purge dry run": 1.5, "purge, nothing due": 1.5, "serve start (s)": 1.5,
     "audit verify after 1,000 new entries": 1.5,
 }

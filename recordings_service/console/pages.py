@@ -231,14 +231,14 @@ async def recordings(request: web.Request) -> web.StreamResponse:
     context: dict[str, Any] = {
         "form": form, "rows": [], "prev": None, "more": None, "count": None, "error": None,
         "sorts": _SORT_WORDS, "purposes": sorted(svc.config.purposes),
-        "phone": "compliance" in actor.roles}
+        "compliance": "compliance" in actor.roles}
     asked = {k: v for k, v in form.items() if v and not (k == "sort" and v == "-started_at")}
     try:
         flt = recording_search.SearchFilter(
             agent_id=form["agent_id"] or None, queue=form["queue"] or None,
             customer_id=form["customer_id"] or None, call_id=form["call_id"] or None,
             prefix=True,
-            phone_number=(form["phone_number"] or None) if context["phone"] else None,
+            phone_number=(form["phone_number"] or None) if context["compliance"] else None,
             direction=form["direction"] or None, purpose=form["purpose"] or None,
             min_duration=_minutes(form["min_minutes"], "shortest"),
             max_duration=_minutes(form["max_minutes"], "longest"),
@@ -316,7 +316,8 @@ async def compliance(request: web.Request) -> web.Response:
     per_day = await request.app[ACCESS_COUNTS].since(svc, since)
     return _render("compliance.html", request, {
         "holds": [h for h in held if h.released_at is None],
-        "released": [h for h in held if h.released_at is not None][-10:],
+        "released": sorted((h for h in held if h.released_at is not None),
+                           key=lambda h: h.released_at or h.placed_at, reverse=True)[:20],
         "register": register, "runs": runs, "next_purge": next_purge,
         "due_count": due_now,
         "due_now": f"at least {due_now:,}" if due_now >= COUNT_CAP else f"{due_now:,}",
@@ -341,6 +342,18 @@ async def purge_run(request: web.Request) -> web.Response:
         "skipped": [(calls.get(str(s["id"])) or s["id"], s["reason"])
                     for s in run["skipped"][:RUN_ROWS]],
     })
+
+
+async def legal_hold(request: web.Request) -> web.Response:
+    """One hold: its case, who placed it and why, whether and how it was released, and the
+    recordings it covers by call date (the first RUN_ROWS)."""
+    svc = services(request)
+    hold = await holds.get(svc, request.match_info["hold_id"])
+    calls = await subjects.recordings_by_id(svc, list(hold.recording_ids[:RUN_ROWS]))
+    covered = sorted(calls.values(), key=lambda r: r.started_at, reverse=True)
+    return _render("legal_hold.html", request, {
+        "hold": hold, "covered": covered, "rows": RUN_ROWS,
+        "missing": len(hold.recording_ids[:RUN_ROWS]) - len(covered)})
 
 
 async def subject_lookup(request: web.Request) -> web.StreamResponse:

@@ -34,6 +34,7 @@ PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
     ("/subject-requests/{request_id}", pages.subject_request, _COMPLIANCE,
      "subject_request_read"),
     ("/purge-runs/{run_id}", pages.purge_run, _COMPLIANCE, "purge_run"),
+    ("/legal-holds/{hold_id}", pages.legal_hold, _COMPLIANCE, "legal_hold_read"),
     ("/audit", pages.audit, _AUDIT, "audit_read"),
     ("/audit.csv", pages.audit_csv, _AUDIT, "audit_export"),
 )

@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from recordings_service import people
 from recordings_service.auth import create_token
+from recordings_service.console.routes import PAGES
 from recordings_service.middlewares import CONTENT_SECURITY_POLICY
 from storage.schema import audit_entries
 from tests.audio import wav_tone
@@ -379,3 +380,17 @@ async def test_a_supervisor_pages_sorted_results_both_ways_and_finds_ids_in_any_
     assert response.status == 200
     _, html = await page(api, "/recordings", params={"call_id": "call-0"})
     assert "1\u201310 of 10" in html and 'name="phone_number"' in html
+
+
+async def test_every_console_page_refuses_every_role_it_does_not_name(api: Api) -> None:
+    everyone = ("ingest", "supervisor", "compliance", "auditor")
+    refused = []
+    for role in everyone:
+        api.client.session.cookie_jar.clear()
+        await signed_in(api, f"only-{role}", [role])
+        for path, _, roles, _ in PAGES:
+            if not roles or role in roles:
+                continue
+            status, _ = await page(api, re.sub(r"{\w+}", "x", path))
+            refused.append((role, path, status))
+    assert refused and all(status == 403 for _, _, status in refused), refused

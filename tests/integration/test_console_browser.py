@@ -194,6 +194,12 @@ async def test_compliance_places_a_hold_sees_erasure_refused_and_releases_it(
     await hold.get_by_label("Reason").fill("dispute over a refund")
     await hold.get_by_label("Recording ids").fill(rec["id"])
     await hold.get_by_role("button", name="Place hold").click()
+    # The hold's page: what it covers, by call.
+    await expect(page.get_by_role("heading", name="Legal hold CASE-2026-17")).to_be_visible()
+    covered = page.get_by_role("table", name="Newest call first")
+    await expect(covered.get_by_role("row")).to_have_count(2)
+    await looked_at(page, "legal-hold")
+    await page.get_by_role("link", name="Compliance").click()
     holds = page.get_by_role("region", name="Legal holds")
     await expect(holds.get_by_role("row", name=re.compile("CASE-2026-17"))).to_be_visible()
     await looked_at(page, "compliance")
@@ -204,7 +210,7 @@ async def test_compliance_places_a_hold_sees_erasure_refused_and_releases_it(
     erase = page.get_by_role("form", name="Erase")
     await erase.get_by_label("Reason for erasing").fill("customer asked")
     await erase.get_by_role("button", name="Erase now").click()
-    await expect(erase.get_by_role("alert")).to_contain_text("legal hold")
+    await expect(erase.get_by_role("alert")).to_contain_text("legal hold: CASE-2026-17")
     status, body = await api.call("GET", f"/v1/recordings/{rec['id']}")
     assert status == 200 and body["state"] == "active"
 
@@ -212,6 +218,10 @@ async def test_compliance_places_a_hold_sees_erasure_refused_and_releases_it(
     await page.get_by_label("Reason for releasing CASE-2026-17").fill("settled")
     await page.get_by_role("button", name="Release CASE-2026-17").click()
     await expect(page.get_by_text("No legal hold is in force.")).to_be_visible()
+    released = page.get_by_role("table", name=re.compile("released"))
+    await expect(released.get_by_role("row", name=re.compile("CASE-2026-17"))).to_contain_text(
+        "maija")
+    await expect(released).to_contain_text("settled")
     status, body = await api.call("GET", f"/v1/recordings/{rec['id']}")
     assert body["legal_holds"] == []
 
@@ -232,6 +242,47 @@ async def test_compliance_places_a_hold_sees_erasure_refused_and_releases_it(
     await expect(outcomes.get_by_role("row").filter(has_text="erased")).to_have_count(1)
     await expect(page.get_by_text("Completed", exact=True)).to_be_visible()
     await looked_at(page, "subject")
+    nothing_left_the_origin(visit)
+
+
+async def test_compliance_holds_a_selection_of_search_results_and_one_recording(
+        api: Api, visit: Visit) -> None:
+    recs = [await api.uploaded(wav_tone(1, frequency=300 + i), agent_id="A-3", call_id=f"h-{i}",
+                               started_at=f"2026-11-2{i}T10:00:00Z") for i in range(4)]
+    await sign_in(api, visit, "maija", ["compliance"])
+    page = visit.page
+    await page.get_by_label("Agent").fill("a-3")
+    await page.get_by_label("Agent").press("Enter")
+    await expect(page.get_by_text("1\u20134 of 4")).to_be_visible()
+    # Tick the two newest calls by keyboard.
+    await page.get_by_role("checkbox").first.focus()
+    await page.keyboard.press("Space")
+    await page.get_by_role("checkbox").nth(1).check()
+    selection = page.get_by_role("form", name="Place a legal hold on the selected calls")
+    await selection.get_by_label("Case reference").fill("LIT-9")
+    await selection.get_by_label("Reason").fill("claim by the customer")
+    await looked_at(page, "recordings-selected")
+    await selection.get_by_role("button", name="Place hold on the selected").click()
+    await expect(page.get_by_role("heading", name="Legal hold LIT-9")).to_be_visible()
+    covered = page.get_by_role("table", name="Newest call first")
+    await expect(covered.get_by_role("row")).to_have_count(3)
+    status, hold = await api.call("GET", "/v1/legal-holds")
+    assert status == 200
+    assert set(hold["items"][0]["recording_ids"]) == {recs[3]["id"], recs[2]["id"]}
+
+    # One more from a recording's own page; the recording links to its holds.
+    await page.goto(visit.base + f"/recordings/{recs[0]['id']}")
+    one = page.get_by_role("form", name="Place a legal hold on this recording")
+    await one.get_by_label("Case reference of a legal hold").fill("LIT-10")
+    await one.get_by_label("Reason for the hold").fill("regulator's inquiry")
+    await one.get_by_role("button", name="Place legal hold").click()
+    await expect(page.get_by_role("heading", name="Legal hold LIT-10")).to_be_visible()
+    await page.get_by_role("link", name=re.compile("2026-11-20")).click()
+    await page.get_by_role("link", name="LIT-10").click()
+    await page.get_by_label("Reason for releasing LIT-10").fill("inquiry closed")
+    await page.get_by_role("button", name="Release LIT-10").click()
+    await expect(page.get_by_text(re.compile("Released .* by maija: inquiry closed"))
+                 ).to_be_visible()
     nothing_left_the_origin(visit)
 
 

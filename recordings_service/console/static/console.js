@@ -36,6 +36,11 @@ function say(form, text) {
 function formBody(form) {
   const body = {};
   for (const field of form.elements) {
+    if (field.type === "checkbox") {
+      // Checkboxes anywhere on the page (form="…") add their value to a list.
+      if (field.checked) body[field.name] = [...(body[field.name] || []), field.value];
+      continue;
+    }
     if (!field.name || field.value.trim() === "") continue;
     body[field.name] = field.hasAttribute("data-list")
       ? field.value.split(/[\s,]+/).filter(Boolean) : field.value.trim();
@@ -68,6 +73,12 @@ for (const form of document.querySelectorAll("form[data-method]")) {
     const response = await api(form.dataset.method, path, body);
     if (!response.ok) { say(form, await problemText(response)); return; }
     if (form.dataset.then === "download") return download(response);
+    if (form.dataset.then === "hold") {
+      // The hold's own page lists what it covers.
+      const hold = await response.json();
+      location.href = "/legal-holds/" + encodeURIComponent(hold.id);
+      return;
+    }
     if (form.dataset.then === "request") {
       // What became of each recording stays on the request's own page.
       const answer = await response.json();
