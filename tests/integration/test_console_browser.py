@@ -399,3 +399,34 @@ async def test_an_auditor_reads_the_newest_entries_of_a_call_and_downloads_them(
     assert text.startswith("seq,at,actor") and rec["id"] in text and "call-78" not in text
     exported = await api.audit(action="audit_export")
     assert [e["actor"] for e in exported] == ["aino"]
+
+
+async def test_every_page_reads_on_a_phone_without_sideways_scrolling(
+        api: Api, visit: Visit) -> None:
+    rec = await api.uploaded(wav_tone(2), call_id="call-with-a-rather-long-identifier-0001",
+                             agent_id="A-7", queue="billing-and-invoicing-enquiries",
+                             customer_id="cust-4", purposes=["training", "legal_protection"])
+    await api.audio(rec["id"], "training", "supervisor")
+    _, hold = await api.call("POST", "/v1/legal-holds", {
+        "case_reference": "LIT-2026-000123", "reason": "a claim", "recording_ids": [rec["id"]]})
+    _, run = await api.call("POST", "/v1/purge-runs", {"dry_run": True})
+    _, request = await api.call("POST", "/v1/subject-requests", {
+        "type": "access", "customer_id": "cust-4", "request_reference": "DSR-2026-0042"})
+    await sign_in(api, visit, "maija", ["compliance"])
+    page = visit.page
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/recordings?agent_id=a", f"/recordings/{rec['id']}", "/compliance",
+                 f"/legal-holds/{hold['id']}", "/subjects/cust-4",
+                 f"/subject-requests/{request['id']}", f"/purge-runs/{run['run_id']}",
+                 "/audit"):
+        await page.goto(visit.base + path)
+        await expect(page.get_by_role("heading", level=1)).to_be_visible()
+        sideways = await page.evaluate(
+            "() => document.documentElement.scrollWidth - window.innerWidth")
+        assert sideways <= 0, f"{path} scrolls {sideways} px sideways at 390 px"
+        name = "phone" + re.sub(r"[^a-z]+", "-", path.split("?")[0])
+        await looked_at(page, name.rstrip("-"))
+    # Still a table to a screen reader, with each cell's column named on the page.
+    rows = page.get_by_role("region", name="Entries").get_by_role("row")
+    await expect(rows.first).to_be_visible()
+    nothing_left_the_origin(visit)

@@ -137,3 +137,20 @@ if (listen) {
   });
   player.addEventListener("error", () => say(listen, "the audio could not be played; the link may have expired"));
 }
+
+// Each cell names its column, for the narrow layout (console.css) where rows are cards;
+// the roles keep the table a table for screen readers when CSS displays it as blocks.
+for (const table of document.querySelectorAll("main table")) {
+  const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  table.setAttribute("role", "table");
+  for (const th of table.querySelectorAll("thead th")) th.setAttribute("role", "columnheader");
+  for (const group of table.querySelectorAll("thead, tbody")) group.setAttribute("role", "rowgroup");
+  for (const row of table.querySelectorAll("tr")) {
+    row.setAttribute("role", "row");
+    [...row.children].forEach((cell, i) => {
+      if (cell.tagName !== "TD") return;
+      cell.setAttribute("role", "cell");
+      if (names[i] && !cell.hasAttribute("colspan")) cell.dataset.label = names[i];
+    });
+  }
+}
