@@ -186,6 +186,15 @@ async def record_failure(services: Services, actor: Actor, origin: Origin, actio
         reason=type(error).__name__, detail=detail))
 
 
+async def record_cut(services: Services, actor: Actor, origin: Origin,
+                     rec: catalog.Recording, purpose: str, start: int, end: int,
+                     sent: int) -> None:
+    """A stream the client left before its end: the bytes it was sent of the range."""
+    await auditing.record(services, auditing.event(
+        actor, origin, "stream_cut", "allowed", recording_id=rec.id, purpose=purpose,
+        detail={"requested": [start, end], "served": [start, start + sent - 1] if sent else None}))
+
+
 @asynccontextmanager
 async def open_reader(services: Services, rec: catalog.Recording,
                       ) -> AsyncIterator[DecryptingReader]:

@@ -49,7 +49,7 @@ ACTIONS = tuple(sorted((
     "objection", "password_reset", "playback_link", "purge", "purge_run", "rectify",
     "request", "restore", "restriction", "restriction_lifted", "restriction_placed",
     "retention_recomputed", "root_key_exported", "root_key_rotation", "search", "sign_in",
-    "sign_in_lockout", "sign_out", "stream", "subject_read", "subject_request_read",
+    "sign_in_lockout", "sign_out", "stream", "stream_cut", "subject_read", "subject_request_read",
     "subject_request_registered", "token_created", "token_revoked", "upload", "user_created",
     "user_disabled", "view_metadata", "view_policies", "whoAmI", "signOut",
     "withdraw_purpose")))

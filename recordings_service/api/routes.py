@@ -155,6 +155,9 @@ ROUTES: tuple[Route, ...] = (
           _ALL, (200, 401), action="view_policies"),
     Route("GET", "/v1/audit", audit.list_audit, "listAudit", "Audit log entries (paginated)",
           _AUDIT, (200, 400, 401, 403), action="audit_read"),
+    Route("GET", "/v1/recordings/{recording_id}/listenings", audit.list_listenings,
+          "listListenings", "Who heard this call: each listening with the part of the call "
+          "it was sent", _AUDIT, (200, 401, 403, 404), action="audit_read"),
     Route("GET", "/v1/audit/verify", audit.verify_audit, "verifyAudit",
           "Verify the hash chain and signed checkpoints", _AUDIT, (200, 400, 401, 403),
           action="audit_verify"),

@@ -15,7 +15,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiohttp_jinja2
 from aiohttp import web
 
-from recordings_service import access, audit_reading, fields, holds, retention, subjects
+from recordings_service import (
+    access,
+    audit_reading,
+    fields,
+    holds,
+    listenings,
+    retention,
+    subjects,
+)
 from recordings_service.api.problems import Problem
 from recordings_service.appkeys import ACTOR, SESSION, origin, services
 from recordings_service.auth import Actor
@@ -354,6 +362,16 @@ async def legal_hold(request: web.Request) -> web.Response:
     return _render("legal_hold.html", request, {
         "hold": hold, "covered": covered, "rows": RUN_ROWS,
         "missing": len(hold.recording_ids[:RUN_ROWS]) - len(covered)})
+
+
+async def who_heard(request: web.Request) -> web.Response:
+    """Each listening of a call: who, for what, when, and which parts they were sent."""
+    rec, found = await listenings.of_recording(services(request), _actor(request),
+                                               origin(request), request.match_info["recording_id"])
+    rows = [{"listening": x, "spans": listenings.as_seconds(rec, x)} for x in found]
+    return _render("listenings.html", request, {
+        "rec": rec, "rows": rows, "entries": listenings.ENTRIES,
+        "seconds": lambda value: _local_seconds(value, zone_of(request))})
 
 
 async def subject_lookup(request: web.Request) -> web.StreamResponse:

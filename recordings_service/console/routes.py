@@ -28,6 +28,7 @@ PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
     ("/sign-in", pages.sign_in, _PUBLIC, "sign_in"),
     ("/recordings", pages.recordings, _READERS, "search"),
     ("/recordings/{recording_id}", pages.recording, _READERS, "view_metadata"),
+    ("/recordings/{recording_id}/listenings", pages.who_heard, _AUDIT, "audit_read"),
     ("/compliance", pages.compliance, _COMPLIANCE, "legal_hold_read"),
     ("/subjects", pages.subject_lookup, _COMPLIANCE, "subject_read"),
     ("/subjects/{customer_id}", pages.subject, _COMPLIANCE, "subject_read"),

@@ -394,3 +394,17 @@ async def test_every_console_page_refuses_every_role_it_does_not_name(api: Api) 
             status, _ = await page(api, re.sub(r"{\w+}", "x", path))
             refused.append((role, path, status))
     assert refused and all(status == 403 for _, _, status in refused), refused
+
+
+async def test_an_auditor_sees_who_heard_a_call_and_which_parts(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(10), call_id="call-heard")
+    size = rec["size_bytes"]
+    await api.audio(rec["id"], "training", "supervisor", headers={"Range": f"bytes=0-{size // 2}"})
+    await signed_in(api, "aino", ["auditor"])
+    status, html = await page(api, f"/recordings/{rec['id']}/listenings")
+    assert status == 200
+    row = re.search(r"<tr><td><a [^>]*>supervisor</a></td><td>training</td>.*?</tr>", html, re.S)
+    assert row is not None
+    assert "0:05 of 0:10" in row.group(0) and "0:00\u20130:05" in row.group(0)
+    _, audit = await page(api, "/audit", params={"recording_id": rec["id"]})
+    assert f'href="/recordings/{rec["id"]}/listenings"' in audit

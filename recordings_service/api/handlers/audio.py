@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -37,15 +38,19 @@ async def _send_audited(request: web.Request, svc: Services, rec: Recording, act
         await access.record_failure(svc, actor, origin(request), "stream", rec, purpose,
                                     exc, detail)
 
+    async def cut(start: int, end: int, sent: int) -> None:
+        await access.record_cut(svc, actor, origin(request), rec, purpose, start, end, sent)
+
     try:
-        return await _send(request, svc, rec, failed)
+        return await _send(request, svc, rec, failed, cut)
     except StorageError as exc:  # before the first byte: answered as a 500 problem
         await failed(exc)
         raise
 
 
 async def _send(request: web.Request, svc: Services, rec: Recording,
-                failed: Callable[[StorageError], Awaitable[None]]) -> web.StreamResponse:
+                failed: Callable[[StorageError], Awaitable[None]],
+                cut: Callable[[int, int, int], Awaitable[None]]) -> web.StreamResponse:
     size = rec.size_bytes
     etag = f'"{rec.sha256}"'
     range_header = request.headers.get("Range")
@@ -71,13 +76,19 @@ async def _send(request: web.Request, svc: Services, rec: Recording,
         # The first piece is decrypted before the headers go out, so a failure there is a
         # plain 500; a failure later cuts the connection short of Content-Length.
         first = await anext(chunks, b"")
-        await response.prepare(request)
-        await response.write(first)
-        sent = len(first)
+        sent = 0
         try:
+            await response.prepare(request)
+            await response.write(first)
+            sent = len(first)
             async for chunk in chunks:
                 await response.write(chunk)
                 sent += len(chunk)
+        except (ConnectionError, asyncio.CancelledError):
+            # The listener went away (a player that seeks drops its request): the log says
+            # how much of the range was sent, so "who heard what" is not what was asked.
+            await asyncio.shield(cut(start, end, sent))
+            raise
         except StorageError as exc:
             svc.metrics.integrity_failures.inc()
             log.error("stored audio failed authentication mid-stream; connection cut",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from recordings_service import audit_reading
+from recordings_service import audit_reading, listenings
 from recordings_service.api.handlers.common import caller, json_response, page_limit, query_time
 from recordings_service.appkeys import origin, services
 from recordings_service.errors import BadRequest
@@ -30,6 +30,13 @@ async def list_audit(request: web.Request) -> web.Response:
         page_limit(request), archived=archived == "true", newest_first=order == "newest")
     return json_response({"items": page, "next_cursor": next_cursor,
                           "archived_entries": archived_entries})
+
+
+async def list_listenings(request: web.Request) -> web.Response:
+    rec, found = await listenings.of_recording(services(request), caller(request),
+                                               origin(request), request.match_info["recording_id"])
+    return json_response({"recording_id": rec.id, "duration_seconds": rec.duration_seconds,
+                          "items": [listenings.listening_json(rec, x) for x in found]})
 
 
 async def verify_audit(request: web.Request) -> web.Response:
