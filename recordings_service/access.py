@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from recordings_service import auditing, policy, sessions
+from recordings_service import auditing, policy, sessions, waveform
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor, actor_by_name
 from recordings_service.documents import rfc3339
@@ -184,6 +184,23 @@ async def record_failure(services: Services, actor: Actor, origin: Origin, actio
     await auditing.record(services, auditing.event(
         actor, origin, action, "error", recording_id=rec.id, purpose=purpose,
         reason=type(error).__name__, detail=detail))
+
+
+async def waveform_of(services: Services, actor: Actor, origin: Origin, recording_id: str,
+                      purpose: str | None, points: int) -> tuple[catalog.Recording, float,
+                                                                  list[int]]:
+    """The recording's waveform in at most ``points`` levels (0-255), and the seconds each
+    stands for: an access to the audio's shape, checked and audited as one to the audio."""
+    rec = await authorize_audio(services, actor, origin, "waveform", recording_id, purpose,
+                                {"points": points})
+    async with services.database.read() as conn:
+        sealed = await catalog.sealed_waveform(conn, rec.id)
+    if sealed is None or rec.wrapped_dek is None or rec.key_version is None:
+        raise NotFound("this recording has no waveform (its format is not decoded for one)")
+    dek = await services.keyring.unwrap_fresh(rec.wrapped_dek, rec.key_version, rec.id)
+    seconds, levels = waveform.open_sealed(dek, rec.id, sealed)
+    shown = waveform.resampled(levels, points)
+    return rec, seconds * len(levels) / max(1, len(shown)), shown
 
 
 async def record_cut(services: Services, actor: Actor, origin: Origin,

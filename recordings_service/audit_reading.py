@@ -51,7 +51,7 @@ ACTIONS = tuple(sorted((
     "retention_recomputed", "root_key_exported", "root_key_rotation", "search", "sign_in",
     "sign_in_lockout", "sign_out", "stream", "stream_cut", "subject_read", "subject_request_read",
     "subject_request_registered", "token_created", "token_revoked", "upload", "user_created",
-    "user_disabled", "view_metadata", "view_policies", "whoAmI", "signOut",
+    "user_disabled", "view_metadata", "waveform", "view_policies", "whoAmI", "signOut",
     "withdraw_purpose")))
 CSV_COLUMNS = ("seq", "at", "actor", "roles", "action", "recording_id", "purpose", "outcome",
                "reason", "client_ip", "request_id", "detail", "prev_hash", "hash")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from recordings_service import auditing, policy, worm
+from recordings_service import auditing, policy, waveform, worm
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.config import Purpose
@@ -128,6 +128,7 @@ class _Measure:
         self.size = 0
         self.hash = hashlib.sha256()
         self.sniffer = MediaSniffer()
+        self.peaks = waveform.PeakMeter()
 
     def feed(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -136,6 +137,7 @@ class _Measure:
                                   f"recordings are limited to {self.limit} bytes")
         self.hash.update(chunk)
         self.sniffer.feed(chunk)
+        self.peaks.feed(chunk)
 
     async def finish(self, expected_sha256: str | None) -> tuple[str, MediaInfo]:
         # Off the event loop: parsing is bounded (media.py) but not free, and other
@@ -146,6 +148,13 @@ class _Measure:
             raise Unprocessable("checksum_mismatch",
                                 "the audio's SHA-256 differs from the sha256 given")
         return digest, media
+
+
+def _sealed_waveform(peaks: waveform.PeakMeter, dek: bytes, recording_id: str) -> bytes | None:
+    levels = peaks.levels()
+    if not levels:
+        return None
+    return waveform.seal(dek, recording_id, levels, peaks.seconds_per_level)
 
 
 def _same_or_conflict(existing: catalog.Recording, digest: str) -> UploadResult:
@@ -217,8 +226,9 @@ async def upload(
             "subject_ref": services.subject_ref(meta.customer_id) if meta.customer_id else None,
         }
         purposes = [catalog.PurposeRow(s.purpose, s.legal_basis, s.expires_at) for s in states]
+        sealed = _sealed_waveform(measure.peaks, dek, recording_id)
         async def insert_row(conn: Conn) -> catalog.Recording | None:
-            inserted = await catalog.insert_recording(conn, values, purposes)
+            inserted = await catalog.insert_recording(conn, values, purposes, sealed)
             held = []
             if meta.customer_id is not None:
                 # A hold on the data subject covers recordings uploaded while it stands.

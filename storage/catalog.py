@@ -19,6 +19,7 @@ from storage.schema import (
     legal_hold_recordings,
     legal_holds,
     recording_purposes,
+    recording_waveforms,
     recordings,
     tokens,
 )
@@ -130,7 +131,8 @@ async def with_purposes(conn: Conn, rows: Sequence[Any]) -> list[Recording]:
 
 
 async def insert_recording(
-    conn: Conn, values: dict[str, Any], purposes: Iterable[PurposeRow]
+    conn: Conn, values: dict[str, Any], purposes: Iterable[PurposeRow],
+    sealed_waveform: bytes | None = None,
 ) -> Recording:
     """Inserts a recording with its purposes; returns it as ``get_recording`` would read it
     back before anything else (a legal hold) touches it."""
@@ -146,7 +148,15 @@ async def insert_recording(
         for p in ordered
     ]
     await conn.execute(_INSERT_PURPOSES, rows)
+    if sealed_waveform is not None:
+        await conn.execute(insert(recording_waveforms), {"recording_id": values["id"],
+                                                         "sealed": sealed_waveform})
     return Recording(**values, purposes=tuple(ordered))
+
+
+async def sealed_waveform(conn: Conn, recording_id: str) -> bytes | None:
+    return (await conn.execute(select(recording_waveforms.c.sealed).where(
+        recording_waveforms.c.recording_id == recording_id))).scalar()
 
 
 async def get_recording(conn: Conn, recording_id: str) -> Recording | None:

@@ -19,6 +19,7 @@ from storage.schema import (
     purge_runs,
     purpose_policies,
     recording_purposes,
+    recording_waveforms,
     recordings,
     retention_changes,
 )
@@ -184,6 +185,9 @@ async def mark_purging_and_destroy_keys(conn: Conn, recording_ids: list[str],
     await conn.execute(update(recordings).where(
         recordings.c.id.in_(recording_ids), recordings.c.state == "purging").values(
         wrapped_dek=None, key_version=None))
+    # Sealed under the destroyed key, so unreadable already; gone with it all the same.
+    await conn.execute(delete(recording_waveforms).where(
+        recording_waveforms.c.recording_id.in_(recording_ids)))
 
 
 @dataclass(frozen=True)

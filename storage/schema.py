@@ -115,6 +115,16 @@ recording_purposes = Table(
     Index("ix_recording_purposes_purpose_recording", "purpose", "recording_id"),
 )
 
+# A recording's waveform (recordings_service/waveform.py), sealed under a key derived from
+# its data key; deleted when that key is destroyed. Its own table, so searches and pages
+# never carry it.
+recording_waveforms = Table(
+    "recording_waveforms",
+    metadata,
+    Column("recording_id", String(32), ForeignKey("recordings.id"), primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
 tokens = Table(
     "tokens",
     metadata,

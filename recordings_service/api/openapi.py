@@ -138,6 +138,13 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", route.path)
     ]
+    if route.operation_id == "getWaveform":
+        params += [
+            {"name": "Access-Purpose", "in": "header", "schema": {"type": "string"}},
+            {"name": "purpose", "in": "query", "schema": {"type": "string"}},
+            {"name": "points", "in": "query",
+             "schema": {"type": "integer", "minimum": 10, "maximum": 5000}},
+        ]
     if route.operation_id in ("getAudio", "headAudio"):
         params += [
             {"name": "Access-Purpose", "in": "header", "schema": {"type": "string"},

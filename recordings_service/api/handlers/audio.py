@@ -13,6 +13,7 @@ from recordings_service.api.handlers.common import caller, json_body, json_respo
 from recordings_service.appkeys import SESSION, origin, services
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
+from recordings_service.errors import BadRequest
 from recordings_service.ranges import parse_range
 from recordings_service.services import Services
 from storage.catalog import Recording
@@ -112,6 +113,20 @@ async def get_audio(request: web.Request) -> web.StreamResponse:
                                        request.match_info["recording_id"], purpose, detail)
     assert purpose is not None  # authorized
     return await _send_audited(request, svc, rec, actor, purpose, detail)
+
+
+async def get_waveform(request: web.Request) -> web.Response:
+    svc = services(request)
+    raw = request.query.get("points", "1000")
+    if not raw.isascii() or not raw.isdigit() or not 10 <= int(raw) <= 5000:
+        raise BadRequest("invalid_query", "points must be an integer from 10 to 5000")
+    purpose = request.headers.get("Access-Purpose") or request.query.get("purpose")
+    rec, seconds, levels = await access.waveform_of(
+        svc, caller(request), origin(request), request.match_info["recording_id"], purpose,
+        int(raw))
+    return json_response({"recording_id": rec.id, "duration_seconds": rec.duration_seconds,
+                          "seconds_per_level": seconds, "levels": levels},
+                         headers={"Cache-Control": "no-store"})
 
 
 async def post_playback_link(request: web.Request) -> web.Response:
