@@ -247,12 +247,16 @@ def _sign(secret: bytes, payload: bytes) -> bytes:
 
 async def create_link(services: Services, actor: Actor, origin: Origin, recording_id: str,
                       purpose: str | None, session_id_hash: str | None = None,
-                      ) -> tuple[str, datetime]:
+                      renews: bool = False) -> tuple[str, datetime]:
     """A signed link; one made in a person's session lives no longer than that session
-    (sign-out, a password reset or disabling the account ends it)."""
+    (sign-out, a password reset or disabling the account ends it). ``renews``: a player
+    replacing its expired link to go on where it was (the log says so)."""
     expires_at = services.clock() + timedelta(seconds=services.config.link_ttl_seconds)
+    detail: dict[str, Any] = {"expires_at": rfc3339(expires_at)}
+    if renews:
+        detail["renewal"] = True
     await authorize_audio(services, actor, origin, "playback_link", recording_id, purpose,
-                          {"expires_at": rfc3339(expires_at)})
+                          detail)
     claims: dict[str, Any] = {"r": recording_id, "p": purpose, "a": actor.name,
                               "e": int(expires_at.timestamp())}
     if session_id_hash is not None:

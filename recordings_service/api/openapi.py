@@ -91,7 +91,9 @@ def _json_bodies(purposes: list[str]) -> dict[str, dict[str, Any]]:
     purpose = {"type": "string", "enum": purposes}
     return {
         "json": {"type": "object", "required": ["purpose"],
-                 "properties": {"purpose": purpose}},
+                 "properties": {"purpose": purpose, "renews": {
+                     "type": "boolean",
+                     "description": "replaces an expired link of the same listening"}}},
         "reason": {"type": "object", "required": ["reason"],
                    "properties": {"reason": _REASON, "request_reference": _REFERENCE}},
         # Changes that record a reason only (withdrawal, restriction, hold release).

@@ -145,7 +145,7 @@ async def test_a_supervisor_finds_a_call_listens_and_seeks_to_a_minute(
     assert options == ["training"]
     await expect(page.get_by_text("legal_protection: your roles may not access audio for "
                                   "legal_protection")).to_be_visible()
-    await page.get_by_role("button", name="Play").click()
+    await page.get_by_role("button", name="Listen").click()
     await until(page, "#player", "a => a.readyState >= 1")
     assert await page.eval_on_selector("#player", "a => Math.round(a.duration)") == 240
 
@@ -174,7 +174,7 @@ async def test_a_recording_the_reader_may_not_hear_says_why(api: Api, visit: Vis
     await expect(row).to_contain_text("your roles may not access audio for legal_protection")
     await page.goto(visit.base + f"/recordings/{kept['id']}")
     await expect(page.get_by_text("You cannot listen to this recording now")).to_be_visible()
-    await expect(page.get_by_role("button", name="Play")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Listen")).to_have_count(0)
     # The pages a supervisor has no role for are refused as a page, not offered in the menu.
     await expect(page.get_by_role("link", name="Audit")).to_have_count(0)
     await page.goto(visit.base + "/audit")
@@ -429,4 +429,59 @@ async def test_every_page_reads_on_a_phone_without_sideways_scrolling(
     # Still a table to a screen reader, with each cell's column named on the page.
     rows = page.get_by_role("table", name=re.compile("Listenings")).get_by_role("row")
     await expect(rows.filter(has_text="supervisor")).to_contain_text("training")
+    nothing_left_the_origin(visit)
+
+
+async def test_a_supervisor_listens_by_keyboard_over_the_waveform_past_an_expired_link(
+        api: Api, visit: Visit) -> None:
+    rec = await api.uploaded(long_wav(240), call_id="c-keys", agent_id="A-7",
+                             purposes=["training"])
+    await sign_in(api, visit, "sanna", ["supervisor"])
+    page = visit.page
+    await page.goto(visit.base + f"/recordings/{rec['id']}")
+    await expect(page.get_by_text("Space play or pause")).to_be_visible()  # keys on the page
+    await page.get_by_role("button", name="Listen").click()
+    await until(page, "#player", "a => a.readyState >= 1 && !a.paused")
+    waved = await api.audit(recording_id=rec["id"], action="waveform")
+    assert [(e["actor"], e["purpose"]) for e in waved] == [("sanna", "training")]
+    # The waveform is drawn: the canvas holds dark bars, not only its background.
+    painted = await page.eval_on_selector("#wave", """c => {
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
+    assert painted > 800 * 64 // 4
+
+    # Keys: pause, speed, and steps of 5 and 30 seconds.
+    await page.locator("h1").click()
+    await page.keyboard.press("Space")
+    await until(page, "#player", "a => a.paused")
+    await page.keyboard.press("]")
+    await page.keyboard.press("]")
+    await page.keyboard.press("[")
+    await expect(page.get_by_label("Speed")).to_have_value("1.25")
+    assert await page.eval_on_selector("#player", "a => a.playbackRate") == 1.25
+    start = await page.eval_on_selector("#player", "a => a.currentTime")
+    await page.keyboard.press("Shift+ArrowRight")
+    await page.keyboard.press("ArrowRight")
+    await page.keyboard.press("ArrowLeft")
+    await page.get_by_role("button", name="Ahead 10 s").click()
+    moved = await page.eval_on_selector("#player", "a => a.currentTime")
+    assert abs(moved - (start + 40)) < 0.5
+    # A click on the waveform goes there: three quarters in is 3:00.
+    box = await page.locator(".timeline").bounding_box()
+    assert box is not None
+    await page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
+    at = await page.eval_on_selector("#player", "a => a.currentTime")
+    assert abs(at - 180) < 3
+    await expect(page.get_by_label("Position")).to_have_attribute(
+        "aria-valuetext", re.compile(r"^3:0\d of 4:00$"))
+
+    # Paused longer than the link lives: playing goes on where it was, on a new link.
+    api.clock.advance(seconds=api.services.config.link_ttl_seconds + 1)
+    await page.keyboard.press("Shift+ArrowRight")  # 3:30, not buffered: the old link is asked
+    await page.keyboard.press("Space")
+    await until(page, "#player", "a => !a.paused && a.currentTime >= 209", seconds=20)
+    links = await api.audit(recording_id=rec["id"], action="playback_link")
+    assert [e["detail"].get("renewal", False) for e in links] == [False, True]
+    assert not [p for p in visit.problems if "could not be played" in p]
+    await looked_at(page, "player")
     nothing_left_the_origin(visit)

@@ -135,12 +135,16 @@ async def post_playback_link(request: web.Request) -> web.Response:
     body = await json_body(request)
     purpose = body.get("purpose")
     session = request.get(SESSION)
+    renews = body.get("renews", False)
+    if not isinstance(renews, bool):
+        raise BadRequest("invalid_json", "renews must be true or false")
     token, expires_at = await access.create_link(
         svc, actor, origin(request), request.match_info["recording_id"],
         purpose if isinstance(purpose, str) else None,
-        None if session is None else session.id_hash)
-    return json_response({"url": f"/v1/playback/{token}", "expires_at": rfc3339(expires_at)},
-                         status=201)
+        None if session is None else session.id_hash, renews)
+    # expires_in too: a browser's clock need not agree with ours.
+    return json_response({"url": f"/v1/playback/{token}", "expires_at": rfc3339(expires_at),
+                          "expires_in": svc.config.link_ttl_seconds}, status=201)
 
 
 async def get_playback(request: web.Request) -> web.StreamResponse:

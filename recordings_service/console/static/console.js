@@ -109,33 +109,131 @@ if (signOut) {
   });
 }
 
-// The player: a short-lived playback link for the chosen purpose; the browser's own
-// Range requests do the seeking.
+// The player: a short-lived playback link for the chosen purpose (the browser's own Range
+// requests do the seeking), one timeline drawn over the call's waveform, and keys. A link
+// that expires during a pause is replaced (audited as a renewal) and play goes on there.
 const listen = document.getElementById("listen");
 if (listen) {
   const player = document.getElementById("player");
   const seek = document.getElementById("seek");
   const position = document.getElementById("position");
+  const toggle = document.getElementById("toggle");
+  const speed = document.getElementById("speed");
+  const wave = document.getElementById("wave");
+  const controls = [seek, toggle, speed, document.getElementById("back"),
+                    document.getElementById("ahead")];
+  const recording = listen.dataset.recording;
+  const speeds = [...speed.options].map((o) => o.value);
   const clock = (s) => Math.floor(s / 60) + ":" + String(Math.floor(s % 60)).padStart(2, "0");
+  let link = null;  // {url, expires, purpose}
+  let levels = null;
+  let resumeAt = null;
+  let renewedAt = 0;
+
+  const draw = () => {
+    const context = wave.getContext("2d");
+    const width = wave.width, height = wave.height;
+    const length = Number(seek.max) || 1;
+    const played = Math.min(1, player.currentTime / length);
+    context.clearRect(0, 0, width, height);
+    const bars = levels || new Array(200).fill(24);
+    const step = width / bars.length;
+    bars.forEach((level, i) => {
+      const h = Math.max(2, (level / 255) * height);
+      context.fillStyle = (i + 0.5) / bars.length <= played ? "#1f4e79" : "#8c959f";
+      context.fillRect(i * step, (height - h) / 2, Math.max(1, step - 1), h);
+    });
+  };
+  const show = () => {
+    seek.value = player.currentTime;
+    position.textContent = clock(player.currentTime);
+    seek.setAttribute("aria-valuetext", clock(player.currentTime) + " of " + clock(Number(seek.max)));
+    draw();
+  };
+
+  async function newLink(purpose, renews) {
+    const response = await api("POST", "/v1/recordings/" + recording + "/playback-links",
+                               {purpose, renews});
+    if (!response.ok) { say(listen, await problemText(response)); return false; }
+    const answer = await response.json();
+    link = {url: answer.url, expires: Date.now() + answer.expires_in * 1000, purpose};
+    return true;
+  }
+  async function loadWaveform(purpose) {
+    const response = await fetch("/v1/recordings/" + recording + "/waveform?points=" + wave.width,
+                                 {headers: {"Access-Purpose": purpose}, credentials: "same-origin"});
+    levels = response.ok ? (await response.json()).levels : null;
+    draw();
+  }
+  // Goes on from ``at`` with a fresh link for the same purpose.
+  async function renew(at) {
+    if (!link || !(await newLink(link.purpose, true))) return;
+    renewedAt = Date.now();
+    resumeAt = at;
+    player.src = link.url;
+    player.play().catch(() => {});
+  }
+  async function play() {
+    if (link && Date.now() > link.expires - 2000) return renew(player.currentTime);
+    return player.play().catch(() => {});
+  }
+  const goTo = (t) => {
+    player.currentTime = Math.max(0, Math.min(Number(seek.max) || player.duration || 0, t));
+    show();
+  };
+  const setSpeed = (i) => {
+    speed.value = speeds[Math.max(0, Math.min(speeds.length - 1, i))];
+    player.playbackRate = Number(speed.value);
+  };
+
   listen.addEventListener("submit", async (event) => {
     event.preventDefault();
     say(listen, "");
-    const path = "/v1/recordings/" + listen.dataset.recording + "/playback-links";
-    const response = await api("POST", path, {purpose: listen.elements.purpose.value});
-    if (!response.ok) { say(listen, await problemText(response)); return; }
-    player.src = (await response.json()).url;
-    seek.disabled = false;
+    const purpose = listen.elements.purpose.value;
+    if (!(await newLink(purpose, false))) return;
+    player.src = link.url;
+    player.playbackRate = Number(speed.value);
+    controls.forEach((c) => { c.disabled = false; });
+    loadWaveform(purpose);
     player.play().catch(() => {});
   });
-  player.addEventListener("timeupdate", () => {
-    seek.value = Math.floor(player.currentTime);
-    position.textContent = clock(player.currentTime);
+  player.addEventListener("loadedmetadata", () => {
+    if (resumeAt !== null) { player.currentTime = resumeAt; resumeAt = null; }
+    player.playbackRate = Number(speed.value);
+    if (!Number(seek.max) && isFinite(player.duration)) seek.max = player.duration;
   });
-  seek.addEventListener("input", () => {
-    if (player.src) player.currentTime = Number(seek.value);
-    position.textContent = clock(Number(seek.value));
+  player.addEventListener("timeupdate", show);
+  player.addEventListener("play", () => { toggle.textContent = "Pause"; });
+  player.addEventListener("pause", () => { toggle.textContent = "Play"; });
+  player.addEventListener("error", () => {
+    // An expired link is answered 404 when the player asks for more: renew it and go on
+    // where it was; failing again at once means something else is wrong.
+    if (link && Date.now() - renewedAt > 5000) renew(resumeAt ?? player.currentTime);
+    else say(listen, "the audio could not be played");
   });
-  player.addEventListener("error", () => say(listen, "the audio could not be played; the link may have expired"));
+  toggle.addEventListener("click", () => (player.paused ? play() : player.pause()));
+  document.getElementById("back").addEventListener("click", () => goTo(player.currentTime - 10));
+  document.getElementById("ahead").addEventListener("click", () => goTo(player.currentTime + 10));
+  speed.addEventListener("change", () => { player.playbackRate = Number(speed.value); });
+  seek.addEventListener("input", () => goTo(Number(seek.value)));
+  draw();
+
+  document.addEventListener("keydown", (event) => {
+    if (!link || event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    const typing = target.matches("input:not([type=range]), select, textarea");
+    if (typing) return;
+    if (event.key === " " && target.tagName !== "BUTTON") {
+      event.preventDefault();
+      player.paused ? play() : player.pause();
+    } else if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+      event.preventDefault();
+      const by = (event.shiftKey ? 30 : 5) * (event.key === "ArrowLeft" ? -1 : 1);
+      goTo(player.currentTime + by);
+    } else if (event.key === "[" || event.key === "]") {
+      setSpeed(speeds.indexOf(speed.value) + (event.key === "]" ? 1 : -1));
+    }
+  });
 }
 
 // Each cell names its column, for the narrow layout (console.css) where rows are cards;
