@@ -260,7 +260,8 @@ async def recordings(request: web.Request) -> web.StreamResponse:
         return _remember(request, _render("recordings.html", request, context, 400), asked)
     context["rows"] = [{"rec": rec, "allowed": access.allowed_purposes(svc, actor, rec),
                         "refusals": access.refusals(svc, actor, rec)} for rec in found.items]
-    first = int(q.get("first", "1")) if q.get("first", "1").isdigit() else 1
+    # Where this page starts in the count, carried in the links (only for the caption).
+    first = int(q["first"]) if re.fullmatch(r"[1-9][0-9]{0,6}", q.get("first", "")) else 1
     if found.prev_cursor is None:
         first = 1
     context["count"] = {

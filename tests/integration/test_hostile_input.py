@@ -10,12 +10,19 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import strategies as st
 
 from recordings_service import auditing
 from recordings_service.routing import GUARDS
 from tests.audio import wav_tone
 from tests.conftest import Api
-from tests.integration.helpers import incomplete, recording_count, stored_blobs
+from tests.integration.helpers import (
+    generated,
+    incomplete,
+    recording_count,
+    stored_blobs,
+)
+from tests.integration.test_console import signed_in
 
 BOUNDARY = "b0undary"
 META = {"call_id": "call-h", "started_at": "2026-11-24T09:00:00Z", "purposes": ["training"]}
@@ -181,6 +188,13 @@ def _cursor(value: object) -> str:
     _cursor(["2026-11-24T09:00:00", "rec_x"]), _cursor(["2026-11-24T09:00:00Z", 5]),
     _cursor(["0001-01-01T00:00:00+14:00", "r"]), _cursor({"a": 1}), "%%%",
     base64.urlsafe_b64encode(b"[" * 3000).decode(),
+    # Search cursors: a wrong sort, a time that is not one, a flag that is not one,
+    # numbers JSON should not hold.
+    _cursor({"s": "duration", "v": "2026-11-24T09:00:00Z", "k": "r", "b": False}),
+    _cursor({"s": "-started_at", "v": 5, "k": "r", "b": False}),
+    _cursor({"s": "-started_at", "v": "2026-11-24T09:00:00Z", "k": "r", "b": "yes"}),
+    base64.urlsafe_b64encode(b'{"s": "-started_at", "v": NaN, "k": "r", "b": false}'
+                             ).decode().rstrip("="),
 ])
 async def test_forged_cursors_are_400(api: Api, cursor: str) -> None:
     for path, role in (("/v1/recordings", "compliance"), ("/v1/audit", "auditor")):
@@ -367,3 +381,19 @@ async def test_a_nul_in_any_path_or_query_is_a_400_never_a_500(api: Api) -> None
                 assert response.status == 400, (route.method, target, response.status)
     denied = [e for e in await api.audit() if e["reason"] == "invalid_request_target"]
     assert denied and "\x00" not in str(denied)
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                max_size=40)
+_SEARCH = st.dictionaries(st.sampled_from([
+    "agent_id", "queue", "customer_id", "call_id", "phone_number", "direction", "purpose",
+    "min_minutes", "max_minutes", "from", "to", "sort", "cursor", "first"]), _TEXT,
+    max_size=6)
+
+
+async def test_generated_console_searches_are_answered_never_crashed(api: Api) -> None:
+    await api.uploaded(wav_tone(0.2), call_id="gen-1", agent_id="A-1")
+    await signed_in(api, "maija", ["compliance"])
+    for params in generated(_SEARCH, 150):
+        response = await api.client.get("/recordings", params=params, allow_redirects=False)
+        assert response.status in (200, 400), (params, response.status)
