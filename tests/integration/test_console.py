@@ -408,3 +408,13 @@ async def test_an_auditor_sees_who_heard_a_call_and_which_parts(api: Api) -> Non
     assert "0:05 of 0:10" in row.group(0) and "0:00\u20130:05" in row.group(0)
     _, audit = await page(api, "/audit", params={"recording_id": rec["id"]})
     assert f'href="/recordings/{rec["id"]}/listenings"' in audit
+
+
+async def test_every_page_title_is_plain_words(api: Api) -> None:
+    rec = await api.uploaded(wav_tone(0.2), call_id="title-1", agent_id="A-1")
+    await signed_in(api, "maija", ["compliance", "auditor"])
+    for path in ("/recordings?agent_id=a", f"/recordings/{rec['id']}", "/compliance",
+                 "/audit", f"/recordings/{rec['id']}/listenings"):
+        _, html = await page(api, path)
+        title = re.search(r"<title>(.*?)</title>", html, re.S)
+        assert title is not None and "<" not in title.group(1), (path, title)
