@@ -68,8 +68,9 @@ def refusals(services: Services, actor: Actor, rec: catalog.Recording) -> dict[s
 
 
 SEARCHED_TEXT = ("customer_id", "call_id", "agent_id", "queue", "phone_number")
-# A search's count is exact to this, and "more than" past it.
-COUNT_CAP = 10_000
+# A search's count is exact to this, and "more than" past it: the count reads at most
+# this many index entries more than the page itself, on every page.
+COUNT_CAP = 1_000
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,7 @@ async def search(services: Services, actor: Actor, origin: Origin,
         items.reverse()
 
     def at(rec: catalog.Recording, back: bool) -> str:
-        return encode_search_cursor(sort, recording_search.sort_value(rec, sort), rec.id,
-                                    back)
+        return encode_search_cursor(sort, recording_search.position_of(rec, sort), back)
 
     # Paging back, more before it means a previous page; paging on, a cursor came from one.
     next_cursor = at(items[-1], False) if items and (backwards or more) else None
@@ -136,12 +136,12 @@ async def search(services: Services, actor: Actor, origin: Origin,
 
 async def count_matches(services: Services, actor: Actor,
                         flt: recording_search.SearchFilter) -> int:
-    """How many match, to COUNT_CAP (a page's "1-25 of about N"); part of the search
-    already audited, so not audited again."""
+    """How many match, to COUNT_CAP + 1 (more is shown as "more than COUNT_CAP"); part of
+    the search already audited, so not audited again."""
     flt = _check_search(services, actor, flt, recording_search.DEFAULT_SORT)
     try:
         async with services.database.read() as conn:
-            return await recording_search.count(conn, flt, COUNT_CAP)
+            return await recording_search.count(conn, flt, COUNT_CAP + 1)
     except recording_search.TooManyIds:
         return 0
 

@@ -8,7 +8,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from recordings_service.errors import BadRequest
 
@@ -36,33 +36,51 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
 
 
 
-def encode_search_cursor(sort: str, value: datetime | float, key: str,
-                         backwards: bool) -> str:
-    """A search position: its sort, the sort value and id there, and which way it pages."""
-    shown = value.isoformat() if isinstance(value, datetime) else value
-    raw = json.dumps({"s": sort, "v": shown, "k": key, "b": backwards}).encode()
+def encode_search_cursor(sort: str, position: tuple[Any, ...], backwards: bool) -> str:
+    """A search position: its sort, the keys there (the id last), and which way it pages."""
+    shown = [v.isoformat() if isinstance(v, datetime) else v for v in position]
+    raw = json.dumps({"s": sort, "p": shown, "b": backwards}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _time(value: Any) -> datetime:
+    at = datetime.fromisoformat(value)
+    if at.tzinfo is None:
+        raise ValueError
+    return at.astimezone(UTC)
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError
+    return value
+
+
+# Each sort's keys before the id, as a cursor holds them.
+_KEYS: dict[str, tuple[Callable[[Any], Any], ...]] = {
+    "started_at": (_time,), "duration": (_seconds,), "agent": (_text, _time)}
+
+
 def decode_search_cursor(cursor: str | None, sort: str,
-                         ) -> tuple[tuple[datetime | float, str] | None, bool]:
+                         ) -> tuple[tuple[Any, ...] | None, bool]:
     """(position, backwards); a cursor of another sort than the one asked is refused."""
     if not cursor:
         return None, False
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        value, key, backwards = raw["v"], raw["k"], raw["b"]
-        if raw["s"] != sort or not isinstance(key, str) or not isinstance(backwards, bool):
+        values, backwards = raw["p"], raw["b"]
+        readers = _KEYS[sort.lstrip("-")]
+        if raw["s"] != sort or not isinstance(backwards, bool) or not isinstance(values, list) \
+                or len(values) != len(readers) + 1:
             raise ValueError
-        if sort.endswith("started_at"):
-            at = datetime.fromisoformat(value)
-            if at.tzinfo is None:
-                raise ValueError
-            return (at.astimezone(UTC), key), backwards
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
-            raise ValueError
-        return (float(value), key), backwards
+        keys = tuple(read(v) for read, v in zip(readers, values, strict=False))
+        return (*keys, _text(values[-1])), backwards
     except (ValueError, TypeError, KeyError, RecursionError, OverflowError):
         raise BadRequest("invalid_cursor", "the cursor is not one this service gave "
                                            "for this sort") from None

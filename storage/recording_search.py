@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    tuple_,
     union_all,
 )
 
@@ -38,10 +39,12 @@ from storage.schema import recording_purposes, recordings
 
 # An id prefix may stand for this many distinct ids; more is a question to narrow.
 MATCHED_IDS = 20
-# (column, descending) of each sort; the id breaks ties in the same direction.
+# (keys, descending) of each sort; the id breaks ties in the same direction. By agent:
+# each agent's calls oldest first (the agent's index read forward), or all reversed.
 SORTS: dict[str, tuple[str, bool]] = {
     "-started_at": ("started_at", True), "started_at": ("started_at", False),
-    "-duration": ("duration", True), "duration": ("duration", False)}
+    "-duration": ("duration", True), "duration": ("duration", False),
+    "agent": ("agent", False), "-agent": ("agent", True)}
 DEFAULT_SORT = "-started_at"
 # The id columns a prefix can match, the most selective first: it leads the query.
 PREFIXED = ("call_id", "customer_id", "agent_id", "queue")
@@ -119,11 +122,25 @@ def duration_key(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.coalesce(column, literal_column("0.0"))
 
 
-def _sort_column(name: str) -> ColumnElement[Any]:
-    column, _ = SORTS[name]
-    # A recording whose duration could not be read sorts as 0 s (the index's expression).
-    return duration_key(recordings.c.duration_seconds) if column == "duration" \
-        else recordings.c.started_at
+def _sort_keys(sort: str, columns: Any) -> list[ColumnElement[Any]]:
+    """The sort's keys over ``columns`` (the table's, or a subquery's), the id last."""
+    kind, _ = SORTS[sort]
+    if kind == "duration":
+        # A recording whose duration could not be read sorts as 0 s (the index's expression).
+        return [duration_key(columns.duration_seconds), columns.id]
+    if kind == "agent":
+        return [columns.agent_id, columns.started_at, columns.id]
+    return [columns.started_at, columns.id]
+
+
+def _beyond(keys: list[ColumnElement[Any]], position: tuple[Any, ...],
+            descending: bool) -> ColumnElement[bool]:
+    if len(keys) == 2:
+        return (keyset.before if descending else keyset.after)(keys[0], keys[1], position)
+    # Three keys: a row value, on which SQLite and PostgreSQL both seek in the index. Alone:
+    # beside a bound on its first key, SQLite seeks on that bound and walks the rest.
+    return tuple_(*keys) < tuple_(*position) if descending else \
+        tuple_(*keys) > tuple_(*position)
 
 
 def _narrowed(conn: Conn, flt: SearchFilter, ids: dict[str, list[str]]) -> Select[Any]:
@@ -172,26 +189,29 @@ async def _prefix_ids(conn: Conn, flt: SearchFilter) -> dict[str, list[str]] | N
     return ids
 
 
-async def search(conn: Conn, flt: SearchFilter, position: tuple[Any, str] | None,
+async def search(conn: Conn, flt: SearchFilter, position: tuple[Any, ...] | None,
                  limit: int, sort: str = DEFAULT_SORT, backwards: bool = False,
                  ) -> list[Recording]:
-    """Up to ``limit`` recordings in ``sort`` order after ``position`` (its sort value and
-    id), or, ``backwards``, the ones just before it, nearest first."""
+    """Up to ``limit`` recordings in ``sort`` order after ``position`` (its keys, the id
+    last: ``position_of``), or, ``backwards``, the ones just before it, nearest first."""
     ids = await _prefix_ids(conn, flt)
     if ids is None:
         return []
-    column = _sort_column(sort)
     descending = SORTS[sort][1] != backwards
     c = recordings.c
+    keys = _sort_keys(sort, c)
+
+    def ordered(by: list[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
+        return [k.desc() for k in by] if descending else by
 
     def page(query: Select[Any]) -> Select[Any]:
         if position is not None:
-            query = query.where((keyset.before if descending else keyset.after)(
-                column, c.id, position))
-        order = (column.desc(), c.id.desc()) if descending else (column, c.id)
-        return query.order_by(*order).limit(limit)
+            query = query.where(_beyond(keys, position, descending))
+        return query.order_by(*ordered(keys)).limit(limit)
 
     query = _narrowed(conn, flt, ids)
+    if SORTS[sort][0] == "agent":
+        query = query.where(c.agent_id.is_not(None))  # tombstones keep no agent
     leading = next((name for name in PREFIXED if len(ids.get(name, ())) > 1), None)
     if leading is None:
         rows = (await conn.execute(page(query))).all()
@@ -200,10 +220,8 @@ async def search(conn: Conn, flt: SearchFilter, position: tuple[Any, str] | None
         key = id_key(conn, c[leading])
         parts = [select(page(query.where(key == k)).subquery()) for k in ids[leading]]
         merged = union_all(*parts).subquery()
-        mcol = merged.c.started_at if SORTS[sort][0] == "started_at" else \
-            duration_key(merged.c.duration_seconds)
-        order = (mcol.desc(), merged.c.id.desc()) if descending else (mcol, merged.c.id)
-        rows = (await conn.execute(select(merged).order_by(*order).limit(limit))).all()
+        rows = (await conn.execute(select(merged).order_by(
+            *ordered(_sort_keys(sort, merged.c))).limit(limit))).all()
     return await with_purposes(conn, rows)
 
 
@@ -223,6 +241,12 @@ async def count(conn: Conn, flt: SearchFilter, cap: int) -> int:
         select(func.count()).select_from(matched.subquery()))).scalar_one())
 
 
-def sort_value(rec: Recording, sort: str) -> Any:
-    return rec.started_at if SORTS[sort][0] == "started_at" else (rec.duration_seconds or 0.0)
+def position_of(rec: Recording, sort: str) -> tuple[Any, ...]:
+    """The recording's keys in ``sort`` order, the id last: a cursor's position."""
+    kind, _ = SORTS[sort]
+    if kind == "duration":
+        return (rec.duration_seconds or 0.0, rec.id)
+    if kind == "agent":
+        return (rec.agent_id, rec.started_at, rec.id)
+    return (rec.started_at, rec.id)
 

@@ -180,7 +180,7 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
              "by prefix, in any case", "schema": {"type": "string",
                                                   "enum": ["exact", "prefix"]}},
             {"name": "sort", "in": "query", "schema": {"type": "string", "enum": [
-                "-started_at", "started_at", "-duration", "duration"]}},
+                "-started_at", "started_at", "-duration", "duration", "agent", "-agent"]}},
             {"name": "direction", "in": "query",
              "schema": {"type": "string", "enum": ["inbound", "outbound"]}},
             {"name": "purpose", "in": "query", "description": "still kept for this purpose",

@@ -200,7 +200,8 @@ _ID_FIELDS = ("agent_id", "queue", "customer_id", "call_id")
 _SEARCH_FORM = (*_ID_FIELDS, "phone_number", "direction", "purpose", "min_minutes",
                 "max_minutes", "from", "to", "sort")
 _SORT_WORDS = {"-started_at": "Newest call first", "started_at": "Oldest call first",
-               "-duration": "Longest first", "duration": "Shortest first"}
+               "-duration": "Longest first", "duration": "Shortest first",
+               "agent": "By agent, A to Z", "-agent": "By agent, Z to A"}
 LAST_SEARCH_COOKIE = "rs_search"
 
 
@@ -266,7 +267,8 @@ async def recordings(request: web.Request) -> web.StreamResponse:
         first = 1
     context["count"] = {
         "first": first, "last": first + len(found.items) - 1,
-        "of": f"more than {matches - 1:,}" if matches >= access.COUNT_CAP else f"{matches:,}"}
+        "of": f"more than {access.COUNT_CAP:,}" if matches > access.COUNT_CAP
+        else f"{matches:,}"}
     for key, cursor, start in (("more", found.next_cursor, first + len(found.items)),
                                ("prev", found.prev_cursor, max(1, first - PAGE_SIZE))):
         if cursor is not None:

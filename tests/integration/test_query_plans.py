@@ -80,6 +80,14 @@ QUERIES: list[tuple[str, Query]] = [
         c, _flt(), (300.0, "rec_seed0000009007"), 51, "duration")),
     ("agent + day, longest first", lambda c, _: _search(
         c, _day(agent_id="A-007", state="active"), None, 26, "-duration")),
+    ("by agent", lambda c, _: _search(c, _flt(state="active"), None, 26, "agent")),
+    ("by agent, a deep page", lambda c, _: _search(
+        c, _flt(state="active"), ("A-007", seed.started_of(9_007), "rec_seed0000009007"), 26,
+        "agent")),
+    ("by agent, the page before", lambda c, _: _search(
+        c, _flt(state="active"), ("A-007", seed.started_of(9_007), "rec_seed0000009007"), 26,
+        "agent", True)),
+    ("by agent Z to A, a day", lambda c, _: _search(c, _day(), None, 51, "-agent")),
     # Ids by prefix, any case: the ids it stands for, then each id's own index.
     ("agent by prefix (one agent)", lambda c, _: _search(
         c, _flt(agent_id="a-007", prefix=True, state="active"), None, 26)),
@@ -99,9 +107,9 @@ QUERIES: list[tuple[str, Query]] = [
         c, _day(direction="outbound", min_duration=300, max_duration=600), None, 26)),
     # The console's "1-25 of N": stops at its cap.
     ("count: everything active", lambda c, _: recording_search.count(
-        c, _flt(state="active"), 10_000)),
+        c, _flt(state="active"), 1_001)),
     ("count: agents by prefix", lambda c, _: recording_search.count(
-        c, _flt(agent_id="a-00", prefix=True, state="active"), 10_000)),
+        c, _flt(agent_id="a-00", prefix=True, state="active"), 1_001)),
     ("call id lookup", lambda c, _: catalog.get_by_call_id(c, "call-0000000042")),
     ("one day", lambda c, _: _search(c, _day(), None, 51)),
     ("console one day", lambda c, _: _search(c, _day(state="active"), None, 26)),
@@ -233,3 +241,13 @@ async def test_counts_shown_to_people_stop_at_their_cap(config: Config,
             assert await catalog.count_falling_due(conn, ten_years, 500) == [500]
             exact = await catalog.count_falling_due(conn, ten_years, 10_000)
     assert exact == [2_000 - 2 - 2]  # less the tombstones and the two due now
+
+
+async def test_a_search_count_stops_past_its_cap(config: Config, clock: FrozenClock) -> None:
+    async with open_services(config, clock) as svc:
+        await seed.seed_recordings(svc.database, 3_000, clock())
+        async with svc.database.read() as conn:
+            everything = recording_search.SearchFilter(state="active")
+            assert await recording_search.count(conn, everything, 1_001) == 1_001
+            agents = recording_search.SearchFilter(agent_id="a-00", prefix=True, state="active")
+            assert await recording_search.count(conn, agents, 1_001) == 60  # 10 of 500 agents

@@ -95,7 +95,7 @@ async def test_ids_match_by_prefix_in_any_case_and_more_filters_narrow(api: Api)
     assert await _ids(api, purpose="training") == ["K-4", "k-2"]
     assert await _ids(api, phone_number="+358401234562") == ["k-3"]
     for bad in ({"direction": "sideways"}, {"min_duration": "-1"}, {"max_duration": "1e9"},
-                {"purpose": "gossip"}, {"match": "fuzzy"}, {"sort": "agent"}):
+                {"purpose": "gossip"}, {"match": "fuzzy"}, {"sort": "queue"}):
         response = await api.client.get("/v1/recordings", params=bad,
                                         headers=api.auth("compliance"))
         assert (response.status, (await response.json())["reason"]) == (400, "invalid_query")
@@ -125,11 +125,14 @@ async def test_sorts_page_forward_and_back_from_any_page(api: Api) -> None:
                            started_at=f"2026-11-2{i}T10:00:00Z")
     by_time = [f"s-{i}" for i in range(7)]
     by_length = [f"s-{i}" for i in sorted(range(7), key=lambda i: seconds[i])]
+    by_agent = [f"s-{i}" for i in (1, 3, 5, 0, 2, 4, 6)]  # A-1's calls, then A-2's
     for sort, expected, agent in (("-started_at", by_time[::-1], None),
                                   ("started_at", by_time, None),
                                   ("duration", by_length, None),
                                   ("-duration", by_length[::-1], None),
-                                  ("-duration", by_length[::-1], "a-")):
+                                  ("-duration", by_length[::-1], "a-"),
+                                  ("agent", by_agent, None), ("-agent", by_agent[::-1], None),
+                                  ("agent", by_agent, "a-")):
         params = {"sort": sort, "limit": "3"} | (
             {"agent_id": agent, "match": "prefix"} if agent else {})
         pages, cursor, prev = [], None, None
