@@ -38,20 +38,19 @@ def decode_cursor(cursor: str | None) -> int:
 
 
 OUTCOMES = ("allowed", "denied", "error")
-# The actions the service writes (docs/audit-format.md), offered as a list to filter by;
-# a refusal is written under the action the caller attempted, so the field stays free.
-# Every action an entry can carry (a test reads the source and the route tables to keep
-# this whole): the console offers them as the action filter's choices.
+# Every action an entry can carry (docs/audit-format.md; a test reads the source and the
+# route tables to keep this whole): the console offers them as the action filter's choices.
 ACTIONS = tuple(sorted((
     "add_purpose", "audit_archive", "audit_export", "audit_read", "audit_verify", "backup",
     "console", "erasure", "erasure_replayed", "export", "key_rewrap", "key_rotation",
     "keys_upgraded", "legal_hold_placed", "legal_hold_read", "legal_hold_released",
-    "objection", "password_reset", "playback_link", "purge", "purge_run", "rectify",
-    "request", "restore", "restriction", "restriction_lifted", "restriction_placed",
-    "retention_recomputed", "root_key_exported", "root_key_rotation", "search", "sign_in",
-    "sign_in_lockout", "sign_out", "stream", "stream_cut", "subject_read", "subject_request_read",
+    "moment_add", "moment_deleted", "moments_read", "objection", "password_reset",
+    "playback_link", "purge", "purge_run", "rectify", "request", "restore", "restriction",
+    "restriction_lifted", "restriction_placed", "retention_recomputed", "root_key_exported",
+    "root_key_rotation", "search", "sign_in", "sign_in_lockout", "sign_out", "signOut",
+    "stream", "stream_cut", "subject_read", "subject_request_read",
     "subject_request_registered", "token_created", "token_revoked", "upload", "user_created",
-    "user_disabled", "view_metadata", "waveform", "view_policies", "whoAmI", "signOut",
+    "user_disabled", "view_metadata", "view_policies", "waveform", "whoAmI",
     "withdraw_purpose")))
 CSV_COLUMNS = ("seq", "at", "actor", "roles", "action", "recording_id", "purpose", "outcome",
                "reason", "client_ip", "request_id", "detail", "prev_hash", "hash")

@@ -2,6 +2,7 @@
 
 Entries, in this order: ``summary.txt`` (plain language: what is kept, why, until when, who
 listened), ``manifest.json`` (every recording's JSON, tombstones included),
+``moments.jsonl`` (what people marked in those calls, with their notes),
 ``audio/<id>.<ext>`` (decrypted), ``access-log.jsonl`` (every audit entry about those
 recordings). zipfile writes into a small buffer that is drained to the client after each
 piece, so memory stays flat however many or however large the recordings are (only the
@@ -16,12 +17,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import IO, Any
 
-from recordings_service import access
+from recordings_service import access, moments
 from recordings_service.documents import recording_json
 from recordings_service.media import EXTENSIONS
 from recordings_service.services import Services
 from recordings_service.subjects import pages_of
-from storage import audit_log, catalog, subject_store
+from storage import audit_log, catalog, moment_store, subject_store
 
 Drain = Callable[[bytes], Awaitable[None]]
 
@@ -159,7 +160,8 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain) -> None
                 out.write("\n".join(_summary_lines(rec, now, accesses)).encode() + b"\n")
             await flush()
         out.write(b"The files: manifest.json lists every recording in full; audio/ holds "
-                  b"the recordings still kept; access-log.jsonl lists every recorded use.\n")
+                  b"the recordings still kept; moments.jsonl the moments people marked in "
+                  b"them, with their notes; access-log.jsonl lists every recorded use.\n")
     await flush()
 
     with open_entry("manifest.json") as out:
@@ -172,6 +174,16 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain) -> None
                 first = False
             await flush()
         out.write(b"\n]\n")
+    await flush()
+
+    with open_entry("moments.jsonl") as out:
+        # What people marked in the calls, with their notes: personal data about them too.
+        async for page in pages_of(services, customer_id):
+            async with services.database.read() as conn:
+                marked = await moment_store.moments_of(conn, [r.id for r in page])
+            for moment in marked:
+                out.write(json.dumps(moments.moment_json(moment)).encode() + b"\n")
+            await flush()
     await flush()
 
     async for page in pages_of(services, customer_id):

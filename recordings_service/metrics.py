@@ -55,6 +55,8 @@ class Metrics:
         self.integrity_failures = Counter(
             "recordings_blob_integrity_failures",
             "Stored blobs that failed authentication when read", registry=self.registry)
+        self.moments = Counter(
+            "recordings_moments_marked", "Moments marked in calls", registry=self.registry)
         self.job_runs = Counter(
             "recordings_job_runs", "Scheduled job runs by job and outcome",
             ["job", "outcome"], registry=self.registry)

@@ -16,6 +16,7 @@ from storage.schema import (
     kept_blobs,
     legal_hold_recordings,
     legal_holds,
+    moments,
     purge_runs,
     purpose_policies,
     recording_purposes,
@@ -188,6 +189,8 @@ async def mark_purging_and_destroy_keys(conn: Conn, recording_ids: list[str],
     # Sealed under the destroyed key, so unreadable already; gone with it all the same.
     await conn.execute(delete(recording_waveforms).where(
         recording_waveforms.c.recording_id.in_(recording_ids)))
+    # What people noted about the call goes with it.
+    await conn.execute(delete(moments).where(moments.c.recording_id.in_(recording_ids)))
 
 
 @dataclass(frozen=True)

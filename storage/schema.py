@@ -125,6 +125,22 @@ recording_waveforms = Table(
     Column("sealed", LargeBinary, nullable=False),
 )
 
+# Points or spans a person marked in a call, for a purpose; personal data about the call,
+# so they go with the recording (purge, erasure) and into the subject's export.
+moments = Table(
+    "moments",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("recording_id", String(32), ForeignKey("recordings.id"), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("author", String(NAME), nullable=False),
+    Column("at_seconds", Float, nullable=False),
+    Column("end_seconds", Float),
+    Column("note", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_moments_recording_at", "recording_id", "at_seconds", "id"),
+)
+
 tokens = Table(
     "tokens",
     metadata,

@@ -90,6 +90,11 @@ _NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": 255}
 def _json_bodies(purposes: list[str]) -> dict[str, dict[str, Any]]:
     purpose = {"type": "string", "enum": purposes}
     return {
+        "moment": {"type": "object", "required": ["purpose", "at_seconds", "note"],
+                   "properties": {
+                       "purpose": purpose, "at_seconds": {"type": "number", "minimum": 0},
+                       "end_seconds": {"type": ["number", "null"], "minimum": 0},
+                       "note": {"type": "string", "minLength": 1, "maxLength": 500}}},
         "json": {"type": "object", "required": ["purpose"],
                  "properties": {"purpose": purpose, "renews": {
                      "type": "boolean",

@@ -475,13 +475,53 @@ async def test_a_supervisor_listens_by_keyboard_over_the_waveform_past_an_expire
     await expect(page.get_by_label("Position")).to_have_attribute(
         "aria-valuetext", re.compile(r"^3:0\d of 4:00$"))
 
-    # Paused longer than the link lives: playing goes on where it was, on a new link.
-    api.clock.advance(seconds=api.services.config.link_ttl_seconds + 1)
-    await page.keyboard.press("Shift+ArrowRight")  # 3:30, not buffered: the old link is asked
+    # Paused longer than the link lives (on both clocks: the service's, and the browser's,
+    # which the player counts the link's life by): playing goes on where it was, on a new
+    # link, whatever the browser has buffered.
+    ttl = api.services.config.link_ttl_seconds
+    api.clock.advance(seconds=ttl + 1)
+    await page.clock.install()
+    await page.clock.fast_forward((ttl + 1) * 1000)
+    await page.keyboard.press("Shift+ArrowRight")  # 3:30
     await page.keyboard.press("Space")
     await until(page, "#player", "a => !a.paused && a.currentTime >= 209", seconds=20)
     links = await api.audit(recording_id=rec["id"], action="playback_link")
     assert [e["detail"].get("renewal", False) for e in links] == [False, True]
     assert not [p for p in visit.problems if "could not be played" in p]
     await looked_at(page, "player")
+    nothing_left_the_origin(visit)
+
+
+async def test_a_supervisor_marks_two_moments_and_goes_back_to_one(
+        api: Api, visit: Visit) -> None:
+    rec = await api.uploaded(long_wav(60), call_id="c-moments", purposes=["training"])
+    await sign_in(api, visit, "sanna", ["supervisor"])
+    page = visit.page
+    await page.goto(visit.base + f"/recordings/{rec['id']}")
+    await page.get_by_role("button", name="Listen").click()
+    await until(page, "#player", "a => a.readyState >= 1")
+    await page.get_by_role("button", name="Pause").click()
+    await page.eval_on_selector("#seek", "s => { s.value = 12; "
+                                "s.dispatchEvent(new Event('input', {bubbles: true})); }")
+    mark = page.get_by_role("form", name="Mark a moment")
+    await mark.get_by_label("Note for a moment here").fill("greets without the company name")
+    await mark.get_by_role("button", name="Mark moment").click()
+    await expect(page.get_by_role("button", name="Go to 0:12")).to_be_visible()
+    await page.eval_on_selector("#seek", "s => { s.value = 30; "
+                                "s.dispatchEvent(new Event('input', {bubbles: true})); }")
+    await mark.get_by_label("Note for a moment here").fill("promises a callback, never logged")
+    await mark.get_by_label("Until").fill("0:41")
+    await mark.get_by_label("Note for a moment here").press("Enter")
+    await expect(page.get_by_role("button", name="Go to 0:30\u20130:41")).to_be_visible()
+    await looked_at(page, "moments")
+    await page.get_by_role("button", name="Go to 0:12").click()
+    at = await page.eval_on_selector("#player", "a => a.currentTime")
+    assert 12 <= at < 14
+    await page.get_by_role("button", name="Remove the moment at 0:12").click()
+    await expect(page.get_by_role("button", name="Go to 0:12")).to_have_count(0)
+    status, _ = await api.call("GET", f"/v1/recordings/{rec['id']}/moments?purpose=training",
+                                  role="compliance")
+    assert status == 403  # compliance is not a training role
+    kept = await api.audit(recording_id=rec["id"], action="moment_add")
+    assert [e["actor"] for e in kept] == ["sanna", "sanna"]
     nothing_left_the_origin(visit)

@@ -129,13 +129,23 @@ if (listen) {
   let levels = null;
   let resumeAt = null;
   let renewedAt = 0;
+  let renewing = false;
+  let wantPlaying = false;  // what the listener asked for last: a renewal keeps to it
+  let intended = 0;  // where the listener is, or asked to go: a failed seek forgets it
 
+  let marks = [];  // the moments the reader may see, in order
   const draw = () => {
     const context = wave.getContext("2d");
     const width = wave.width, height = wave.height;
     const length = Number(seek.max) || 1;
     const played = Math.min(1, player.currentTime / length);
     context.clearRect(0, 0, width, height);
+    for (const m of marks) {  // spans shaded behind the bars, points as a line over them
+      if (m.end_seconds === null) continue;
+      context.fillStyle = "rgba(130, 80, 223, 0.18)";
+      context.fillRect(m.at_seconds / length * width, 0,
+                       (m.end_seconds - m.at_seconds) / length * width, height);
+    }
     const bars = levels || new Array(200).fill(24);
     const step = width / bars.length;
     bars.forEach((level, i) => {
@@ -143,8 +153,11 @@ if (listen) {
       context.fillStyle = (i + 0.5) / bars.length <= played ? "#1f4e79" : "#8c959f";
       context.fillRect(i * step, (height - h) / 2, Math.max(1, step - 1), h);
     });
+    context.fillStyle = "#8250df";
+    for (const m of marks) context.fillRect(m.at_seconds / length * width - 1, 0, 2, height);
   };
   const show = () => {
+    if (!player.seeking && resumeAt === null) intended = player.currentTime;
     seek.value = player.currentTime;
     position.textContent = clock(player.currentTime);
     seek.setAttribute("aria-valuetext", clock(player.currentTime) + " of " + clock(Number(seek.max)));
@@ -167,24 +180,83 @@ if (listen) {
   }
   // Goes on from ``at`` with a fresh link for the same purpose.
   async function renew(at) {
-    if (!link || !(await newLink(link.purpose, true))) return;
-    renewedAt = Date.now();
-    resumeAt = at;
-    player.src = link.url;
-    player.play().catch(() => {});
+    if (!link || renewing) return;
+    renewing = true;
+    try {
+      if (!(await newLink(link.purpose, true))) return;
+      renewedAt = Date.now();
+      resumeAt = at;
+      player.src = link.url;
+      if (wantPlaying) player.play().catch(() => {});
+    } finally {
+      renewing = false;
+    }
   }
   async function play() {
-    if (link && Date.now() > link.expires - 2000) return renew(player.currentTime);
+    wantPlaying = true;
+    if (link && Date.now() > link.expires - 2000) return renew(intended);
     return player.play().catch(() => {});
   }
+  const pause = () => { wantPlaying = false; player.pause(); };
   const goTo = (t) => {
-    player.currentTime = Math.max(0, Math.min(Number(seek.max) || player.duration || 0, t));
+    intended = Math.max(0, Math.min(Number(seek.max) || player.duration || 0, t));
+    player.currentTime = intended;
     show();
   };
   const setSpeed = (i) => {
     speed.value = speeds[Math.max(0, Math.min(speeds.length - 1, i))];
     player.playbackRate = Number(speed.value);
   };
+
+  // Moments: read and marked for the purpose of this listening; each one seeks there.
+  const box = document.getElementById("moments-box");
+  const list = document.getElementById("moments");
+  const mark = document.getElementById("mark");
+  const base = "/v1/recordings/" + recording + "/moments";
+  async function loadMoments() {
+    const response = await fetch(base, {headers: {"Access-Purpose": link.purpose},
+                                        credentials: "same-origin"});
+    marks = response.ok ? (await response.json()).items : [];
+    list.replaceChildren(...marks.map((m) => {
+      const item = document.createElement("li");
+      const go = document.createElement("button");
+      go.type = "button";
+      const where = clock(m.at_seconds) + (m.end_seconds === null ? "" : "–" + clock(m.end_seconds));
+      go.textContent = "Go to " + where;
+      go.addEventListener("click", () => { goTo(m.at_seconds); play(); });
+      item.append(go, " " + m.note + " (" + m.purpose + ", " + m.author + ")");
+      if (m.author === box.dataset.me || box.dataset.compliance) {
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "quiet";
+        remove.textContent = "Remove the moment at " + where;
+        remove.addEventListener("click", async () => {
+          const answer = await api("DELETE", base + "/" + encodeURIComponent(m.id));
+          if (!answer.ok) { say(mark, await problemText(answer)); return; }
+          loadMoments();
+        });
+        item.append(" ", remove);
+      }
+      return item;
+    }));
+    box.hidden = false;
+    draw();
+  }
+  mark.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    say(mark, "");
+    const until = mark.elements.until.value.trim();
+    const body = {purpose: link.purpose, at_seconds: Math.round(player.currentTime * 10) / 10,
+                  note: mark.elements.note.value.trim()};
+    if (until) {
+      const [m, sec] = until.split(":").map(Number);
+      body.end_seconds = m * 60 + sec;
+    }
+    const response = await api("POST", base, body);
+    if (!response.ok) { say(mark, await problemText(response)); return; }
+    mark.reset();
+    loadMoments();
+  });
 
   listen.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -195,7 +267,8 @@ if (listen) {
     player.playbackRate = Number(speed.value);
     controls.forEach((c) => { c.disabled = false; });
     loadWaveform(purpose);
-    player.play().catch(() => {});
+    loadMoments();
+    play();
   });
   player.addEventListener("loadedmetadata", () => {
     if (resumeAt !== null) { player.currentTime = resumeAt; resumeAt = null; }
@@ -208,10 +281,10 @@ if (listen) {
   player.addEventListener("error", () => {
     // An expired link is answered 404 when the player asks for more: renew it and go on
     // where it was; failing again at once means something else is wrong.
-    if (link && Date.now() - renewedAt > 5000) renew(resumeAt ?? player.currentTime);
+    if (link && Date.now() - renewedAt > 5000) renew(resumeAt ?? intended);
     else say(listen, "the audio could not be played");
   });
-  toggle.addEventListener("click", () => (player.paused ? play() : player.pause()));
+  toggle.addEventListener("click", () => (player.paused ? play() : pause()));
   document.getElementById("back").addEventListener("click", () => goTo(player.currentTime - 10));
   document.getElementById("ahead").addEventListener("click", () => goTo(player.currentTime + 10));
   speed.addEventListener("change", () => { player.playbackRate = Number(speed.value); });
@@ -225,7 +298,7 @@ if (listen) {
     if (typing) return;
     if (event.key === " " && target.tagName !== "BUTTON") {
       event.preventDefault();
-      player.paused ? play() : player.pause();
+      player.paused ? play() : pause();
     } else if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
       event.preventDefault();
       const by = (event.shiftKey ? 30 : 5) * (event.key === "ArrowLeft" ? -1 : 1);
