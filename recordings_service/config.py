@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recordings_service.errors import ConfigError
+from recordings_service.quality_forms import QualityForm, parse_forms
 from storage import erasure_ledger
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -49,6 +50,7 @@ class Purpose:
 class Config:
     data_dir: Path
     purposes: Mapping[str, Purpose]
+    quality_forms: Mapping[str, QualityForm]
     host: str = "127.0.0.1"
     port: int = 8080
     shutdown_timeout: float = 60.0
@@ -176,6 +178,8 @@ def _refuse_unknown_keys(shipped: Mapping[str, Any], given: Mapping[str, Any],
                 if unknown:
                     raise ConfigError(f"{path}: unknown key [purposes.{key}] {unknown[0]} "
                                       f"(known: {', '.join(sorted(PURPOSE_KEYS))})")
+            elif section == "quality" and key == "forms":
+                continue  # any form names; quality_forms.parse_forms checks each one
             elif key not in shipped[section]:
                 raise ConfigError(f"{path}: unknown key [{section}] {key} (known: "
                                   f"{', '.join(sorted(shipped[section]))})")
@@ -336,6 +340,7 @@ def load_config(
     config = Config(
         data_dir=data_dir,
         purposes=_purposes(raw),
+        quality_forms=parse_forms(raw),
         host=overrides.get("host") or environ.get("RECORDINGS_HOST")
         or _get(raw, "server", "host", str, "127.0.0.1"),
         port=port,

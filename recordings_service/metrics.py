@@ -57,6 +57,9 @@ class Metrics:
             "Stored blobs that failed authentication when read", registry=self.registry)
         self.moments = Counter(
             "recordings_moments_marked", "Moments marked in calls", registry=self.registry)
+        self.evaluations = Counter(
+            "recordings_evaluations", "Calls scored on a quality form", ["form"],
+            registry=self.registry)
         self.job_runs = Counter(
             "recordings_job_runs", "Scheduled job runs by job and outcome",
             ["job", "outcome"], registry=self.registry)

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, delete, insert, or_, select, update
 from storage import keyset
 from storage.database import Conn
 from storage.schema import (
+    evaluations,
     kept_blobs,
     legal_hold_recordings,
     legal_holds,
@@ -189,8 +190,10 @@ async def mark_purging_and_destroy_keys(conn: Conn, recording_ids: list[str],
     # Sealed under the destroyed key, so unreadable already; gone with it all the same.
     await conn.execute(delete(recording_waveforms).where(
         recording_waveforms.c.recording_id.in_(recording_ids)))
-    # What people noted about the call goes with it.
+    # What people noted about the call goes with it; an evaluation keeps its score.
     await conn.execute(delete(moments).where(moments.c.recording_id.in_(recording_ids)))
+    await conn.execute(update(evaluations).where(
+        evaluations.c.recording_id.in_(recording_ids)).values(notes=None))
 
 
 @dataclass(frozen=True)

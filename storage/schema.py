@@ -141,6 +141,29 @@ moments = Table(
     Index("ix_moments_recording_at", "recording_id", "at_seconds", "id"),
 )
 
+# A call scored on a quality form. The score, the form and its version and the scored
+# answers stay as the agent's quality record; ``notes`` (the text answers and comment,
+# personal data about the call) is nulled when the call is purged or erased.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("recording_id", String(32), ForeignKey("recordings.id"), nullable=False),
+    Column("agent_id", String(IDENTIFIER)),
+    Column("form", String(64), nullable=False),
+    Column("form_version", Integer, nullable=False),
+    Column("evaluator", String(NAME), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("critical_failed", Text, nullable=False),  # JSON list of question ids
+    Column("answers", Text, nullable=False),  # JSON: the scored answers
+    Column("notes", Text),  # JSON: text answers and comment
+    Column("call_started_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # An agent's evaluations over time; a call's evaluations.
+    Index("ix_evaluations_agent_created", "agent_id", "created_at", "id"),
+    Index("ix_evaluations_recording", "recording_id", "created_at"),
+)
+
 tokens = Table(
     "tokens",
     metadata,

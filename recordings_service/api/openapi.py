@@ -90,6 +90,12 @@ _NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": 255}
 def _json_bodies(purposes: list[str]) -> dict[str, dict[str, Any]]:
     purpose = {"type": "string", "enum": purposes}
     return {
+        "evaluation": {"type": "object", "required": ["form", "answers"],
+                       "properties": {
+                           "form": {"type": "string"},
+                           "answers": {"type": "object", "additionalProperties": {
+                               "type": ["boolean", "integer", "string"]}},
+                           "comment": {"type": "string", "maxLength": 2000}}},
         "moment": {"type": "object", "required": ["purpose", "at_seconds", "note"],
                    "properties": {
                        "purpose": purpose, "at_seconds": {"type": "number", "minimum": 0},
@@ -145,6 +151,11 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", route.path)
     ]
+    if route.operation_id == "listEvaluations":
+        params += [{"name": n, "in": "query", "schema": {"type": "string"}}
+                   for n in ("agent_id", "form", "from", "to", "cursor")]
+        params.append({"name": "limit", "in": "query",
+                       "schema": {"type": "integer", "minimum": 1, "maximum": 500}})
     if route.operation_id == "getWaveform":
         params += [
             {"name": "Access-Purpose", "in": "header", "schema": {"type": "string"}},

@@ -20,6 +20,8 @@ from storage import (
     audit_archive,
     audit_log,
     catalog,
+    evaluation_store,
+    moment_store,
     recording_search,
     retention_store,
     subject_store,
@@ -31,7 +33,7 @@ from tests.conftest import FrozenClock
 SEEDED = 20_000
 # The tables that grow with calls, accesses or time.
 BIG_TABLES = ("recordings", "recording_purposes", "audit_entries", "audit_checkpoints",
-              "audit_verifications", "subject_requests")
+              "audit_verifications", "subject_requests", "evaluations", "moments")
 DAY = seed.started_of(3 * seed.CALLS_PER_DAY // 2)
 DAY_START = DAY.replace(hour=0, minute=0, second=0, microsecond=0)
 NEWEST = seed.started_of(0)
@@ -153,6 +155,13 @@ QUERIES: list[tuple[str, Query]] = [
     ("archive: the last entry older than a day",
      lambda c, _: audit_archive.last_entry_before(c, NEWEST - timedelta(days=1), 0, 10_000)),
     ("archive: a bundle's entries", lambda c, _: audit_archive.catalog_bundle(c, 7)),
+    # Quality review.
+    ("an agent's evaluations", lambda c, _: evaluation_store.of_agent(
+        c, evaluation_store.EvaluationFilter("A-007"), None, 51)),
+    ("an agent's evaluations, averages in a quarter", lambda c, _: evaluation_store.averages(
+        c, evaluation_store.EvaluationFilter("A-007", NEWEST - timedelta(days=90), NEWEST))),
+    ("a call's evaluations", lambda c, _: evaluation_store.of_recording(c, "rec_seed0000000007")),
+    ("a call's moments", lambda c, _: moment_store.moments_of(c, ["rec_seed0000000007"])),
     # The request register.
     ("a subject's requests",
      lambda c, _: subject_store.list_requests(c, False, "C-00000042", None, 51)),
