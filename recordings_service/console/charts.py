@@ -44,8 +44,9 @@ def _scale(value: int, peak: int) -> float:
     return 0.0 if peak == 0 else value / peak * (HEIGHT - 10)
 
 
-def bars(values: list[tuple[str, int]]) -> Chart:
-    peak = max((v for _, v in values), default=0)
+def bars(values: list[tuple[str, int]], top: int | None = None) -> Chart:
+    """One bar per value; ``top`` fixes the scale (scores: 100) instead of the highest."""
+    peak = top if top is not None else max((v for _, v in values), default=0)
     slot = WIDTH / max(len(values), 1)
     drawn = []
     for i, (label, value) in enumerate(values):

@@ -18,6 +18,7 @@ from aiohttp import web
 from recordings_service import (
     access,
     audit_reading,
+    evaluations,
     fields,
     holds,
     listenings,
@@ -32,6 +33,7 @@ from recordings_service.console import charts
 from recordings_service.errors import BadRequest
 from recordings_service.times import parse_time
 from storage import audit_log, catalog, recording_search
+from storage.limits import IDENTIFIER
 
 # The browser's time zone, written by the console's script (an IANA name).
 TZ_COOKIE = "rs_tz"
@@ -299,9 +301,13 @@ async def recording(request: web.Request) -> web.Response:
             svc, actor, origin(request), audit_log.AuditFilter(recording_id=rec.id),
             {"recording_id": rec.id}, None, 100)
     now = svc.clock()
+    allowed = access.allowed_purposes(svc, actor, rec)
+    scored = await evaluations.of_recording(svc, actor, origin(request), rec.id) \
+        if evaluations.PURPOSE in allowed else []
     return _render("recording.html", request, {
         "rec": rec, "now": now, "retention": retention_words(rec, now, zone_of(request)),
-        "allowed": access.allowed_purposes(svc, actor, rec),
+        "allowed": allowed, "evaluations": scored,
+        "forms": svc.config.quality_forms if evaluations.PURPOSE in allowed else {},
         "refusals": access.refusals(svc, actor, rec),
         "accesses": [e for e in accesses if e["action"] != "audit_read"][-50:],
         "compliance": "compliance" in actor.roles,
@@ -375,6 +381,36 @@ async def who_heard(request: web.Request) -> web.Response:
     return _render("listenings.html", request, {
         "rec": rec, "rows": rows, "entries": listenings.ENTRIES,
         "seconds": lambda value: _local_seconds(value, zone_of(request))})
+
+
+TREND_WEEKS = 12
+
+
+async def agent(request: web.Request) -> web.Response:
+    """An agent's evaluations: the last TREND_WEEKS weeks per form as a chart of the weekly
+    average, and each evaluation."""
+    svc, zone = services(request), zone_of(request)
+    agent_id = fields.required_text(request.match_info["agent_id"], "agent_id", IDENTIFIER,
+                                    "invalid_query")
+    today = svc.clock().astimezone(zone).date()
+    monday = today - timedelta(days=today.weekday() + 7 * (TREND_WEEKS - 1))
+    since = datetime.combine(monday, time(), zone).astimezone(UTC)
+    found, _, means = await evaluations.of_agent(svc, _actor(request), origin(request),
+                                                 agent_id, since, None, None, None, 500)
+    weeks = [monday + timedelta(weeks=i) for i in range(TREND_WEEKS)]
+    charts_by_form = {}
+    for form in sorted(means):
+        scores: dict[date, list[float]] = {}
+        for e in found:
+            if e.form == form:
+                day = e.created_at.astimezone(zone).date()
+                scores.setdefault(day - timedelta(days=day.weekday()), []).append(e.score)
+        charts_by_form[form] = charts.bars(
+            [(w.strftime("%d.%m."), round(sum(scores[w]) / len(scores[w])) if w in scores
+              else 0) for w in weeks], top=100)
+    return _render("agent.html", request, {
+        "agent_id": agent_id, "evaluations": found, "means": means,
+        "forms": svc.config.quality_forms, "charts": charts_by_form, "weeks": TREND_WEEKS})
 
 
 async def subject_lookup(request: web.Request) -> web.StreamResponse:

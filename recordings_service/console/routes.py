@@ -36,6 +36,7 @@ PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
      "subject_request_read"),
     ("/purge-runs/{run_id}", pages.purge_run, _COMPLIANCE, "purge_run"),
     ("/legal-holds/{hold_id}", pages.legal_hold, _COMPLIANCE, "legal_hold_read"),
+    ("/agents/{agent_id}", pages.agent, _READERS, "evaluations_read"),
     ("/audit", pages.audit, _AUDIT, "audit_read"),
     ("/audit.csv", pages.audit_csv, _AUDIT, "audit_export"),
 )

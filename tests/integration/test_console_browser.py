@@ -418,7 +418,7 @@ async def test_every_page_reads_on_a_phone_without_sideways_scrolling(
     for path in ("/recordings?agent_id=a", f"/recordings/{rec['id']}", "/compliance",
                  f"/legal-holds/{hold['id']}", "/subjects/cust-4",
                  f"/subject-requests/{request['id']}", f"/purge-runs/{run['run_id']}",
-                 "/audit", f"/recordings/{rec['id']}/listenings"):
+                 "/audit", "/agents/A-7", f"/recordings/{rec['id']}/listenings"):
         await page.goto(visit.base + path)
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
         sideways = await page.evaluate(
@@ -524,4 +524,33 @@ async def test_a_supervisor_marks_two_moments_and_goes_back_to_one(
     assert status == 403  # compliance is not a training role
     kept = await api.audit(recording_id=rec["id"], action="moment_add")
     assert [e["actor"] for e in kept] == ["sanna", "sanna"]
+    nothing_left_the_origin(visit)
+
+
+async def test_a_supervisor_scores_a_call_and_sees_the_agents_trend(
+        api: Api, visit: Visit) -> None:
+    rec = await api.uploaded(wav_tone(3), call_id="c-score", agent_id="A-7",
+                             purposes=["quality_review"])
+    await sign_in(api, visit, "sanna", ["supervisor"])
+    page = visit.page
+    await page.goto(visit.base + f"/recordings/{rec['id']}")
+    await page.get_by_text("Score this call on “Standard call review”").click()
+    form = page.get_by_role("form", name="Score on Standard call review")
+    for question, answer in (("Greeted the customer", "Yes"), ("Verified the customer", "Yes"),
+                             ("Understood what the customer", "5"), ("Resolved it", "4"),
+                             ("Courteous", "3"), ("Gave the required disclosures", "Yes")):
+        group = form.get_by_role("group", name=re.compile(question))
+        await group.get_by_label(answer, exact=True).check()
+    await form.get_by_label("What went well").fill("calm with an angry customer")
+    await looked_at(page, "evaluate")
+    await form.get_by_role("button", name="Save the evaluation").click()
+    scored = page.get_by_role("table", name="This call's evaluations")
+    await expect(scored.get_by_role("row", name=re.compile("87.5"))).to_contain_text(
+        "calm with an angry customer")
+    await page.get_by_role("link", name="A-7").click()
+    await expect(page.get_by_role("heading", name="Agent A-7")).to_be_visible()
+    await expect(page.get_by_role("img", name=re.compile("Standard call review: weekly "
+                                                          "average score of 1 evaluation"))
+                 ).to_be_visible()
+    await looked_at(page, "agent")
     nothing_left_the_origin(visit)

@@ -309,6 +309,28 @@ if (listen) {
   });
 }
 
+// A call scored on a quality form: the service computes the score.
+for (const form of document.querySelectorAll("form.evaluation")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    say(form, "");
+    const answers = {};
+    for (const field of form.elements) {
+      if (!field.dataset.kind) continue;
+      if (field.dataset.kind === "text") {
+        if (field.value.trim()) answers[field.name] = field.value.trim();
+      } else if (field.checked) {
+        answers[field.name] = field.dataset.kind === "yes_no" ? field.value === "true" : Number(field.value);
+      }
+    }
+    const comment = form.elements.comment.value.trim();
+    const response = await api("POST", "/v1/recordings/" + form.dataset.recording + "/evaluations",
+                               {form: form.dataset.form, answers, ...(comment ? {comment} : {})});
+    if (!response.ok) { say(form, await problemText(response)); return; }
+    location.reload();
+  });
+}
+
 // Each cell names its column, for the narrow layout (console.css) where rows are cards;
 // the roles keep the table a table for screen readers when CSS displays it as blocks.
 for (const table of document.querySelectorAll("main table")) {
