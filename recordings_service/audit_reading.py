@@ -51,7 +51,7 @@ ACTIONS = tuple(sorted((
     "sign_in_lockout", "sign_out", "signOut", "stream", "stream_cut", "subject_read",
     "subject_request_read", "subject_request_registered", "token_created", "token_revoked",
     "upload", "user_created", "user_disabled", "view_metadata", "view_policies", "waveform",
-    "whoAmI", "withdraw_purpose")))
+    "waveforms_built", "whoAmI", "withdraw_purpose")))
 CSV_COLUMNS = ("seq", "at", "actor", "roles", "action", "recording_id", "purpose", "outcome",
                "reason", "client_ip", "request_id", "detail", "prev_hash", "hash")
 # Entries read per statement while a CSV export streams.

@@ -11,7 +11,17 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from recordings_service import auditing, backup, jobs, keys, logs, people, restore, retention
+from recordings_service import (
+    auditing,
+    backup,
+    jobs,
+    keys,
+    logs,
+    people,
+    restore,
+    retention,
+    waveform_backfill,
+)
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor, create_token, parse_duration
 from recordings_service.clock import system_clock
@@ -141,6 +151,10 @@ def _parser() -> argparse.ArgumentParser:
                            help="one retention run now, printing what it did")
     purge.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
+    waves = sub.add_parser("waveforms", help="waveforms of calls").add_subparsers(
+        dest="action", required=True)
+    waves.add_parser("backfill", parents=[common],
+                     help="draw the waveform of every WAV recording that has none yet")
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action",
                                                                          required=True)
     verify = audit.add_parser("verify", parents=[common],
@@ -313,6 +327,13 @@ async def _backup(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _waveforms_backfill(services: Services, args: argparse.Namespace) -> int:
+    made = await waveform_backfill.backfill(
+        services, CLI_ACTOR, lambda n: print(f"{n:,} waveforms drawn", file=sys.stderr))
+    _print({"waveforms": made})
+    return 0
+
+
 async def _audit_verify(services: Services, args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         if done == total or done % 100_000 < 500:
@@ -386,6 +407,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("audit", "checkpoint"): _audit_checkpoint,
     ("audit", "archive"): _audit_archive,
     ("purge", None): _purge,
+    ("waveforms", "backfill"): _waveforms_backfill,
 }
 
 

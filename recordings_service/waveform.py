@@ -71,7 +71,7 @@ class PeakMeter:
         self._unsupported = False
         self._block_align = 1
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | memoryview) -> None:
         if self._unsupported:
             return
         if self._decode is None:

@@ -149,8 +149,7 @@ async def insert_recording(
     ]
     await conn.execute(_INSERT_PURPOSES, rows)
     if sealed_waveform is not None:
-        await conn.execute(insert(recording_waveforms), {"recording_id": values["id"],
-                                                         "sealed": sealed_waveform})
+        await insert_waveform(conn, values["id"], sealed_waveform)
     return Recording(**values, purposes=tuple(ordered))
 
 
@@ -354,3 +353,20 @@ async def count_falling_due(conn: Conn, bounds: list[datetime], cap: int) -> lis
         query = select(func.count()).select_from(rows)
         counts.append(int((await conn.execute(query)).scalar_one()))
     return counts
+
+
+async def wavs_without_waveform(conn: Conn, after_id: str, limit: int) -> list[str]:
+    """Active WAV recordings with no waveform, in id order after ``after_id``: the one-off
+    backfill walks the catalog by its primary key, a batch at a time."""
+    r, w = recordings.c, recording_waveforms.c
+    rows = await conn.execute(
+        select(r.id).where(r.id > after_id, r.state == "active",
+                           r.content_type == "audio/wav",
+                           ~select(w.recording_id).where(w.recording_id == r.id).exists())
+        .order_by(r.id).limit(limit))
+    return [row.id for row in rows]
+
+
+async def insert_waveform(conn: Conn, recording_id: str, sealed: bytes) -> None:
+    await conn.execute(insert(recording_waveforms), {"recording_id": recording_id,
+                                                     "sealed": sealed})

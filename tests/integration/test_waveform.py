@@ -4,12 +4,16 @@ access, sealed at rest, and gone with the recording."""
 from __future__ import annotations
 
 import struct
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
+from recordings_service import waveform_backfill
+from recordings_service.auth import Actor
 from storage.schema import recording_waveforms
 from tests.audio import fixture, riff_wav
 from tests.conftest import Api
+from tests.integration.helpers import run_cli
 
 
 def quiet_then_loud() -> bytes:
@@ -64,3 +68,26 @@ async def test_a_format_not_decoded_has_no_waveform(api: Api) -> None:
     rec = await api.uploaded(fixture("tone.mp3"), call_id="wave-mp3")
     status, problem = await _waveform(api, rec["id"], "training")
     assert (status, problem["reason"]) == (404, "not_found")
+
+
+async def test_recordings_from_before_waveforms_get_theirs_from_the_backfill(
+        api: Api, tmp_path: Any) -> None:
+    rec = await api.uploaded(quiet_then_loud(), call_id="wave-old")
+    mp3 = await api.uploaded(fixture("tone.mp3"), call_id="wave-old-mp3")
+    _, drawn = await _waveform(api, rec["id"], "training")
+    async with api.services.database.write() as conn:  # as uploaded before this version
+        await conn.execute(delete(recording_waveforms))
+    status, _ = await _waveform(api, rec["id"], "training")
+    assert status == 404
+
+    made = await waveform_backfill.backfill(api.services, Actor("system:cli", frozenset()))
+    assert made == 1  # the MP3 has none to make
+    status, again = await _waveform(api, rec["id"], "training")
+    assert status == 200 and again["levels"] == drawn["levels"]
+    built = await api.audit(action="waveforms_built")
+    assert [e["detail"]["recording_ids"] for e in built] == [[rec["id"]]]
+    assert await waveform_backfill.backfill(api.services, Actor("x", frozenset())) == 0
+    assert mp3["id"] not in built[0]["detail"]["recording_ids"]
+    # The command an operator runs.
+    done = run_cli(tmp_path / "fresh", "waveforms", "backfill")
+    assert done.returncode == 0 and '"waveforms": 0' in done.stdout
