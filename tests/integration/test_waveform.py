@@ -47,8 +47,9 @@ async def test_the_waveform_shows_the_call_to_those_who_may_hear_it(api: Api) ->
     assert status == 403
     status, problem = await _waveform(api, rec["id"], None)
     assert (status, problem["reason"]) == (400, "purpose_required")
-    status, problem = await _waveform(api, rec["id"], "training", points="5")
-    assert (status, problem["reason"]) == (400, "invalid_query")
+    for points in ("5", "5001", "9" * 5000, "1e3", "\u0663\u0660"):
+        status, problem = await _waveform(api, rec["id"], "training", points=points)
+        assert (status, problem["reason"]) == (400, "invalid_query"), points
 
     # At rest, sealed: the levels are not in the row.
     async with api.services.database.read() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from storage.catalog import Recording
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
+_POINTS = re.compile(r"[0-9]{1,5}")
 
 
 def _detail(request: web.Request, via_link: bool = False) -> dict[str, object]:
@@ -118,7 +120,7 @@ async def get_audio(request: web.Request) -> web.StreamResponse:
 async def get_waveform(request: web.Request) -> web.Response:
     svc = services(request)
     raw = request.query.get("points", "1000")
-    if not raw.isascii() or not raw.isdigit() or not 10 <= int(raw) <= 5000:
+    if not _POINTS.fullmatch(raw) or not 10 <= int(raw) <= 5000:
         raise BadRequest("invalid_query", "points must be an integer from 10 to 5000")
     purpose = request.headers.get("Access-Purpose") or request.query.get("purpose")
     rec, seconds, levels = await access.waveform_of(
