@@ -32,7 +32,7 @@ def pcm16(samples: list[int], channels: int = 1, rate: int = 8000) -> bytes:
 def test_a_tone_gives_its_level_every_tenth_of_a_second() -> None:
     levels = levels_of(wav_tone(2.0))  # amplitude 12,000 of 32,767
     assert levels is not None and len(levels) == 20
-    assert all(abs(level - 12000 * 255 // 32767) <= 1 for level in levels)
+    assert all(abs(level - 12000 * 255 // 32767) <= 2 for level in levels)
 
 
 def test_silence_then_a_loud_second_shows_where_the_sound_is() -> None:
@@ -42,7 +42,8 @@ def test_silence_then_a_loud_second_shows_where_the_sound_is() -> None:
 
 def test_the_loudest_channel_counts() -> None:
     stereo = [0, 20000] * 800  # left silent, right loud: 0.1 s
-    assert levels_of(pcm16(stereo, channels=2)) == bytes([20000 * 255 // 32767])
+    [level] = levels_of(pcm16(stereo, channels=2)) or b""
+    assert abs(level - 20000 * 255 // 32767) <= 2  # levels are to 1/128 of full scale
 
 
 @pytest.mark.parametrize(("tag", "silent", "loudest"), [(7, 0xFF, 0x00), (6, 0xD5, 0x2A)])
@@ -80,7 +81,8 @@ def test_a_very_long_call_keeps_a_bounded_waveform(monkeypatch: pytest.MonkeyPat
     meter = PeakMeter()
     meter.feed(pcm16([1000] * 800 * 20 + [30000] * 800))  # 2.1 s
     levels = meter.levels()
-    assert levels is not None and len(levels) <= 8 and levels[-1] == 30000 * 255 // 32767
+    assert levels is not None and len(levels) <= 8
+    assert abs(levels[-1] - 30000 * 255 // 32767) <= 2
     assert meter.seconds_per_level == 0.4
 
 
