@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -35,9 +36,12 @@ from sqlalchemy.sql import Executable
 from storage.threads import run_to_end
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # How long a writer waits, in total, for another process to release SQLite's write lock.
 WRITE_LOCK_WAIT = 30.0
+# Tries at emptying the WAL after an erasure, 0.1 s apart (truncate_wal).
+TRUNCATE_ATTEMPTS = 50
 
 
 class Conn(Protocol):
@@ -341,15 +345,26 @@ class Database:
         path = make_url(self.url).database
         assert path is not None
 
-        def checkpoint() -> None:
-            # Its own connection, outside any transaction, in a thread: it waits for readers.
-            db = sqlite3.connect(path, isolation_level=None, timeout=5)
+        def checkpoint() -> bool:
+            # Its own connection, outside any transaction, in a thread. While it waits for
+            # readers it holds writers off, and the service's writers run on the event loop:
+            # so it waits briefly and tries again, rather than waiting long once (a CI run
+            # saw the loop held 9 s behind a checkpoint that waited on a reader).
+            db = sqlite3.connect(path, isolation_level=None, timeout=0.05)
             try:
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                row = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                return row is not None and row[0] == 0
+            except sqlite3.OperationalError:
+                return False
             finally:
                 db.close()
 
-        await asyncio.to_thread(checkpoint)
+        for _ in range(TRUNCATE_ATTEMPTS):
+            if await asyncio.to_thread(checkpoint):
+                return
+            await asyncio.sleep(0.1)
+        log.warning("the write-ahead log could not be emptied now (readers kept it); "
+                    "SQLite's own checkpoints empty it later")
 
     async def dispose(self) -> None:
         if self._async is not None:
