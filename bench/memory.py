@@ -60,12 +60,15 @@ async def stalled_uploads(svc: Service, count: int = 64) -> tuple[int, int]:
     svc.upload(audio, "warm-up")
     await asyncio.sleep(1)
     idle = svc.rss_kib()
-    release = asyncio.Event()
+    release, sent = asyncio.Event(), [asyncio.Event() for _ in range(count)]
     port = int(svc.url.rsplit(":", 1)[1])
     stalled = [asyncio.ensure_future(stalled_upload("127.0.0.1", port, svc.tokens["ingest"],
-                                                    f"stalled-{i}", audio, release))
+                                                    f"stalled-{i}", audio, release,
+                                                    sent[i]))
                for i in range(count)]
-    await asyncio.sleep(3)
+    # A fixed wait undercounts on a slow host: wait until every client has sent its part.
+    await asyncio.gather(*(each.wait() for each in sent))
+    await asyncio.sleep(1)  # the service reads the last of it from the socket
     held = svc.rss_kib()
     release.set()
     await asyncio.gather(*stalled)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from recordings_service import jobs, people, retention
+from recordings_service import calls, jobs, people, retention
 from recordings_service.app import create_app
 from recordings_service.appkeys import SERVICES
 from recordings_service.auth import create_token
@@ -94,6 +94,7 @@ async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]
                                                          "auditor"], PASSWORD, clock())
         await seed.seed_recordings(svc.database, size, NOW)
         await seed.seed_audit(svc.database, entries, NOW)
+        await seed.seed_calls(svc.database, size)
         await seed.analyze(svc.database)
     print(f"  seeded {size:,} recordings and {entries:,} audit entries in "
           f"{time.perf_counter() - seeded:.0f} s", flush=True)
@@ -160,6 +161,23 @@ async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]
             f"/recordings?agent_id=a-00&from={day}&to={day}&sort=-duration"))
         figures["console compliance page"] = await median_ms(await console("/compliance"),
                                                              rounds=7)
+
+        # Coverage reads a period's call records: a day's here, whatever the catalog holds.
+        period = {"from": f"{day}T00:00:00Z", "to": f"{day + timedelta(days=1)}T00:00:00Z"}
+
+        async def coverage(_: int) -> None:
+            await _ok(await client.get("/v1/coverage", params=period,
+                                       headers=bearer("supervisor")))
+        figures["API coverage of a day"] = await median_ms(coverage)
+        for status in ("missing", "unmatched"):
+            async def listed(_: int, status: str = status) -> None:
+                await _ok(await client.get("/v1/calls", params={**period, "status": status},
+                                           headers=bearer("supervisor")))
+            figures[f"API calls {status}, a day"] = await median_ms(listed)
+
+        async def reconcile(_: int) -> None:
+            await calls.reconcile(svc)
+        figures["reconcile, a day's gauges"] = await median_ms(reconcile, rounds=5)
 
         async def dry_run(_: int) -> None:
             await _ok(await client.post("/v1/purge-runs", json={"dry_run": True},
@@ -287,6 +305,8 @@ RATIO_TARGETS = {
     "console agent prefix + day, longest first": 1.5,
     "purge dry run": 1.5, "purge, nothing due": 1.5, "serve start (s)": 1.5,
     "audit verify after 1,000 new entries": 1.5,
+    "API coverage of a day": 1.5, "API calls missing, a day": 1.5,
+    "API calls unmatched, a day": 1.5, "reconcile, a day's gauges": 1.5,
 }
 
 

@@ -18,13 +18,13 @@ from typing import Any
 
 from recordings_service import auditing, policy, sessions, waveform
 from recordings_service.auditing import Origin
-from recordings_service.auth import Actor, actor_by_name
+from recordings_service.auth import Actor, actor_by_name, is_agent_only
 from recordings_service.documents import rfc3339
 from recordings_service.errors import BadRequest, Forbidden, Gone, NotFound, ServiceError
 from recordings_service.fields import optional_text
 from recordings_service.pagination import decode_search_cursor, encode_search_cursor
 from recordings_service.services import Services
-from storage import catalog, recording_search
+from storage import catalog, evaluation_store, recording_search
 from storage.encrypted_blob import DecryptingReader
 from storage.limits import IDENTIFIER
 
@@ -51,6 +51,14 @@ async def view_metadata(services: Services, actor: Actor, origin: Origin,
     await auditing.record(services, auditing.event(
         actor, origin, "view_metadata", "allowed", recording_id=recording_id))
     return rec
+
+
+async def legs_of(services: Services, rec: catalog.Recording) -> list[tuple[str, str]]:
+    """(id, leg) of the recordings of ``rec``'s call, itself included."""
+    if rec.call_id is None:
+        return []
+    async with services.database.read() as conn:
+        return await catalog.legs_of_call(conn, rec.call_id)
 
 
 def allowed_purposes(services: Services, actor: Actor, rec: catalog.Recording) -> list[str]:
@@ -146,16 +154,29 @@ async def count_matches(services: Services, actor: Actor,
         return 0
 
 
+async def _agent_evaluated(services: Services, actor: Actor, rec: catalog.Recording) -> bool:
+    if actor.agent_id is None or rec.agent_id != actor.agent_id:
+        return False
+    async with services.database.read() as conn:
+        return await evaluation_store.exists_for(conn, rec.id, actor.agent_id)
+
+
 async def authorize_audio(services: Services, actor: Actor, origin: Origin, action: str,
                           recording_id: str, purpose: str | None,
-                          detail: Mapping[str, Any]) -> catalog.Recording:
-    """Checks roles x purpose x active purposes x restriction; audits the outcome."""
+                          detail: Mapping[str, Any], clip: bool = False,
+                          ) -> catalog.Recording:
+    """Checks roles x purpose x active purposes x restriction; audits the outcome. An agent
+    hears their own evaluated calls, or (``clip``: the caller checked the share and bounds
+    the span) a clip shared with them."""
     rec = await _get(services, recording_id)
     error: ServiceError | None = None
     if rec is None:
         error = NotFound()
     elif rec.state != "active":
         error = Gone("purged", "the recording has been purged")
+    elif is_agent_only(actor) and not clip and not await _agent_evaluated(services, actor, rec):
+        error = Forbidden("not_your_call", "an agent hears only their own evaluated calls "
+                                           "and the clips shared with them")
     elif not purpose:
         error = BadRequest("purpose_required",
                            "name the access purpose in the Access-Purpose header "
@@ -255,10 +276,11 @@ async def create_link(services: Services, actor: Actor, origin: Origin, recordin
     detail: dict[str, Any] = {"expires_at": rfc3339(expires_at)}
     if renews:
         detail["renewal"] = True
-    await authorize_audio(services, actor, origin, "playback_link", recording_id, purpose,
-                          detail)
+    rec = await authorize_audio(services, actor, origin, "playback_link", recording_id,
+                                purpose, detail)
+    # Bound to the audio as it is now: a redaction (new audio) ends the link.
     claims: dict[str, Any] = {"r": recording_id, "p": purpose, "a": actor.name,
-                              "e": int(expires_at.timestamp())}
+                              "e": int(expires_at.timestamp()), "h": rec.sha256[:16]}
     if session_id_hash is not None:
         claims["s"] = session_id_hash
     payload = json.dumps(claims, separators=(",", ":")).encode()
@@ -294,4 +316,9 @@ async def resolve_link(services: Services, token: str, origin: Origin,
                           link.recording_id, link.purpose, detail)
     rec = await authorize_audio(services, actor, origin, "stream", link.recording_id,
                                 link.purpose, detail)
+    if claims.get("h", rec.sha256[:16]) != rec.sha256[:16]:
+        raise await _deny(services, actor, origin, "stream",
+                          Gone("link_superseded", "the recording was redacted after this "
+                                                  "link was made: make a new one"),
+                          link.recording_id, link.purpose, detail)
     return rec, actor, link.purpose

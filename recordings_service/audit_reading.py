@@ -42,16 +42,20 @@ OUTCOMES = ("allowed", "denied", "error")
 # route tables to keep this whole): the console offers them as the action filter's choices.
 ACTIONS = tuple(sorted((
     "add_purpose", "audit_archive", "audit_export", "audit_read", "audit_verify", "backup",
-    "console", "erasure", "erasure_replayed", "evaluation_add", "evaluations_read", "export",
-    "key_rewrap", "key_rotation", "keys_upgraded", "legal_hold_placed", "legal_hold_read",
-    "legal_hold_released", "moment_add", "moment_deleted", "moments_read", "objection",
-    "password_reset", "playback_link", "purge", "purge_run", "quality_forms_read", "rectify",
-    "request", "restore", "restriction", "restriction_lifted", "restriction_placed",
-    "retention_recomputed", "root_key_exported", "root_key_rotation", "search", "sign_in",
-    "sign_in_lockout", "sign_out", "signOut", "stream", "stream_cut", "subject_read",
-    "subject_request_read", "subject_request_registered", "token_created", "token_revoked",
-    "upload", "user_created", "user_disabled", "view_metadata", "view_policies", "waveform",
-    "waveforms_built", "whoAmI", "withdraw_purpose")))
+    "call_records", "calls_read", "coverage", "clip_added", "clip_play", "clip_removed",
+    "collection_created", "collection_read",
+    "collection_shared", "collection_unshared", "console", "erasure", "erasure_replayed",
+    "evaluation_add", "evaluation_read", "evaluation_response", "evaluation_revised",
+    "evaluations_read", "export", "key_rewrap", "key_rotation", "keys_upgraded",
+    "legal_hold_placed", "legal_hold_read", "legal_hold_released", "moment_add", "moment_deleted",
+    "moments_read", "objection", "password_reset", "playback_link", "purge", "purge_run",
+    "quality_forms_read", "quality_report", "rectify", "redaction", "redaction_proof",
+    "redaction_replayed", "redactions_read", "request", "restore", "restriction",
+    "restriction_lifted", "restriction_placed", "retention_recomputed", "root_key_exported",
+    "root_key_rotation", "search", "signOut", "sign_in", "sign_in_lockout", "sign_out", "stream",
+    "stream_cut", "subject_read", "subject_request_read", "subject_request_registered",
+    "token_created", "token_revoked", "upload", "user_created", "user_disabled", "view_metadata",
+    "view_policies", "waveform", "waveforms_built", "whoAmI", "withdraw_purpose")))
 CSV_COLUMNS = ("seq", "at", "actor", "roles", "action", "recording_id", "purpose", "outcome",
                "reason", "client_ip", "request_id", "detail", "prev_hash", "hash")
 # Entries read per statement while a CSV export streams.

@@ -55,7 +55,13 @@ async def append_many(services: Services, conn: Conn,
 
 
 async def record(services: Services, entry: audit_log.AuditEvent) -> dict[str, Any]:
-    """Appends on its own (group-committed with concurrent ones); returns once committed."""
+    """Appends on its own (group-committed with concurrent ones); returns once committed.
+
+    Never from inside a write transaction: on SQLite the append would wait for the lock
+    that transaction holds (a hang), and on PostgreSQL the log would commit a decision
+    before, or without, the change it records."""
+    if services.database.holds_write():
+        raise RuntimeError("an audit entry is appended outside any write transaction")
     written = await services.audit.append(entry, services.clock())
     services.metrics.audit_appends.labels(entry.action, entry.outcome).inc()
     return written

@@ -26,6 +26,17 @@ class Actor:
 
     name: str
     roles: frozenset[str]
+    # The agent an ``agent`` acts as: their own evaluations, their own evaluated calls.
+    agent_id: str | None = None
+
+
+REVIEWERS = frozenset({"supervisor", "compliance"})
+
+
+def is_agent_only(actor: Actor) -> bool:
+    """An agent and nothing that reviews: their own evaluations, their own evaluated calls,
+    the clips shared with them; nothing else."""
+    return "agent" in actor.roles and not actor.roles & REVIEWERS
 
 
 def hash_token(token: str) -> str:
@@ -49,11 +60,25 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{unit: int(match.group(1))})
 
 
+def check_agent(roles: list[str] | tuple[str, ...], agent_id: str | None) -> None:
+    """An ``agent`` is always one agent; no other role names one."""
+    if "agent" in roles and not agent_id:
+        raise BadRequest("agent_id_required", "the agent role needs the agent's id "
+                                              "(--agent-id)")
+    if agent_id is not None and "agent" not in roles:
+        raise BadRequest("invalid_agent_id", "only the agent role names an agent id")
+    if agent_id is not None and (len(agent_id) > 255 or not agent_id.isprintable()
+                                 or agent_id != agent_id.strip()):
+        raise BadRequest("invalid_agent_id", "an agent id is 1-255 printable characters")
+
+
 async def create_token(database: Database, name: str, roles: list[str], now: datetime,
-                       expires_in: timedelta | None = None) -> str:
+                       expires_in: timedelta | None = None,
+                       agent_id: str | None = None) -> str:
     unknown = set(roles) - ROLES
     if not roles or unknown:
         raise BadRequest("invalid_role", f"roles must be among {sorted(ROLES)}")
+    check_agent(roles, agent_id)
     if not name or len(name) > 128 or not name.isprintable() or name.startswith("system:"):
         raise BadRequest("invalid_name", "token names are 1-128 printable characters, "
                                          "not starting with 'system:'")
@@ -62,7 +87,8 @@ async def create_token(database: Database, name: str, roles: list[str], now: dat
         if await people_store.get_user(conn, name) is not None:
             raise BadRequest("duplicate_name", f"{name!r} is a person's account name")
         if not await catalog.create_token(conn, name, hash_token(token), roles, now,
-                                          None if expires_in is None else now + expires_in):
+                                          None if expires_in is None else now + expires_in,
+                                          agent_id):
             raise BadRequest("duplicate_name", f"a token named {name!r} exists already")
     return token
 
@@ -82,7 +108,7 @@ async def authenticate(database: Database, token: str, now: datetime) -> Actor |
         _last_use_written[key] = now
         async with database.write() as conn:
             await catalog.token_used(conn, row.name, now)
-    return Actor(row.name, frozenset(row.roles))
+    return Actor(row.name, frozenset(row.roles), row.agent_id)
 
 
 async def actor_by_name(database: Database, name: str, now: datetime) -> Actor | None:
@@ -92,7 +118,8 @@ async def actor_by_name(database: Database, name: str, now: datetime) -> Actor |
         row = await catalog.token_by_name(conn, name)
         person = None if row is not None else await people_store.get_user(conn, name)
     if row is not None:
-        return Actor(row.name, frozenset(row.roles)) if usable(row, now) else None
+        return Actor(row.name, frozenset(row.roles), row.agent_id) if usable(row, now) \
+            else None
     if person is not None and person.disabled_at is None:
-        return Actor(person.name, frozenset(person.roles))
+        return Actor(person.name, frozenset(person.roles), person.agent_id)
     return None

@@ -11,13 +11,17 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+import aiohttp
+
 from recordings_service import (
     auditing,
     backup,
+    calls,
     jobs,
     keys,
     logs,
     people,
+    redaction_verify,
     restore,
     retention,
     waveform_backfill,
@@ -30,7 +34,8 @@ from recordings_service.custody import open_root_key
 from recordings_service.errors import BackupError, BadRequest, ConfigError, ServiceError
 from recordings_service.serve import event_loop_factory, serve
 from recordings_service.services import Services, open_services
-from recordings_service.uploader.settings import upload_settings
+from recordings_service.uploader import cdr_watch
+from recordings_service.uploader.settings import cdr_settings, upload_settings
 from recordings_service.uploader.watch import run as watch_spool
 from storage import audit_log, catalog, legacy_keys, people_store
 from storage.custody import export
@@ -63,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     create = tokens.add_parser("create", parents=[common], help="create a token, print it")
     create.add_argument("--name", required=True)
     create.add_argument("--role", action="append", required=True, choices=sorted(ROLES))
+    create.add_argument("--agent-id", help="the agent a token of role agent acts as")
     create.add_argument("--expires-in", metavar="DURATION",
                         help="e.g. 90d, 12h, 30m (default: no expiry)")
     tokens.add_parser("list", parents=[common],
@@ -75,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     user_create = users.add_parser("create", parents=[common], help="a person's account")
     user_create.add_argument("--name", required=True)
     user_create.add_argument("--role", action="append", required=True, choices=sorted(ROLES))
+    user_create.add_argument("--agent-id", help="the agent a person of role agent is")
     user_create.add_argument("--password-stdin", action="store_true",
                              help="read the password from stdin (else a prompt)")
     users.add_parser("list", parents=[common], help="accounts (never their passwords)")
@@ -134,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="purpose for recordings whose metadata names none (repeatable)")
     watch.add_argument("--pattern", help="metadata from file names, e.g. "
                                          "'{call_id}-{started_at}.wav'")
+    watch.add_argument("--leg-names", metavar="NAME=LEG,...",
+                       help="what the {leg} of --pattern calls each leg, e.g. "
+                            "'dec=caller,enc=callee' (LEG: caller, callee, mixed)")
     watch.add_argument("--stable-seconds", type=float, default=5.0,
                        help="a file is finished when unchanged this long (default 5)")
     watch.add_argument("--metadata-grace-seconds", type=float, default=60.0,
@@ -147,9 +157,29 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--once", action="store_true",
                        help="deliver what is ready now, then exit")
 
+    cdr = sub.add_parser(
+        "cdr-watch", parents=[common],
+        help="send each line of Asterisk's CSV call records (cdr_csv, cdr_custom) once")
+    cdr.add_argument("file", type=Path, metavar="FILE", help="e.g. .../cdr-csv/Master.csv")
+    cdr.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8080")
+    cdr.add_argument("--token-file", type=Path, required=True,
+                     help="file holding an ingest token (mode 0600)")
+    cdr.add_argument("--source", default="asterisk", help="this PBX's name (default asterisk)")
+    cdr.add_argument("--columns", help="the file's columns, comma-separated (default: "
+                                       "cdr_csv's 18); uniqueid, start, end required")
+    cdr.add_argument("--timezone", default="UTC",
+                     help="the zone of the file's times (default UTC: cdr.conf usegmtime)")
+    cdr.add_argument("--state", type=Path, help="where the offset read is kept (default "
+                                                ".FILE.cdr-watch beside it)")
+    cdr.add_argument("--once", action="store_true", help="send what is there now, then exit")
+
     purge = sub.add_parser("purge", parents=[common],
                            help="one retention run now, printing what it did")
     purge.add_argument("--dry-run", action="store_true", help="report, change nothing")
+
+    sub.add_parser("reconcile", parents=[common],
+                   help="match the call records past their grace to recordings now, "
+                        "printing how many were recorded, missing, short, partial")
 
     waves = sub.add_parser("waveforms", help="waveforms of calls").add_subparsers(
         dest="action", required=True)
@@ -174,6 +204,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="a directory holding checkpoint and tile/ (a copy of the archive)")
     tiles.add_argument("--public-key", type=Path, required=True, metavar="PEM",
                        help="the audit log's public key (GET /v1/audit/public-key)")
+    redacted = sub.add_parser(
+        "verify-redaction", parents=[common],
+        help="check a redaction offline: nothing outside its spans changed since upload")
+    redacted.add_argument("--receipt", type=Path, required=True, metavar="FILE",
+                          help="the redaction's receipt (JSON, from its answer or list)")
+    redacted.add_argument("--proof", type=Path, required=True, metavar="FILE",
+                          help="GET /v1/recordings/{id}/redactions/{rid}/proof (JSON)")
+    redacted.add_argument("--audio", type=Path, required=True, metavar="FILE",
+                          help="the recording's audio as served after the redaction")
+    redacted.add_argument("--public-key", type=Path, required=True, metavar="PEM",
+                          help="the service's public key (GET /v1/audit/public-key)")
     return parser
 
 
@@ -184,11 +225,11 @@ def _print(data: object) -> None:
 async def _tokens_create(services: Services, args: argparse.Namespace) -> int:
     expires_in = None if args.expires_in is None else parse_duration(args.expires_in)
     token = await create_token(services.database, args.name, args.role, services.clock(),
-                               expires_in)
+                               expires_in, args.agent_id)
     await auditing.record(services, auditing.event(
         CLI_ACTOR, SYSTEM_ORIGIN, "token_created", "allowed",
         detail={"name": args.name, "roles": sorted(set(args.role)),
-                "expires_in": args.expires_in}))
+                "expires_in": args.expires_in, "agent_id": args.agent_id}))
     print(f"created token {args.name!r} with roles {', '.join(sorted(set(args.role)))}",
           file=sys.stderr)
     print(token)
@@ -200,7 +241,7 @@ async def _tokens_list(services: Services, args: argparse.Namespace) -> int:
         rows = await catalog.list_tokens(conn)
     _print([{"name": r.name, "roles": list(r.roles), "created_at": r.created_at,
              "expires_at": r.expires_at, "last_used_at": r.last_used_at,
-             "revoked_at": r.revoked_at} for r in rows])
+             "revoked_at": r.revoked_at, "agent_id": r.agent_id} for r in rows])
     return 0
 
 
@@ -215,10 +256,11 @@ def _read_password(args: argparse.Namespace) -> str:
 
 async def _users_create(services: Services, args: argparse.Namespace) -> int:
     await people.create_user(services.database, args.name, args.role, _read_password(args),
-                             services.clock())
+                             services.clock(), args.agent_id)
     await auditing.record(services, auditing.event(
         CLI_ACTOR, SYSTEM_ORIGIN, "user_created", "allowed",
-        detail={"name": args.name, "roles": sorted(set(args.role))}))
+        detail={"name": args.name, "roles": sorted(set(args.role)),
+                "agent_id": args.agent_id}))
     print(f"created account {args.name!r} with roles {', '.join(sorted(set(args.role)))}")
     return 0
 
@@ -226,9 +268,9 @@ async def _users_create(services: Services, args: argparse.Namespace) -> int:
 async def _users_list(services: Services, args: argparse.Namespace) -> int:
     async with services.database.read() as conn:
         rows = await people_store.list_users(conn)
-    _print([{"name": r.name, "roles": list(r.roles), "created_at": r.created_at,
-             "last_sign_in_at": r.last_sign_in_at, "disabled_at": r.disabled_at}
-            for r in rows])
+    _print([{"name": r.name, "roles": list(r.roles), "agent_id": r.agent_id,
+             "created_at": r.created_at, "last_sign_in_at": r.last_sign_in_at,
+             "disabled_at": r.disabled_at} for r in rows])
     return 0
 
 
@@ -380,10 +422,33 @@ def _verify_tiles(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _verify_redaction(args: argparse.Namespace) -> int:
+    try:
+        key = load_public_key(args.public_key.read_bytes())
+        receipt = json.loads(args.receipt.read_bytes())
+        proof = json.loads(args.proof.read_bytes())
+        audio = args.audio.read_bytes()
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read the files: {exc}", file=sys.stderr)
+        return 2
+    try:
+        problems = redaction_verify.verify(receipt, proof, audio, key)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problems = [f"receipt or proof: not in the form the service writes "
+                    f"({type(exc).__name__})"]
+    _print({"ok": not problems, "problems": problems})
+    return 0 if not problems else 1
+
+
 async def _purge(services: Services, args: argparse.Namespace) -> int:
     await retention.apply_configured_retention(services)
     _print(await retention.run_purge(services, retention.RETENTION_ACTOR, SYSTEM_ORIGIN,
                                      dry_run=args.dry_run))
+    return 0
+
+
+async def _reconcile(services: Services, args: argparse.Namespace) -> int:
+    _print(await calls.reconcile(services))
     return 0
 
 
@@ -407,6 +472,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("audit", "checkpoint"): _audit_checkpoint,
     ("audit", "archive"): _audit_archive,
     ("purge", None): _purge,
+    ("reconcile", None): _reconcile,
     ("waveforms", "backfill"): _waveforms_backfill,
 }
 
@@ -487,8 +553,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "upload-watch":
         return _upload_watch(args)
+    if args.command == "cdr-watch":
+        return _cdr_watch(args)
     if (args.command, getattr(args, "action", None)) == ("audit", "verify-tiles"):
         return _verify_tiles(args)
+    if args.command == "verify-redaction":
+        return _verify_redaction(args)
     which = (args.command, getattr(args, "action", None))
     try:
         if which == ("keys", "init") and _has_root_key(config):
@@ -517,6 +587,21 @@ def _upload_watch(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     asyncio.run(watch_spool(settings, once=args.once))
+    return 0
+
+
+def _cdr_watch(args: argparse.Namespace) -> int:
+    try:
+        settings = cdr_settings(args)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(cdr_watch.run(settings, once=args.once))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        print(f"error: the service did not take the call records ({type(exc).__name__}); "
+              f"the next run sends them", file=sys.stderr)
+        return 1
     return 0
 
 

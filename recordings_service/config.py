@@ -18,7 +18,7 @@ from recordings_service.quality_forms import QualityForm, parse_forms
 from storage import erasure_ledger
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-ROLES = frozenset({"ingest", "supervisor", "compliance", "auditor"})
+ROLES = frozenset({"ingest", "supervisor", "compliance", "auditor", "agent"})
 LEGAL_BASES = frozenset({"contract", "legitimate_interest", "consent", "legal_obligation"})
 
 
@@ -96,6 +96,17 @@ class Config:
     rewrap_batch: int = 500
     purge_interval_seconds: int = 3600
     purge_batch: int = 500
+    # Call records: matched to recordings this long after the call ended; a recording
+    # shorter than min_ratio of the answered call is short; records kept this many days.
+    coverage_grace_minutes: int = 15
+    coverage_min_ratio: float = 0.9
+    coverage_retention_days: int = 90
+    coverage_interval_seconds: int = 60
+    # The FreeSWITCH channel variables naming the call (as its recording's call_id), the
+    # agent and the queue in mod_json_cdr posts.
+    freeswitch_call_id_variable: str = "uuid"
+    freeswitch_agent_variable: str = "cc_agent"
+    freeswitch_queue_variable: str = "cc_queue"
     backup_destination: Path | None = None
     auth_session_idle_minutes: int = 30
     auth_session_lifetime_hours: int = 12
@@ -110,6 +121,8 @@ class Config:
     oidc_scopes: str = "openid email"
     oidc_name_claim: str = "email"
     oidc_roles_claim: str = "groups"
+    # Where a person given the agent role finds their agent id.
+    oidc_agent_id_claim: str = "agent_id"
     oidc_role_map: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     scheduler_enabled: bool = True
     log_level: str = "INFO"
@@ -226,7 +239,7 @@ def _oidc(raw: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError("[auth.oidc] must be a table")
     values = {k: _get_nested(raw, "auth", "oidc", k)
               for k in ("issuer", "client_id", "redirect_url", "scopes", "name_claim",
-                        "roles_claim")}
+                        "roles_claim", "agent_id_claim")}
     role_map: dict[str, tuple[str, ...]] = {}
     for claim_value, roles in dict(table.get("role_map", {})).items():
         if not isinstance(roles, list) or not roles or not set(roles) <= ROLES:
@@ -246,6 +259,7 @@ def _oidc(raw: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
             "oidc_scopes": values["scopes"] or "openid email",
             "oidc_name_claim": values["name_claim"] or "email",
             "oidc_roles_claim": values["roles_claim"] or "groups",
+            "oidc_agent_id_claim": values["agent_id_claim"] or "agent_id",
             "oidc_role_map": role_map}
 
 
@@ -384,6 +398,16 @@ def load_config(
         rewrap_batch=_get(raw, "keys", "rewrap_batch", int, 500),
         purge_interval_seconds=_get(raw, "purge", "interval_seconds", int, 3600),
         purge_batch=_get(raw, "purge", "batch", int, 500),
+        coverage_grace_minutes=_get(raw, "coverage", "grace_minutes", int, 15),
+        coverage_min_ratio=_get(raw, "coverage", "min_ratio", float, 0.9),
+        coverage_retention_days=_get(raw, "coverage", "retention_days", int, 90),
+        coverage_interval_seconds=_get(raw, "coverage", "interval_seconds", int, 60),
+        freeswitch_call_id_variable=_get(raw, "coverage", "freeswitch_call_id_variable", str,
+                                         "uuid"),
+        freeswitch_agent_variable=_get(raw, "coverage", "freeswitch_agent_variable", str,
+                                       "cc_agent"),
+        freeswitch_queue_variable=_get(raw, "coverage", "freeswitch_queue_variable", str,
+                                       "cc_queue"),
         backup_destination=Path(_get(raw, "backup", "destination", str, ""))
         if _get(raw, "backup", "destination", str, "") else None,
         auth_session_idle_minutes=_get(raw, "auth", "session_idle_minutes", int, 30),
@@ -403,9 +427,16 @@ def load_config(
                  "stale_after_seconds", "auth_session_idle_minutes",
                  "auth_session_lifetime_hours", "auth_max_failures_per_account",
                  "auth_max_failures_per_address", "auth_failure_window_minutes",
-                 "purge_interval_seconds", "purge_batch", "database_pool_size"):
+                 "purge_interval_seconds", "purge_batch", "database_pool_size",
+                 "coverage_retention_days", "coverage_interval_seconds"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive")
+    if not config.freeswitch_call_id_variable:
+        raise ConfigError("coverage freeswitch_call_id_variable must name a variable")
+    if config.coverage_grace_minutes < 0:
+        raise ConfigError("coverage grace_minutes must not be negative (0: at once)")
+    if not 0 < config.coverage_min_ratio <= 1:
+        raise ConfigError("coverage min_ratio must be more than 0 and at most 1")
     if config.audit_archive_after_days < 0:
         raise ConfigError("audit archive_after_days must be 0 (never) or a number of days")
     if config.body_min_bytes_per_second < 0:

@@ -40,6 +40,7 @@ def _recording_json(rec: Recording, now: datetime) -> dict[str, Any]:
     return {
         "id": rec.id,
         "call_id": rec.call_id,
+        "leg": rec.leg,
         "started_at": rfc3339(rec.started_at),
         "ended_at": rfc3339(rec.ended_at),
         "direction": rec.direction,
@@ -50,6 +51,7 @@ def _recording_json(rec: Recording, now: datetime) -> dict[str, Any]:
         "content_type": rec.content_type,
         "size_bytes": rec.size_bytes,
         "duration_seconds": rec.duration_seconds,
+        "audio_check": rec.audio_check,
         "sha256": rec.sha256,
         "key_version": rec.key_version,
         "purposes": [

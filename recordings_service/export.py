@@ -2,7 +2,8 @@
 
 Entries, in this order: ``summary.txt`` (plain language: what is kept, why, until when, who
 listened), ``manifest.json`` (every recording's JSON, tombstones included),
-``moments.jsonl`` (what people marked in those calls, with their notes),
+``moments.jsonl`` (what people marked in those calls, with their notes), ``calls.jsonl``
+(the call records the PBXs sent about the subject's calls),
 ``audio/<id>.<ext>`` (decrypted), ``access-log.jsonl`` (every audit entry about those
 recordings). zipfile writes into a small buffer that is drained to the client after each
 piece, so memory stays flat however many or however large the recordings are (only the
@@ -17,12 +18,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import IO, Any
 
-from recordings_service import access, moments
+from recordings_service import access, calls, moments
 from recordings_service.documents import recording_json
 from recordings_service.media import EXTENSIONS
 from recordings_service.services import Services
 from recordings_service.subjects import pages_of
-from storage import audit_log, catalog, moment_store, subject_store
+from storage import audit_log, call_store, catalog, moment_store, subject_store
 
 Drain = Callable[[bytes], Awaitable[None]]
 
@@ -161,7 +162,9 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain) -> None
             await flush()
         out.write(b"The files: manifest.json lists every recording in full; audio/ holds "
                   b"the recordings still kept; moments.jsonl the moments people marked in "
-                  b"them, with their notes; access-log.jsonl lists every recorded use.\n")
+                  b"them, with their notes; calls.jsonl the records of your calls our phone "
+                  b"system sent (kept to check every call was recorded); access-log.jsonl "
+                  b"lists every recorded use.\n")
     await flush()
 
     with open_entry("manifest.json") as out:
@@ -184,6 +187,15 @@ async def stream_zip(services: Services, customer_id: str, drain: Drain) -> None
             for moment in marked:
                 out.write(json.dumps(moments.moment_json(moment)).encode() + b"\n")
             await flush()
+    await flush()
+
+    with open_entry("calls.jsonl") as out:
+        async with services.database.read() as conn:
+            records = await call_store.of_customer(conn, customer_id)
+            recorded = await call_store.audio_of(conn, [r.call_id for r in records])
+        for record in records:
+            shown = calls.record_json(record, recorded.get(record.call_id, []), with_phone=True)
+            out.write(json.dumps(shown).encode() + b"\n")
     await flush()
 
     async for page in pages_of(services, customer_id):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from recordings_service import auditing, policy, waveform, worm
+from recordings_service import auditing, calls, commitment, policy, waveform, worm
 from recordings_service.auditing import Origin
 from recordings_service.auth import Actor
 from recordings_service.config import Purpose
@@ -57,6 +57,12 @@ class UploadMetadata:
     phone_number: str | None = None
     queue: str | None = None
     sha256: str | None = None
+    leg: str = "mixed"
+
+
+# Which side of the call a recording holds: PBXs write each side to its own file
+# (MixMonitor r()/t(), FreeSWITCH RECORD_STEREO off, baresip's -enc/-dec), or both mixed.
+LEGS = ("caller", "callee", "mixed")
 
 
 def _invalid(detail: str) -> BadRequest:
@@ -96,17 +102,20 @@ def parse_metadata(raw: Mapping[str, Any], configured: Mapping[str, Purpose]) ->
     except (ValueError, OverflowError):
         raise _invalid("started_at is too far in the future for its retention periods") \
             from None
+    leg = raw.get("leg", "mixed")
+    if leg not in LEGS:
+        raise _invalid(f"leg must be one of {', '.join(LEGS)}")
     sha = raw.get("sha256")
     if sha is not None and (not isinstance(sha, str) or not _HEX64.fullmatch(sha)):
         raise _invalid("sha256 must be 64 hexadecimal digits")
     unknown_fields = sorted(set(raw) - {"call_id", "started_at", "ended_at", "direction",
-                                        "purposes", "sha256", *TEXT_FIELDS})
+                                        "purposes", "sha256", "leg", *TEXT_FIELDS})
     if unknown_fields:
         raise _invalid(f"unknown metadata fields: {', '.join(unknown_fields)}")
     return UploadMetadata(
         call_id=call_id, started_at=started_at, ended_at=ended_at, direction=direction,
         purposes=tuple(dict.fromkeys(purposes)), sha256=sha.lower() if sha else None,
-        **texts,
+        leg=leg, **texts,
     )
 
 
@@ -129,15 +138,19 @@ class _Measure:
         self.hash = hashlib.sha256()
         self.sniffer = MediaSniffer()
         self.peaks = waveform.PeakMeter()
+        self.salt_key = commitment.new_salt_key()
+        self.committer = commitment.Committer(self.salt_key)
 
-    def feed(self, chunk: bytes) -> None:
+    async def feed(self, chunk: bytes, levels: bool = True) -> None:
         self.size += len(chunk)
         if self.size > self.limit:
             raise PayloadTooLarge("too_large",
                                   f"recordings are limited to {self.limit} bytes")
         self.hash.update(chunk)
         self.sniffer.feed(chunk)
-        self.peaks.feed(chunk)
+        if levels:
+            self.committer.feed(chunk)
+            await self.peaks.feed_async(chunk)
 
     async def finish(self, expected_sha256: str | None) -> tuple[str, MediaInfo]:
         # Off the event loop: parsing is bounded (media.py) but not free, and other
@@ -161,12 +174,12 @@ def _same_or_conflict(existing: catalog.Recording, digest: str) -> UploadResult:
     if existing.sha256 == digest:
         return UploadResult(existing, created=False)
     raise Conflict("duplicate_call_id",
-                   "this call_id is stored already with different audio")
+                   "this call_id (and leg) is stored already with different audio")
 
 
-async def _existing(services: Services, call_id: str) -> catalog.Recording | None:
+async def _existing(services: Services, meta: UploadMetadata) -> catalog.Recording | None:
     async with services.database.read() as conn:
-        return await catalog.get_by_call_id(conn, call_id)
+        return await catalog.get_by_call_leg(conn, meta.call_id, meta.leg)
 
 
 async def _discard(services: Services, blob_name: str) -> None:
@@ -183,11 +196,11 @@ async def upload(
     body: AsyncIterator[bytes],
 ) -> UploadResult:
     measure = _Measure(services.config.max_upload_bytes)
-    existing = await _existing(services, meta.call_id)
+    existing = await _existing(services, meta)
     if existing is not None:
         # Idempotent retry: read and hash the body, store nothing.
         async for chunk in body:
-            measure.feed(chunk)
+            await measure.feed(chunk, levels=False)
         digest, _ = await measure.finish(meta.sha256)
         return _same_or_conflict(existing, digest)
 
@@ -204,7 +217,7 @@ async def upload(
                               recording_id)
     try:
         async for chunk in body:
-            measure.feed(chunk)
+            await measure.feed(chunk)
             await writer.write(chunk)
         digest, media = await measure.finish(meta.sha256)
         await writer.commit()
@@ -214,8 +227,11 @@ async def upload(
 
     try:
         now = services.clock()
+        # Before the silence check: the waveform's last levels take in the audio's tail.
+        sealed = _sealed_waveform(measure.peaks, dek, recording_id)
         values: dict[str, Any] = {
-            "id": recording_id, "call_id": meta.call_id, "agent_id": meta.agent_id,
+            "id": recording_id, "call_id": meta.call_id, "leg": meta.leg,
+            "agent_id": meta.agent_id,
             "customer_id": meta.customer_id, "phone_number": meta.phone_number,
             "queue": meta.queue, "direction": meta.direction, "started_at": meta.started_at,
             "ended_at": meta.ended_at, "content_type": media.content_type,
@@ -224,11 +240,27 @@ async def upload(
             "key_version": key_version, "purge_at": purge_at,
             "state": "active", "created_at": now,
             "subject_ref": services.subject_ref(meta.customer_id) if meta.customer_id else None,
+            "audio_check": waveform.silence_check(measure.peaks.channel_peaks()),
         }
         purposes = [catalog.PurposeRow(s.purpose, s.legal_basis, s.expires_at) for s in states]
-        sealed = _sealed_waveform(measure.peaks, dek, recording_id)
+        committed = measure.committer.finish()
+        detail: dict[str, Any] = {
+            "size_bytes": measure.size, "content_type": media.content_type,
+            "purposes": list(meta.purposes), "leg": meta.leg}
+        if committed is not None:
+            # In the signed log: what a later redaction proves every other piece against.
+            detail["commitment"] = committed.json()
+
         async def insert_row(conn: Conn) -> catalog.Recording | None:
             inserted = await catalog.insert_recording(conn, values, purposes, sealed)
+            if committed is not None:
+                await catalog.insert_commitment(conn, recording_id, {
+                    "root": committed.root.hex(), "chunks": committed.chunks,
+                    "audio_offset": committed.audio_offset,
+                    "chunk_bytes": committed.chunk_bytes,
+                    "sealed_salt_key": commitment.seal_salt_key(dek, recording_id,
+                                                                measure.salt_key)})
+            await calls.recording_arrived(services, conn, meta.call_id)
             held = []
             if meta.customer_id is not None:
                 # A hold on the data subject covers recordings uploaded while it stands.
@@ -239,9 +271,7 @@ async def upload(
                     await worm.hold(services, inserted, True)
             await auditing.append(services, conn, auditing.event(
                 actor, origin, "upload", "allowed", recording_id=recording_id,
-                detail={"size_bytes": measure.size, "content_type": media.content_type,
-                        "purposes": list(meta.purposes)},
-            ))
+                detail=detail))
             # Read back only when a hold changed it: three reads fewer in a transaction that
             # concurrent uploads wait on.
             return await catalog.get_recording(conn, recording_id) if held else inserted
@@ -254,7 +284,7 @@ async def upload(
     except DuplicateCallIdError:
         # A concurrent upload of the same call won the race; answer as a retry would.
         await _discard(services, blob_name)
-        existing = await _existing(services, meta.call_id)
+        existing = await _existing(services, meta)
         if existing is None:
             raise
         return _same_or_conflict(existing, digest)

@@ -11,7 +11,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import func, select
 
-from recordings_service import auditing, keys, retention, sessions
+from recordings_service import auditing, calls, keys, retention, sessions
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor
 from recordings_service.services import Services
@@ -193,6 +193,9 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
                       max_instances=1, coalesce=True)
     scheduler.add_job(_guarded(services, "rewrap", _rewrap), "interval",
                       seconds=cfg.rewrap_interval_seconds, id="rewrap",
+                      max_instances=1, coalesce=True)
+    scheduler.add_job(_guarded(services, "reconcile", calls.reconcile), "interval",
+                      seconds=cfg.coverage_interval_seconds, id="reconcile",
                       max_instances=1, coalesce=True)
     scheduler.add_job(_guarded(services, "orphan_sweep", sweep), "interval",
                       hours=1, id="orphan_sweep", max_instances=1, coalesce=True)

@@ -60,6 +60,14 @@ class Metrics:
         self.evaluations = Counter(
             "recordings_evaluations", "Calls scored on a quality form", ["form"],
             registry=self.registry)
+        self.evaluation_responses = Counter(
+            "recordings_evaluation_responses",
+            "Steps after a scoring: acknowledged, disputed, revised, upheld", ["kind"],
+            registry=self.registry)
+        self.calls = Counter(
+            "recordings_calls",
+            "Call records reconciled with the recordings, by PBX and outcome (recorded, "
+            "missing, short, partial)", ["source", "status"], registry=self.registry)
         self.job_runs = Counter(
             "recordings_job_runs", "Scheduled job runs by job and outcome",
             ["job", "outcome"], registry=self.registry)
@@ -67,6 +75,16 @@ class Metrics:
         self.subject_requests_overdue = Gauge(
             "recordings_subject_requests_overdue",
             "Data-subject requests open past their one-month deadline (GDPR Art. 12(3))",
+            registry=self.registry, multiprocess_mode="mostrecent")
+
+        self.coverage = Gauge(
+            "recordings_coverage_ratio",
+            "Of the answered calls started in the last 24 hours and reconciled, the share "
+            "recorded in full (1 when there were none)",
+            registry=self.registry, multiprocess_mode="mostrecent")
+        self.coverage_gaps = Gauge(
+            "recordings_coverage_gaps",
+            "Calls started in the last 24 hours found missing, short or partial", ["status"],
             registry=self.registry, multiprocess_mode="mostrecent")
 
     def render(self) -> bytes:

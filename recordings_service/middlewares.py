@@ -235,7 +235,7 @@ async def _authenticate(request: web.Request, guard: Guard) -> Actor:
                             request.headers.get("Sec-Fetch-Site"),
                             same_origin(request.headers.get("Origin"), request))
         request[SESSION] = session
-        return Actor(session.user_name, frozenset(session.roles))
+        return Actor(session.user_name, frozenset(session.roles), session.agent_id)
     scheme, _, credentials = (authorization or "").partition(" ")
     if scheme.lower() == "basic" and guard.basic:
         return await _basic(services, credentials.strip())

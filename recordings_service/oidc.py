@@ -185,8 +185,19 @@ async def finish(services: Services, code: str | None, state: str | None,
     if not roles:
         await _denied(services, origin, "no_roles", None, name)
         raise Forbidden("no_roles", "your identity provider grants you no role here")
+    agent_id = None
+    if "agent" in roles:
+        claimed = claims.get(services.config.oidc_agent_id_claim)
+        if not isinstance(claimed, str) or not claimed.strip() or len(claimed) > 255 \
+                or not claimed.isprintable():
+            # An agent who is no agent in particular would see no one's evaluations or
+            # everyone's: neither is safe, so the agent role is not given.
+            await _denied(services, origin, "no_agent_id", None, name)
+            raise Forbidden("no_agent_id", "your identity provider makes you an agent but "
+                                           "names no agent id for you")
+        agent_id = claimed.strip()
     async with services.database.write() as conn:
-        outcome = await people_store.upsert_sso_user(conn, name, list(roles), now)
+        outcome = await people_store.upsert_sso_user(conn, name, list(roles), now, agent_id)
     if outcome == "token":
         await _denied(services, origin, "name_taken", None, name)
         raise Forbidden("name_taken", "a system's token has this name, so no person can sign "
@@ -195,7 +206,7 @@ async def finish(services: Services, code: str | None, state: str | None,
         await _denied(services, origin, outcome, None, name)
         raise Forbidden("account_unusable", "this account cannot sign in through single "
                                             "sign-on (disabled, or a local account)")
-    return await sessions.open_session(services, name, roles, origin, "oidc")
+    return await sessions.open_session(services, name, roles, origin, "oidc", agent_id)
 
 
 async def _denied(services: Services, origin: Origin, reason: str, error: str | None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from recordings_service.auth import check_agent
 from recordings_service.config import ROLES
 from recordings_service.errors import BadRequest
 from storage import catalog, people_store
@@ -68,15 +69,17 @@ def check_roles(roles: list[str]) -> None:
 
 
 async def create_user(database: Database, name: str, roles: list[str], password: str,
-                      now: datetime) -> None:
+                      now: datetime, agent_id: str | None = None) -> None:
     check_name(name)
     check_roles(roles)
+    check_agent(roles, agent_id)
     check_password(name, password)
     password_hash = hash_password(password)
     async with database.write() as conn:
         if await catalog.token_by_name(conn, name) is not None:
             raise BadRequest("duplicate_name", f"{name!r} is a token's name")
-        if not await people_store.insert_user(conn, name, password_hash, roles, now):
+        if not await people_store.insert_user(conn, name, password_hash, roles, now,
+                                              agent_id):
             raise BadRequest("duplicate_name", f"an account named {name!r} exists already")
 
 

@@ -25,6 +25,7 @@ from storage.audit_log import canonical_json
 from storage.signing import key_id
 
 RECEIPT_TYPE = "recordings-service/deletion-receipt/v1"
+REDACTION_RECEIPT_TYPE = "recordings-service/redaction-receipt/v1"
 
 
 def sign_receipt(key: Ed25519PrivateKey, name: str, recording_id: str, sha256: str,
@@ -41,6 +42,11 @@ def sign_receipt(key: Ed25519PrivateKey, name: str, recording_id: str, sha256: s
     }
     if not blob_deleted:
         body["blob_kept_until"] = None if kept_until is None else rfc3339(kept_until)
+    return signed(key, name, body)
+
+
+def signed(key: Ed25519PrivateKey, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A receipt: ``body`` and the service's signature over its canonical JSON."""
     return {
         "receipt": body,
         "algorithm": "Ed25519",

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from recordings_service import auditing, jobs
+from recordings_service import auditing, jobs, redaction
 from recordings_service.auditing import SYSTEM_ORIGIN
 from recordings_service.auth import Actor
 from recordings_service.backup import (
@@ -73,12 +73,14 @@ class RestoreReport:
     recordings: int = 0
     blobs: int = 0
     replayed: list[dict[str, Any]] = field(default_factory=list)
+    redactions_replayed: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     audit_ok: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {"snapshot": self.snapshot, "taken_at": self.taken_at,
                 "blobs": self.blobs, "erasures_replayed": self.replayed,
+                "redactions_replayed": self.redactions_replayed,
                 "warnings": self.warnings, "audit_verified": self.audit_ok}
 
 
@@ -193,9 +195,23 @@ def read_ledger(paths: list[Path]) -> list[dict[str, Any]]:
     for path in paths:
         for entry in erasure_ledger.read(path):
             rec_id = entry.get("recording_id")
+            if entry.get("action") == "redaction":
+                continue
             if isinstance(rec_id, str) and rec_id not in entries:
                 entries[rec_id] = entry
     return list(entries.values())
+
+
+def read_redactions(paths: list[Path]) -> list[dict[str, Any]]:
+    """Redaction entries of every given ledger, each once, oldest first (a recording's
+    redactions each start from the audio the one before left)."""
+    entries: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        for entry in erasure_ledger.read(path):
+            if entry.get("action") == "redaction" and isinstance(entry.get("redaction_id"),
+                                                                 str):
+                entries.setdefault(entry["redaction_id"], entry)
+    return sorted(entries.values(), key=lambda e: str(e.get("redacted_at")))
 
 
 async def replay_erasures(services: Services, entries: list[dict[str, Any]],
@@ -211,7 +227,8 @@ async def replay_erasures(services: Services, entries: list[dict[str, Any]],
             continue
         reason = str(entry.get("reason") or "erasure replayed from the ledger")
         async with services.database.write() as conn:
-            await retention_store.mark_purging_and_destroy_keys(conn, [rec_id], reason)
+            await retention_store.mark_purging_and_destroy_keys(conn, [rec_id], reason,
+                                                                erasure=True)
         if rec.blob_name:
             await services.blobs.delete(rec.blob_name)
         purged_at = datetime.fromisoformat(str(entry["purged_at"]).replace("Z", "+00:00"))
@@ -368,6 +385,9 @@ async def restore(config: Config, clock: Clock, src: Path, snapshot: str | None,
             progress(f"replaying {len(entries)} ledger entries")
             report.replayed = await replay_erasures(services, entries)
             await _check_complete(services, chain)
+            # After the check: a redaction replayed points its recording at a new blob.
+            report.redactions_replayed = await redaction.replay(
+                services, RESTORE_ACTOR, read_redactions([p for p in ledgers if p.exists()]))
             # The restored directory's own ledger holds everything erased so far.
             lines = {json.dumps(e, sort_keys=True): e
                      for p in ledgers if p.exists() for e in erasure_ledger.read(p)}

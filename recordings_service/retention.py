@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from recordings_service import auditing, policy, worm
+from recordings_service import auditing, calls, policy, worm
 from recordings_service.auditing import SYSTEM_ORIGIN, Origin
 from recordings_service.auth import Actor
 from recordings_service.documents import rfc3339
@@ -171,7 +171,7 @@ async def _mark_and_destroy(services: Services, ids: list[str], request: PurgeRe
             marked.append(rec)
         if marked:
             await retention_store.mark_purging_and_destroy_keys(
-                conn, [r.id for r in marked], request.reason)
+                conn, [r.id for r in marked], request.reason, erasure=check_erasure)
     return marked, refusals, elsewhere
 
 
@@ -384,18 +384,22 @@ async def run_purge(services: Services, actor: Actor, origin: Origin,
         skipped += [{"id": i, "reason": r.reason} for i, r in result.refusals.items()]
         skipped += [{"id": i, "reason": "purged_elsewhere"} for i in result.elsewhere]
         skipped += [{"id": i, "reason": "error"} for i in result.failed]
+    # Call records past [coverage] retention_days: personal data whose purpose (finding
+    # calls never recorded) has lapsed. A dry run counts nothing.
+    calls_purged = 0 if dry_run else await calls.purge_expired(services)
     async with services.database.write() as conn:
         changes = await retention_store.unreported_changes(
             conn, reported_in=None if dry_run else run_id)
         run = {"run_id": run_id, "dry_run": dry_run, "actor": actor.name,
                "started_at": started, "finished_at": services.clock(), "purged": purged,
                "skipped": skipped, "retention_changes": [
-                   {**c, "changed_at": rfc3339(c["changed_at"])} for c in changes]}
+                   {**c, "changed_at": rfc3339(c["changed_at"])} for c in changes],
+               "call_records_purged": calls_purged}
         await retention_store.insert_run(conn, run)
         await auditing.append(services, conn, auditing.event(
             actor, origin, "purge_run", "allowed",
             detail={"run_id": run_id, "dry_run": dry_run, "purged": len(purged),
-                    "skipped": len(skipped)}))
+                    "skipped": len(skipped), "call_records_purged": calls_purged}))
     if purged and not dry_run:
         await services.database.truncate_wal()
         log.info("purge run", extra={"run_id": run_id, "purged": len(purged),

@@ -151,23 +151,25 @@ async def sign_in(services: Services, name: str, password: str, origin: Origin,
                               reason="invalid_credentials")
     async with services.database.write() as conn:
         await people_store.clear_failures(conn, pair_key)
-    return await open_session(services, user.name, user.roles, origin, "password")
+    return await open_session(services, user.name, user.roles, origin, "password",
+                              user.agent_id)
 
 
 async def open_session(services: Services, name: str, roles: tuple[str, ...],
-                       origin: Origin, method: str) -> SignedIn:
+                       origin: Origin, method: str, agent_id: str | None = None) -> SignedIn:
     """A new session for a person whose identity was just proven (by password or SSO)."""
     now = services.clock()
     cookie_value = secrets.token_urlsafe(32)
     session = SessionRow(
         id_hash=_hash(cookie_value), user_name=name, roles=roles,
         csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
-        expires_at=now + timedelta(hours=services.config.auth_session_lifetime_hours))
+        expires_at=now + timedelta(hours=services.config.auth_session_lifetime_hours),
+        agent_id=agent_id)
     async with services.database.write() as conn:
         await people_store.insert_session(conn, session)
         await people_store.signed_in(conn, name, now)
     await auditing.record(services, auditing.event(
-        Actor(name, frozenset(roles)), origin, "sign_in", "allowed",
+        Actor(name, frozenset(roles), agent_id), origin, "sign_in", "allowed",
         detail={"method": method}))
     return SignedIn(cookie_value, session)
 
@@ -213,7 +215,7 @@ async def person_of(services: Services, id_hash: str) -> Actor | None:
     if found is None:
         return None
     user = found[1]
-    return Actor(user.name, frozenset(user.roles))
+    return Actor(user.name, frozenset(user.roles), user.agent_id)
 
 
 async def sign_out(services: Services, session: SessionRow, origin: Origin) -> None:

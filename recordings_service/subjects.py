@@ -22,7 +22,7 @@ from recordings_service.ingest import PATH_IDENTIFIERS, TEXT_FIELDS
 from recordings_service.pagination import decode_cursor, page_of
 from recordings_service.services import Services
 from recordings_service.times import parse_time
-from storage import catalog, recording_search, retention_store, subject_store
+from storage import call_store, catalog, recording_search, retention_store, subject_store
 from storage.limits import IDENTIFIER
 from storage.subject_store import SubjectRequest
 
@@ -228,6 +228,19 @@ async def erase(services: Services, actor: Actor, origin: Origin, customer_id: s
         else:
             results.append({"id": rec.id, "outcome": "purged", "reason": None, "until": None})
     return results
+
+
+async def erase_call_records(services: Services, actor: Actor, origin: Origin,
+                             customer_id: str, reference: str | None) -> int:
+    """The subject's call records (kept to find calls never recorded): nothing obliges
+    keeping them, so an erasure removes them all, holds or not."""
+    async with services.database.write() as conn:
+        erased = await call_store.delete_of_customer(conn, customer_id)
+        if erased:
+            await auditing.append(services, conn, auditing.event(
+                actor, origin, "erasure", "allowed",
+                detail={"call_records": erased, "request_reference": reference}))
+    return erased
 
 
 async def restrict(services: Services, actor: Actor, origin: Origin, customer_id: str,

@@ -1,8 +1,9 @@
 """Waveforms for recordings uploaded before the service drew them: each active WAV without
-one is decrypted, measured as an upload is (waveform.PeakMeter) and sealed under its own
-data key. Run once after upgrading (`recordings-service waveforms backfill`); it walks the
-catalog by id in batches, off the event loop's way (one recording at a time), and can be
-stopped and run again: it picks up what is still missing.
+one is decrypted, measured as an upload is (waveform.PeakMeter: the waveform, sealed under
+its own data key, and the silence check). Run once after upgrading (`recordings-service
+waveforms backfill`); it walks the catalog by id in batches, off the event loop's way
+(one recording at a time), and can be stopped and run again: it picks up what is still
+missing.
 """
 
 from __future__ import annotations
@@ -20,17 +21,20 @@ from storage import catalog
 BATCH = 200
 
 
-async def _measured(services: Services, rec: catalog.Recording) -> bytes | None:
+async def _measured(services: Services,
+                    rec: catalog.Recording) -> tuple[bytes, str | None] | None:
+    """The sealed waveform and the silence check (waveform.silence_check)."""
     assert rec.wrapped_dek is not None and rec.key_version is not None
     meter = waveform.PeakMeter()
     async with access.open_reader(services, rec) as reader:
         async for chunk in reader.iter_range(0, rec.size_bytes - 1):
-            meter.feed(chunk)
+            await meter.feed_async(chunk)
     levels = meter.levels()
     if not levels:
         return None
     dek = await services.keyring.unwrap_fresh(rec.wrapped_dek, rec.key_version, rec.id)
-    return waveform.seal(dek, rec.id, levels, meter.seconds_per_level)
+    return (waveform.seal(dek, rec.id, levels, meter.seconds_per_level),
+            waveform.silence_check(meter.channel_peaks()))
 
 
 async def backfill(services: Services, actor: Actor,
@@ -50,12 +54,12 @@ async def backfill(services: Services, actor: Actor,
                 rec = await catalog.get_recording(conn, recording_id)
             if rec is None or rec.state != "active":
                 continue  # purged meanwhile
-            sealed = await _measured(services, rec)
-            if sealed is None:
+            measured = await _measured(services, rec)
+            if measured is None:
                 continue
             try:
                 async with services.database.write() as conn:
-                    await catalog.insert_waveform(conn, rec.id, sealed)
+                    await catalog.insert_waveform(conn, rec.id, *measured)
             except IntegrityError:
                 continue  # another run made it first
             done.append(rec.id)

@@ -18,6 +18,7 @@ from storage.schema import (
     audit_entries,
     legal_hold_recordings,
     legal_holds,
+    recording_commitments,
     recording_purposes,
     recording_waveforms,
     recordings,
@@ -61,6 +62,8 @@ class Recording:
     purge_reason: str | None = None
     deletion_receipt: str | None = None
     subject_ref: str | None = None
+    audio_check: str | None = None  # ok, one_sided, silent; None: not measured
+    leg: str = "mixed"  # caller, callee, or mixed (both sides)
     purposes: tuple[PurposeRow, ...] = field(default=())
     # Active legal holds on the recording: (hold id, case reference).
     legal_holds: tuple[tuple[str, str], ...] = field(default=())
@@ -73,7 +76,8 @@ class Recording:
 # The statements every request runs are built once: building a select and its cache key
 # cost more than running it (about 0.1 ms each here, docs/benchmarks.md).
 _RECORDING_BY_ID = select(recordings).where(recordings.c.id == bindparam("id"))
-_RECORDING_BY_CALL_ID = select(recordings).where(recordings.c.call_id == bindparam("call_id"))
+_RECORDING_BY_CALL_LEG = select(recordings).where(recordings.c.call_id == bindparam("call_id"),
+                                                  recordings.c.leg == bindparam("leg"))
 _RECORDING_BY_BLOB = select(recordings).where(recordings.c.blob_name == bindparam("blob_name"))
 _PURPOSES_OF = (
     select(recording_purposes)
@@ -153,6 +157,17 @@ async def insert_recording(
     return Recording(**values, purposes=tuple(ordered))
 
 
+async def insert_commitment(conn: Conn, recording_id: str, values: dict[str, Any]) -> None:
+    await conn.execute(insert(recording_commitments), {"recording_id": recording_id,
+                                                       **values})
+
+
+async def commitment_of(conn: Conn, recording_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(recording_commitments).where(
+        recording_commitments.c.recording_id == recording_id))).first()
+    return row._asdict() if row is not None else None
+
+
 async def sealed_waveform(conn: Conn, recording_id: str) -> bytes | None:
     return (await conn.execute(select(recording_waveforms.c.sealed).where(
         recording_waveforms.c.recording_id == recording_id))).scalar()
@@ -184,10 +199,18 @@ async def lock_recordings(conn: Conn, ids: Sequence[str]) -> list[Recording]:
     return await get_recordings(conn, ids)
 
 
-async def get_by_call_id(conn: Conn, call_id: str) -> Recording | None:
-    rows = (await conn.execute(_RECORDING_BY_CALL_ID, {"call_id": call_id})).all()
+async def get_by_call_leg(conn: Conn, call_id: str, leg: str) -> Recording | None:
+    rows = (await conn.execute(_RECORDING_BY_CALL_LEG, {"call_id": call_id, "leg": leg})).all()
     found = await with_purposes(conn, rows)
     return found[0] if found else None
+
+
+async def legs_of_call(conn: Conn, call_id: str) -> list[tuple[str, str]]:
+    """(recording id, leg) of each recording of a call, by leg: the (call_id, leg) key."""
+    rows = await conn.execute(select(recordings.c.id, recordings.c.leg)
+                              .where(recordings.c.call_id == call_id)
+                              .order_by(recordings.c.leg))
+    return [(r.id, r.leg) for r in rows]
 
 
 async def get_by_blob_name(conn: Conn, blob_name: str) -> Recording | None:
@@ -292,16 +315,17 @@ class TokenRow:
     revoked_at: datetime | None
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
+    agent_id: str | None = None
 
 
 def _token(row: Any) -> TokenRow:
     return TokenRow(row.name, tuple(json.loads(row.roles)), row.created_at, row.revoked_at,
-                    row.expires_at, row.last_used_at)
+                    row.expires_at, row.last_used_at, row.agent_id)
 
 
 async def create_token(
     conn: Conn, name: str, token_hash: str, roles: Iterable[str], now: datetime,
-    expires_at: datetime | None = None,
+    expires_at: datetime | None = None, agent_id: str | None = None,
 ) -> bool:
     """False when a token of that name exists already."""
     exists = (await conn.execute(select(tokens.c.name).where(tokens.c.name == name))).first()
@@ -310,7 +334,7 @@ async def create_token(
     await conn.execute(
         insert(tokens).values(name=name, token_hash=token_hash,
                               roles=json.dumps(sorted(set(roles))), created_at=now,
-                              expires_at=expires_at)
+                              expires_at=expires_at, agent_id=agent_id)
     )
     return True
 
@@ -367,6 +391,12 @@ async def wavs_without_waveform(conn: Conn, after_id: str, limit: int) -> list[s
     return [row.id for row in rows]
 
 
-async def insert_waveform(conn: Conn, recording_id: str, sealed: bytes) -> None:
+async def insert_waveform(conn: Conn, recording_id: str, sealed: bytes,
+                          audio_check: str | None = None) -> None:
+    """The waveform, and the silence check measured with it where none was."""
     await conn.execute(insert(recording_waveforms), {"recording_id": recording_id,
                                                      "sealed": sealed})
+    if audio_check is not None:
+        await conn.execute(update(recordings).where(
+            recordings.c.id == recording_id, recordings.c.audio_check.is_(None)).values(
+            audio_check=audio_check))

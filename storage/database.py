@@ -23,6 +23,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -34,6 +35,9 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Executable
 
 from storage.threads import run_to_end
+
+# The database whose write transaction the running task is in (Database.write).
+_WRITING: ContextVar[object | None] = ContextVar("writing", default=None)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -206,10 +210,26 @@ class Database:
             self._async_reads: AsyncEngine = self._async.execution_options(
                 isolation_level="AUTOCOMMIT")
 
+    def holds_write(self) -> bool:
+        """Whether the running task is inside a write transaction of this database."""
+        return _WRITING.get() is self
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
-        if self._async is not None:
-            async with self._async.begin() as async_conn:
+        # The SQLite writer's lock is not reentrant: a write begun (here, or by a task this
+        # one waits on, such as the audit log's group commit) inside another would wait
+        # for itself. Known per task, so callers can refuse to (auditing.record).
+        token = _WRITING.set(self)
+        try:
+            async with self._write(self._async) as conn:
+                yield conn
+        finally:
+            _WRITING.reset(token)
+
+    @asynccontextmanager
+    async def _write(self, engine: AsyncEngine | None) -> AsyncIterator[Conn]:
+        if engine is not None:
+            async with engine.begin() as async_conn:
                 yield async_conn
             return
         async with self._write_lock:
@@ -232,6 +252,44 @@ class Database:
                 self._writer_conn = None
                 sync_conn.close()
                 raise
+
+    @asynccontextmanager
+    async def schema_change(self) -> AsyncIterator[Conn]:
+        """A write for migrations. On SQLite with foreign keys off, since a table is changed
+        by rebuilding it (dropping the old one would otherwise take the rows that refer to
+        it, or fail), and checked before the commit: SQLite's own procedure for it. A
+        connection of its own, discarded after."""
+        if self._async is not None:
+            async with self.write() as conn:
+                yield conn
+            return
+        token = _WRITING.set(self)
+        try:
+            async with self._write_lock:
+                sync_conn = self._writer.connect()
+                try:
+                    # Outside a transaction, or SQLite ignores it: on the driver's own
+                    # connection, before SQLAlchemy begins one.
+                    sync_conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                        "PRAGMA foreign_keys=OFF")
+                    await self._begin_immediate(sync_conn)
+                    try:
+                        yield _SyncConn(sync_conn)
+                        broken = sync_conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise RuntimeError(f"the migration left {len(broken)} rows "
+                                               f"referring to rows that are gone")
+                    except BaseException:
+                        sync_conn.rollback()
+                        raise
+                    await run_to_end(sync_conn.commit)
+                finally:
+                    # Discarded, not returned to the pool: no later write may get a
+                    # connection with foreign keys off.
+                    sync_conn.invalidate()
+                    sync_conn.close()
+        finally:
+            _WRITING.reset(token)
 
     async def _begin_immediate(self, conn: Connection) -> None:
         delay, waited = 0.001, 0.0

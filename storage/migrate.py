@@ -29,5 +29,5 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def upgrade(database: Database) -> None:
-    async with database.write() as conn:
+    async with database.schema_change() as conn:
         await conn.run_sync(_upgrade)

@@ -21,21 +21,22 @@ class UserRow:
     created_at: datetime
     disabled_at: datetime | None
     last_sign_in_at: datetime | None
+    agent_id: str | None = None
 
 
 def _user(row: Any) -> UserRow:
     return UserRow(row.name, row.password_hash, tuple(json.loads(row.roles)), row.created_at,
-                   row.disabled_at, row.last_sign_in_at)
+                   row.disabled_at, row.last_sign_in_at, row.agent_id)
 
 
 async def insert_user(conn: Conn, name: str, password_hash: str, roles: list[str],
-                      now: datetime) -> bool:
+                      now: datetime, agent_id: str | None = None) -> bool:
     """False when an account of that name exists already."""
     if await get_user(conn, name) is not None:
         return False
     await conn.execute(insert(users).values(name=name, password_hash=password_hash,
                                             roles=json.dumps(sorted(set(roles))),
-                                            created_at=now))
+                                            created_at=now, agent_id=agent_id))
     return True
 
 
@@ -73,13 +74,14 @@ class SessionRow:
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
+    agent_id: str | None = None
 
 
 async def insert_session(conn: Conn, row: SessionRow) -> None:
     await conn.execute(insert(sessions).values(
         id_hash=row.id_hash, user_name=row.user_name, roles=json.dumps(list(row.roles)),
         csrf_token=row.csrf_token, created_at=row.created_at, last_seen_at=row.last_seen_at,
-        expires_at=row.expires_at))
+        expires_at=row.expires_at, agent_id=row.agent_id))
 
 
 async def get_session(conn: Conn, id_hash: str) -> SessionRow | None:
@@ -87,7 +89,7 @@ async def get_session(conn: Conn, id_hash: str) -> SessionRow | None:
     if r is None:
         return None
     return SessionRow(r.id_hash, r.user_name, tuple(json.loads(r.roles)), r.csrf_token,
-                      r.created_at, r.last_seen_at, r.expires_at)
+                      r.created_at, r.last_seen_at, r.expires_at, r.agent_id)
 
 
 async def touch_session(conn: Conn, id_hash: str, now: datetime) -> None:
@@ -166,7 +168,8 @@ async def take_login(conn: Conn, state_hash: str) -> tuple[str, str, datetime] |
     return r.nonce, r.code_verifier, r.created_at
 
 
-async def upsert_sso_user(conn: Conn, name: str, roles: list[str], now: datetime) -> str:
+async def upsert_sso_user(conn: Conn, name: str, roles: list[str], now: datetime,
+                          agent_id: str | None = None) -> str:
     """Records a person who signed in through SSO with the roles their provider gives now;
     returns "ok", "disabled", "local" (a local account holds the name) or "token" (a
     token holds it: names are unique across both, or the audit would mix two principals)."""
@@ -176,14 +179,14 @@ async def upsert_sso_user(conn: Conn, name: str, roles: list[str], now: datetime
     if found is None:
         await conn.execute(insert(users).values(name=name, password_hash=SSO_PASSWORD,
                                                 roles=json.dumps(sorted(set(roles))),
-                                                created_at=now))
+                                                created_at=now, agent_id=agent_id))
         return "ok"
     if found.password_hash != SSO_PASSWORD:
         return "local"
     if found.disabled_at is not None:
         return "disabled"
     await conn.execute(update(users).where(users.c.name == name)
-                       .values(roles=json.dumps(sorted(set(roles)))))
+                       .values(roles=json.dumps(sorted(set(roles))), agent_id=agent_id))
     return "ok"
 
 

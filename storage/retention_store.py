@@ -13,6 +13,8 @@ from sqlalchemy import bindparam, delete, insert, or_, select, update
 from storage import keyset
 from storage.database import Conn
 from storage.schema import (
+    collection_clips,
+    evaluation_history,
     evaluations,
     kept_blobs,
     legal_hold_recordings,
@@ -20,6 +22,7 @@ from storage.schema import (
     moments,
     purge_runs,
     purpose_policies,
+    recording_commitments,
     recording_purposes,
     recording_waveforms,
     recordings,
@@ -176,10 +179,12 @@ async def due(conn: Conn, now: datetime, after: tuple[datetime, str] | None,
 
 
 async def mark_purging_and_destroy_keys(conn: Conn, recording_ids: list[str],
-                                        reason: str) -> None:
+                                        reason: str, erasure: bool = False) -> None:
     """Marks recordings ``purging`` and destroys their wrapped data keys (crypto-shredding).
 
-    Compare-and-set on the state: of two replicas, only one marks a recording.
+    Compare-and-set on the state: of two replicas, only one marks a recording. What people
+    wrote about the calls goes too; an erasure also takes the training clips cut from them
+    (at a purge they stay, unplayable, saying why).
     """
     await conn.execute(update(recordings).where(
         recordings.c.id.in_(recording_ids), recordings.c.state == "active").values(
@@ -190,10 +195,20 @@ async def mark_purging_and_destroy_keys(conn: Conn, recording_ids: list[str],
     # Sealed under the destroyed key, so unreadable already; gone with it all the same.
     await conn.execute(delete(recording_waveforms).where(
         recording_waveforms.c.recording_id.in_(recording_ids)))
+    await conn.execute(delete(recording_commitments).where(
+        recording_commitments.c.recording_id.in_(recording_ids)))
     # What people noted about the call goes with it; an evaluation keeps its score.
     await conn.execute(delete(moments).where(moments.c.recording_id.in_(recording_ids)))
+    evaluated = select(evaluations.c.id).where(evaluations.c.recording_id.in_(recording_ids))
     await conn.execute(update(evaluations).where(
         evaluations.c.recording_id.in_(recording_ids)).values(notes=None))
+    await conn.execute(update(evaluation_history).where(
+        evaluation_history.c.evaluation_id.in_(evaluated)).values(notes=None, comment=None))
+    clips = collection_clips.c.recording_id.in_(recording_ids)
+    if erasure:
+        await conn.execute(delete(collection_clips).where(clips))
+    else:
+        await conn.execute(update(collection_clips).where(clips).values(note=None))
 
 
 @dataclass(frozen=True)
@@ -263,14 +278,16 @@ async def insert_run(conn: Conn, run: dict[str, Any]) -> None:
         id=run["run_id"], dry_run=run["dry_run"], actor=run["actor"],
         started_at=run["started_at"], finished_at=run["finished_at"],
         purged=json.dumps(run["purged"]), skipped=json.dumps(run["skipped"]),
-        retention_changes=json.dumps(run["retention_changes"])))
+        retention_changes=json.dumps(run["retention_changes"]),
+        call_records_purged=run["call_records_purged"]))
 
 
 def _run(r: Any) -> dict[str, Any]:
     return {"run_id": r.id, "dry_run": r.dry_run, "actor": r.actor,
             "started_at": r.started_at, "finished_at": r.finished_at,
             "purged": json.loads(r.purged), "skipped": json.loads(r.skipped),
-            "retention_changes": json.loads(r.retention_changes)}
+            "retention_changes": json.loads(r.retention_changes),
+            "call_records_purged": r.call_records_purged}
 
 
 async def list_runs(conn: Conn, before: tuple[datetime, str] | None,

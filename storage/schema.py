@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 from storage.limits import IDENTIFIER, NAME, PHONE_NUMBER
@@ -54,7 +55,10 @@ recordings = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     # Personal fields are nulled when the recording becomes a tombstone.
-    Column("call_id", String(IDENTIFIER), unique=True),
+    Column("call_id", String(IDENTIFIER)),
+    # Which side of the call the audio holds: caller, callee, or mixed (both, the default).
+    # (call_id, leg) is the upload's idempotency key (migration 0017).
+    Column("leg", String(16), nullable=False, server_default="mixed"),
     Column("agent_id", String(IDENTIFIER)),
     Column("customer_id", String(IDENTIFIER)),
     Column("phone_number", String(PHONE_NUMBER)),
@@ -81,9 +85,14 @@ recordings = Table(
     # Keyed pseudonym of customer_id (HMAC under a server key); kept in the tombstone so a
     # data subject's later request still finds what was purged, without the id itself.
     Column("subject_ref", String(64)),
+    # Measured on the decoded audio at upload: ok, one_sided (a channel silent throughout),
+    # silent; NULL for formats not decoded (waveform.py).
+    Column("audio_check", String(16)),
     # Searches: newest call first, each filter leading an index that ends in the sort key,
     # so that a page (any page: keyset.py) reads what it shows and nothing more. A
     # tombstone's personal fields are NULL, so it leaves the agent, customer and queue ones.
+    # Both legs of one call are two recordings; it also serves lookups by call id.
+    UniqueConstraint("call_id", "leg", name="uq_recordings_call_leg"),
     Index("ix_recordings_started_at_id", "started_at", "id"),
     Index("ix_recordings_agent_started", "agent_id", "started_at", "id"),
     Index("ix_recordings_queue_started", "queue", "started_at", "id"),
@@ -125,6 +134,46 @@ recording_waveforms = Table(
     Column("sealed", LargeBinary, nullable=False),
 )
 
+# What the service committed to at upload (recordings_service/commitment.py): the Merkle
+# root of the audio's salted pieces, as in the upload's audit entry, how it was cut, and
+# the key its salts come from, sealed under a key derived from the data key (so it goes
+# when that key is destroyed, and is deleted with it).
+recording_commitments = Table(
+    "recording_commitments",
+    metadata,
+    Column("recording_id", String(32), ForeignKey("recordings.id"), primary_key=True),
+    Column("root", String(64), nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("audio_offset", Integer, nullable=False),
+    Column("chunk_bytes", Integer, nullable=False),
+    Column("sealed_salt_key", LargeBinary, nullable=False),
+)
+
+# Redactions (recordings_service/redaction.py): what was replaced, why, and the signed
+# receipt; kept after the recording is purged, as the record of what was done to it.
+redactions = Table(
+    "redactions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("recording_id", String(32), ForeignKey("recordings.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("actor", String(IDENTIFIER), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("fill", String(16), nullable=False),
+    Column("spans", Text, nullable=False),  # JSON
+    Column("under_hold", Boolean, nullable=False),
+    Column("original_root", String(64), nullable=False),
+    Column("previous_sha256", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    # The committed pieces it changed (JSON list of indices), and every piece's leaf as
+    # committed (32 bytes each, in order): a proof gives them, and the salts of the others.
+    Column("changed_pieces", Text, nullable=False),
+    Column("original_leaves", LargeBinary, nullable=False),
+    Column("audit_seq", BigInteger, nullable=False),
+    Column("receipt", Text, nullable=False),
+    Index("ix_redactions_recording_created", "recording_id", "created_at", "id"),
+)
+
 # Points or spans a person marked in a call, for a purpose; personal data about the call,
 # so they go with the recording (purge, erasure) and into the subject's export.
 moments = Table(
@@ -159,9 +208,76 @@ evaluations = Table(
     Column("notes", Text),  # JSON: text answers and comment
     Column("call_started_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    # An agent's evaluations over time; a call's evaluations.
+    # The call's queue when it was scored (reports group by it; the call may be gone).
+    Column("queue", String(IDENTIFIER)),
+    # The current version (a revision after a dispute adds one; evaluation_history keeps
+    # every version) and where the conversation with the agent stands.
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("updated_at", UTCDateTime),
+    # An agent's evaluations over time; a call's evaluations; reports over a period.
     Index("ix_evaluations_agent_created", "agent_id", "created_at", "id"),
     Index("ix_evaluations_recording", "recording_id", "created_at"),
+    Index("ix_evaluations_created", "created_at", "id"),
+)
+
+# What happened to an evaluation, in order: scored, acknowledged, disputed, revised,
+# upheld. A scoring or a revision carries that version's score and answers. ``notes`` and
+# ``comment`` are people's words about the call: nulled when the call is purged or erased.
+evaluation_history = Table(
+    "evaluation_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("evaluation_id", String(32), ForeignKey("evaluations.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("actor", String(NAME), nullable=False),
+    Column("score", Float),
+    Column("critical_failed", Text),
+    Column("answers", Text),
+    Column("notes", Text),
+    Column("comment", Text),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_evaluation_history_evaluation", "evaluation_id", "id"),
+)
+
+# The training library: collections of clips (a span of a recording), shared with agents.
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text),
+    Column("owner", String(NAME), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_collections_created", "created_at", "id"),
+)
+
+# A clip's note is about the call: nulled at purge; the clip goes at erasure.
+collection_clips = Table(
+    "collection_clips",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("collection_id", String(32), ForeignKey("collections.id"), nullable=False),
+    Column("recording_id", String(32), ForeignKey("recordings.id"), nullable=False),
+    Column("start_seconds", Float, nullable=False),
+    Column("end_seconds", Float, nullable=False),
+    Column("note", Text),
+    Column("added_by", String(NAME), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_collection_clips_collection", "collection_id", "created_at", "id"),
+    Index("ix_collection_clips_recording", "recording_id"),
+)
+
+collection_shares = Table(
+    "collection_shares",
+    metadata,
+    Column("collection_id", String(32), ForeignKey("collections.id"), primary_key=True),
+    Column("agent_id", String(IDENTIFIER), primary_key=True),
+    Column("shared_by", String(NAME), nullable=False),
+    Column("shared_at", UTCDateTime, nullable=False),
+    # The collections shared with an agent.
+    Index("ix_collection_shares_agent", "agent_id", "collection_id"),
 )
 
 tokens = Table(
@@ -175,6 +291,8 @@ tokens = Table(
     Column("expires_at", UTCDateTime),
     # Written at most once a minute per process (not on every request).
     Column("last_used_at", UTCDateTime),
+    # The agent a token of role ``agent`` acts as.
+    Column("agent_id", String(IDENTIFIER)),
 )
 
 # People who sign in (local accounts); machines use tokens.
@@ -188,6 +306,8 @@ users = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("disabled_at", UTCDateTime),
     Column("last_sign_in_at", UTCDateTime),
+    # The agent a person of role ``agent`` is (their own evaluations and calls).
+    Column("agent_id", String(IDENTIFIER)),
 )
 
 # Signed-in people's sessions, server-side so every replica knows them. Only the SHA-256
@@ -202,6 +322,7 @@ sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column("agent_id", String(IDENTIFIER)),
 )
 
 # Single sign-on logins begun and not yet returned (state, nonce, PKCE verifier), shared by
@@ -345,6 +466,8 @@ purge_runs = Table(
     Column("purged", Text, nullable=False),
     Column("skipped", Text, nullable=False),
     Column("retention_changes", Text, nullable=False),
+    # Call records older than [coverage] retention_days this run deleted (a count only).
+    Column("call_records_purged", Integer, nullable=False, server_default="0"),
     Index("ix_purge_runs_started_at_id", "started_at", "id"),
 )
 
@@ -412,4 +535,44 @@ key_secrets = Table(
     Column("root_generation", Integer, nullable=False),
     Column("sealed_value", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Call records from the PBXs: what calls there were, to find those never recorded (or
+# recorded short). Personal data (agent, customer, number): purged after
+# [coverage] retention_days, erased with the subject.
+call_records = Table(
+    "call_records",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("source", String(IDENTIFIER), nullable=False),
+    Column("call_id", String(IDENTIFIER), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("answered_at", UTCDateTime),
+    Column("ended_at", UTCDateTime, nullable=False),
+    Column("direction", String(16)),
+    Column("agent_id", String(IDENTIFIER)),
+    Column("queue", String(IDENTIFIER)),
+    Column("customer_id", String(IDENTIFIER)),
+    Column("phone_number", String(PHONE_NUMBER)),
+    Column("expect_recording", Boolean, nullable=False),
+    # pending (not yet past its grace), recorded, missing, short, partial, not_expected
+    # (unanswered, or a call the policy does not record).
+    Column("status", String(16), nullable=False),
+    # The longest recording found for it, in seconds; when it was last matched.
+    Column("recorded_seconds", Float),
+    Column("checked_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    # A PBX re-sends a record it is unsure was taken: one row per (source, call_id).
+    UniqueConstraint("source", "call_id", name="uq_call_records_source_call"),
+    # A recording finds its call; the reconciliation finds what became due.
+    Index("ix_call_records_call_id", "call_id"),
+    Index("ix_call_records_status_ended", "status", "ended_at"),
+    # Lists and counts over a period (per status, source, queue): ranges of these, index
+    # only for the counts; the purge by age walks the first.
+    Index("ix_call_records_started", "started_at", "id"),
+    Index("ix_call_records_started_counts", "started_at", "source", "queue", "status"),
+    Index("ix_call_records_status_started", "status", "started_at", "id"),
+    Index("ix_call_records_source_started", "source", "started_at", "id"),
+    Index("ix_call_records_queue_started", "queue", "started_at", "id"),
+    Index("ix_call_records_customer", "customer_id"),
 )

@@ -122,3 +122,77 @@ async def analyze(database: Database) -> None:
 
     async with database.write() as conn:
         await conn.execute(text("ANALYZE"))
+
+
+async def seed_quality(database: Database, count: int) -> None:
+    """An evaluation of every other call among the first ``count`` (an hour after the call,
+    with its history), and a collection of 100 clips shared with 50 agents."""
+    from storage.schema import (
+        collection_clips,
+        collection_shares,
+        collections,
+        evaluation_history,
+        evaluations,
+    )
+
+    for start in range(0, count, BATCH):
+        rows, steps = [], []
+        for i in range(start, min(start + BATCH, count), 2):
+            at = started_of(i) + timedelta(hours=1)
+            rows.append({
+                "id": f"eval_seed{i:010d}", "recording_id": f"rec_seed{i:010d}",
+                "agent_id": agent_of(i), "queue": f"queue-{i % QUEUES:02d}",
+                "form": "standard", "form_version": 1, "evaluator": f"supervisor-{i % 50}",
+                "score": float(i % 101), "critical_failed": "[]", "answers": "{}",
+                "notes": None, "call_started_at": started_of(i), "created_at": at,
+                "version": 1, "status": "disputed" if i % 10 == 0 else "open"})
+            steps.append({"evaluation_id": f"eval_seed{i:010d}", "version": 1,
+                          "kind": "scored", "actor": f"supervisor-{i % 50}", "at": at})
+            if i % 10 == 0:
+                steps.append({"evaluation_id": f"eval_seed{i:010d}", "version": 1,
+                              "kind": "disputed", "actor": "agent", "at": at})
+        async with database.write() as conn:
+            await conn.execute(insert(evaluations), rows)
+            await conn.execute(insert(evaluation_history), steps)
+    async with database.write() as conn:
+        await conn.execute(insert(collections), [{
+            "id": f"col_seed{n:04d}", "name": f"collection {n}", "description": None,
+            "owner": "supervisor-1", "created_at": NEWEST - timedelta(minutes=n)}
+            for n in range(200)])
+        await conn.execute(insert(collection_clips), [{
+            "id": f"clip_seed{n:06d}", "collection_id": f"col_seed{n % 200:04d}",
+            "recording_id": f"rec_seed{n:010d}", "start_seconds": 0.0, "end_seconds": 5.0,
+            "note": None, "added_by": "supervisor-1", "created_at": NEWEST}
+            for n in range(min(count, 20_000))])
+        await conn.execute(insert(collection_shares), [{
+            "collection_id": f"col_seed{n % 200:04d}", "agent_id": agent_of(n),
+            "shared_by": "supervisor-1", "shared_at": NEWEST} for n in range(1000)])
+
+
+async def seed_calls(database: Database, count: int) -> None:
+    """A call record for each of the first ``count`` calls, from two PBXs, reconciled: one
+    in 50 never recorded (its call id is no recording's), one in 100 unanswered, and the
+    newest 20 pending."""
+    from storage.schema import call_records
+
+    statuses = ("recorded", "short", "recorded", "recorded")
+    for start in range(0, count, BATCH):
+        rows = []
+        for i in range(start, min(start + BATCH, count)):
+            started = started_of(i)
+            missing, unanswered = i % 50 == 7, i % 100 == 3
+            rows.append({
+                "id": f"call_seed{i:010d}", "source": f"pbx-{i % 2}",
+                "call_id": f"lost-{i:010d}" if missing else f"call-{i:010d}",
+                "started_at": started,
+                "answered_at": None if unanswered else started + timedelta(seconds=5),
+                "ended_at": started + timedelta(seconds=180), "direction": "inbound",
+                "agent_id": agent_of(i), "queue": f"queue-{i % QUEUES:02d}",
+                "customer_id": customer_of(i), "phone_number": None,
+                "expect_recording": True,
+                "status": ("pending" if i < 20 else "not_expected" if unanswered
+                           else "missing" if missing else statuses[i % 4]),
+                "recorded_seconds": None, "checked_at": None,
+                "created_at": started + timedelta(seconds=190)})
+        async with database.write() as conn:
+            await conn.execute(insert(call_records), rows)

@@ -21,6 +21,7 @@ from recordings_service.appkeys import SERVICES
 from recordings_service.auth import create_token
 from recordings_service.config import Config, load_config
 from recordings_service.services import Services
+from storage.blobstore.base import BlobStore
 from tests.hsm import softhsm  # noqa: F401 (a fixture: a private SoftHSM2 token)
 from tests.s3 import s3_env, seaweedfs  # noqa: F401 (fixtures)
 
@@ -77,6 +78,7 @@ class Api:
     client: TestClient[web.Request, web.Application]
     clock: FrozenClock
     tokens: dict[str, str] = field(default_factory=dict)
+    replaced_stores: list[BlobStore] = field(default_factory=list)
 
     @property
     def app(self) -> web.Application:
@@ -85,6 +87,13 @@ class Api:
     @property
     def services(self) -> Services:
         return self.app[SERVICES]
+
+    async def replace_blob_store(self, store: BlobStore) -> None:
+        """Puts ``store`` where the service's blob store was (closed now); ``store`` is
+        closed after the test, which the service's own shutdown would not do."""
+        await self.services.blobs.close()
+        self.services.blobs = store
+        self.replaced_stores.append(store)
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -134,7 +143,12 @@ async def api(aiohttp_client: Any, config: Config, clock: FrozenClock) -> AsyncI
     api = Api(client, clock)
     for role in ("ingest", "supervisor", "compliance", "auditor"):
         api.tokens[role] = await create_token(api.services.database, role, [role], clock())
+    # An agent is one agent: A-7, as uploads name them in agent_id.
+    api.tokens["agent"] = await create_token(api.services.database, "agent", ["agent"],
+                                             clock(), agent_id="A-7")
     yield api
+    for store in api.replaced_stores:
+        await store.close()
 
 
 

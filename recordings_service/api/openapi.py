@@ -36,6 +36,11 @@ _RECORDING = {
     "required": ["id", "state"],
     "properties": {
         "id": {"type": "string"}, "call_id": {"type": "string"},
+        "leg": {"type": "string", "enum": ["caller", "callee", "mixed"]},
+        # GET /v1/recordings/{id} only: each recording of the call, this one included.
+        "legs": {"type": "array", "items": {
+            "type": "object", "properties": {"id": {"type": "string"},
+                                             "leg": {"type": "string"}}}},
         "started_at": {"type": "string", "format": "date-time"},
         "ended_at": {"type": ["string", "null"], "format": "date-time"},
         "direction": {"type": ["string", "null"], "enum": ["inbound", "outbound", None]},
@@ -43,6 +48,9 @@ _RECORDING = {
         "phone_number": {"type": ["string", "null"]}, "queue": {"type": ["string", "null"]},
         "content_type": {"type": "string"}, "size_bytes": {"type": "integer"},
         "duration_seconds": {"type": ["number", "null"]}, "sha256": {"type": "string"},
+        "audio_check": {"type": ["string", "null"], "enum": ["ok", "one_sided", "silent", None],
+                        "description": "one_sided: a channel silent throughout (a side of "
+                                       "the call not recorded); null: format not decoded"},
         "key_version": {"type": "integer"},
         "purposes": {"type": "array", "items": {"$ref": "#/components/schemas/PurposeState"}},
         "purge_at": {"type": ["string", "null"], "format": "date-time"},
@@ -75,6 +83,9 @@ def _metadata(purposes: list[str]) -> dict[str, Any]:
             "purposes": {"type": "array", "minItems": 1,
                          "items": {"type": "string", "enum": purposes}},
             "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-fA-F]{64}$"},
+            "leg": {"type": "string", "enum": ["caller", "callee", "mixed"],
+                    "description": "the side of the call the audio holds (default mixed); "
+                                   "(call_id, leg) is the idempotency key"},
         },
     }
 
@@ -87,6 +98,23 @@ _REFERENCE = {"type": ["string", "null"], "maxLength": 255}
 _NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": 255}
 
 
+_TIME = {"type": "string", "format": "date-time"}
+_CALL_RECORD = {
+    "type": "object", "required": ["call_id", "started_at", "ended_at"],
+    "additionalProperties": False,
+    "properties": {
+        "call_id": _TEXT, "started_at": _TIME, "ended_at": _TIME,
+        "answered_at": {**_TIME, "type": ["string", "null"],
+                        "description": "absent or null: not answered (nothing to record)"},
+        "direction": {"type": ["string", "null"], "enum": ["inbound", "outbound", None]},
+        "expect_recording": {"type": "boolean", "default": True},
+        "source": {**_NULLABLE_TEXT, "description": "the PBX; default \"default\""},
+        **{name: _NULLABLE_TEXT for name in ("agent_id", "queue", "customer_id")},
+        "phone_number": {"type": ["string", "null"], "maxLength": 64},
+    },
+}
+
+
 def _json_bodies(purposes: list[str]) -> dict[str, dict[str, Any]]:
     purpose = {"type": "string", "enum": purposes}
     return {
@@ -96,6 +124,39 @@ def _json_bodies(purposes: list[str]) -> dict[str, dict[str, Any]]:
                            "answers": {"type": "object", "additionalProperties": {
                                "type": ["boolean", "integer", "string"]}},
                            "comment": {"type": "string", "maxLength": 2000}}},
+        "evaluation_response": {
+            "type": "object", "required": ["response"],
+            "properties": {"response": {"type": "string", "enum": [
+                               "acknowledge", "dispute", "uphold"],
+                               "description": "an agent acknowledges or disputes (with a "
+                                              "comment); a reviewer upholds a dispute"},
+                           "comment": {"type": "string", "maxLength": 2000}}},
+        "evaluation_revision": {
+            "type": "object", "required": ["answers", "comment"],
+            "properties": {"answers": {"type": "object", "additionalProperties": {
+                               "type": ["boolean", "integer", "string"]}},
+                           "comment": _REASON}},
+        "call_records": {"oneOf": [_CALL_RECORD, {"type": "array", "minItems": 1,
+                                                  "maxItems": 1000, "items": _CALL_RECORD}]},
+        "freeswitch_cdr": {"type": "object", "required": ["variables"],
+                           "description": "mod_json_cdr's document: its channel variables "
+                                          "hold the call's facts",
+                           "properties": {"variables": {"type": "object"},
+                                          "switchname": {"type": "string"}}},
+        "collection": {"type": "object", "required": ["name"],
+                       "properties": {"name": {"type": "string", "minLength": 1,
+                                               "maxLength": 200, "pattern": "\\S"},
+                                      "description": {"type": ["string", "null"],
+                                                      "maxLength": 2000}}},
+        "clip": {"type": "object", "required": ["recording_id", "start_seconds",
+                                                "end_seconds"],
+                 "properties": {"recording_id": {"type": "string", "minLength": 1,
+                                                 "maxLength": 255, "pattern": "\\S"},
+                                "start_seconds": {"type": "number", "minimum": 0,
+                                                  "maximum": 10_000_000},
+                                "end_seconds": {"type": "number", "minimum": 0,
+                                                "maximum": 10_000_000},
+                                "note": {"type": ["string", "null"], "maxLength": 2000}}},
         "moment": {"type": "object", "required": ["purpose", "at_seconds", "note"],
                    "properties": {
                        "purpose": purpose, "at_seconds": {"type": "number", "minimum": 0},
@@ -110,6 +171,20 @@ def _json_bodies(purposes: list[str]) -> dict[str, dict[str, Any]]:
         # Changes that record a reason only (withdrawal, restriction, hold release).
         "reason_only": {"type": "object", "required": ["reason"],
                         "properties": {"reason": _REASON}},
+        "redaction": {"type": "object", "required": ["spans", "reason"],
+                      "additionalProperties": False, "properties": {
+                          "spans": {"type": "array", "minItems": 1, "maxItems": 100,
+                                    "items": {"type": "object",
+                                              "required": ["start_ms", "end_ms"],
+                                              "additionalProperties": False,
+                                              "properties": {
+                                                  "start_ms": {"type": "integer",
+                                                               "minimum": 0},
+                                                  "end_ms": {"type": "integer",
+                                                             "minimum": 1},
+                                                  "channel": {"enum": [0, 1, None]}}}},
+                          "reason": {"type": "string", "enum": ["pci", "pii", "other"]},
+                          "fill": {"type": "string", "enum": ["silence", "tone"]}}},
         "add_purpose": {"type": "object", "required": ["reason", "purpose"],
                         "properties": {"reason": _REASON, "purpose": purpose}},
         "hold": {"type": "object", "required": ["case_reference", "reason"],
@@ -156,6 +231,36 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
                    for n in ("agent_id", "form", "from", "to", "cursor")]
         params.append({"name": "limit", "in": "query",
                        "schema": {"type": "integer", "minimum": 1, "maximum": 500}})
+    if route.operation_id == "qualityReport":
+        params += [{"name": n, "in": "query", "schema": {"type": "string",
+                                                          "format": "date-time"}}
+                   for n in ("from", "to")]
+        params.append({"name": "format", "in": "query",
+                       "schema": {"type": "string", "enum": ["json", "csv"]}})
+    if route.operation_id in ("listCalls", "getCoverage"):
+        params += [{"name": n, "in": "query", "schema": {"type": "string",
+                                                          "format": "date-time"}}
+                   for n in ("from", "to")]
+        params += [{"name": n, "in": "query", "schema": {"type": "string", "minLength": 1,
+                                                          "maxLength": 255}}
+                   for n in ("source", "queue")]
+    if route.operation_id == "postFreeswitchCdr":
+        params.append({"name": "source", "in": "query", "description": "the PBX (default: "
+                       "the CDR's switchname)", "schema": {"type": "string", "minLength": 1,
+                                                          "maxLength": 255}})
+    if route.operation_id == "listCalls":
+        params += [{"name": "status", "in": "query", "schema": {"type": "string", "enum": [
+                       "pending", "recorded", "missing", "short", "partial", "not_expected",
+                       "unmatched"]}},
+                   {"name": "call_id", "in": "query", "schema": {
+                       "type": "string", "minLength": 1, "maxLength": 255}},
+                   {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                   {"name": "limit", "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500}}]
+    if route.operation_id == "listCollections":
+        params += [{"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                   {"name": "limit", "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500}}]
     if route.operation_id == "getWaveform":
         params += [
             {"name": "Access-Purpose", "in": "header", "schema": {"type": "string"}},
@@ -178,7 +283,7 @@ def _parameters(route: Route, purposes: list[str]) -> list[dict[str, Any]]:
                     "schema": {**fields[n], "type": "string"}
                     | ({"enum": ["inbound", "outbound"]} if n == "direction" else {})}
                    for n in ("started_at", "ended_at", "direction", "agent_id", "customer_id",
-                             "phone_number", "queue", "sha256")]
+                             "phone_number", "queue", "sha256", "leg")]
         params.append({"name": "purpose", "in": "query",
                        "schema": fields["purposes"], "style": "form", "explode": True})
         params.append({"name": "Recording-Metadata", "in": "header",
@@ -241,7 +346,7 @@ def _request_body(route: Route, bodies: dict[str, dict[str, Any]]) -> dict[str, 
     schema = bodies.get(route.body or "")
     if schema is not None:
         # A body of optional fields may be left out (the handlers read it as {}).
-        return {"required": bool(schema.get("required")),
+        return {"required": bool(schema.get("required")) or "oneOf" in schema,
                 "content": {"application/json": {"schema": schema}}}
     return None
 

@@ -9,14 +9,17 @@ from aiohttp import web
 from recordings_service.api.handlers import (
     audio,
     audit,
+    calls,
     holds,
     moments,
     ops,
     quality,
     recordings,
+    redactions,
     retention,
     session,
     subjects,
+    training,
 )
 from recordings_service.routing import Guard, Handler, add_route
 
@@ -42,9 +45,12 @@ class Route:
 
 
 _READERS = ("supervisor", "compliance")
+# Readers, and agents within what is theirs: their own evaluated calls and evaluations,
+# the collections shared with them (checked by the handlers).
+_WITH_AGENTS = ("supervisor", "compliance", "agent")
 _AUDIT = ("auditor", "compliance")
 _COMPLIANCE = ("compliance",)
-_ALL = ("ingest", "supervisor", "compliance", "auditor")
+_ALL = ("ingest", "supervisor", "compliance", "auditor", "agent")
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/session", session.post_session, "signIn",
@@ -73,7 +79,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/recordings/{recording_id}", recordings.get_recording, "getRecording",
           "A recording's metadata", _READERS, (200, 401, 403, 404), action="view_metadata"),
     Route("GET", "/v1/recordings/{recording_id}/audio", audio.get_audio, "getAudio",
-          "Stream the audio for a named purpose (Range supported)", _READERS,
+          "Stream the audio for a named purpose (Range supported); an agent, their own "
+          "evaluated calls", _WITH_AGENTS,
           (200, 206, 400, 401, 403, 404, 410, 416), action="stream"),
     Route("POST", "/v1/recordings/{recording_id}/moments", moments.post_moment, "addMoment",
           "Mark a point or a span of the call with a note, for a purpose", _READERS,
@@ -95,17 +102,72 @@ ROUTES: tuple[Route, ...] = (
           "The call's evaluations (purpose quality_review)", _READERS,
           (200, 400, 401, 403, 404, 410), action="evaluations_read"),
     Route("GET", "/v1/evaluations", quality.list_evaluations, "listEvaluations",
-          "An agent's evaluations, newest first, with the average per form", _READERS,
-          (200, 400, 401, 403), action="evaluations_read"),
+          "An agent's evaluations, newest first, with the average per form (an agent: "
+          "their own)", _WITH_AGENTS, (200, 400, 401, 403), action="evaluations_read"),
+    Route("GET", "/v1/evaluations/{evaluation_id}", quality.get_evaluation, "getEvaluation",
+          "An evaluation with its history of versions and responses", _WITH_AGENTS,
+          (200, 401, 403, 404), action="evaluation_read"),
+    Route("POST", "/v1/evaluations/{evaluation_id}/responses", quality.post_response,
+          "respondToEvaluation", "The agent acknowledges or disputes; a reviewer upholds a "
+          "dispute", _WITH_AGENTS, (200, 400, 401, 403, 404, 409), "evaluation_response",
+          action="evaluation_response"),
+    Route("POST", "/v1/evaluations/{evaluation_id}/revisions", quality.post_revision,
+          "reviseEvaluation", "Score the call again: a new version of the evaluation "
+          "(purpose quality_review)", _READERS, (200, 400, 401, 403, 404, 409, 410),
+          "evaluation_revision", action="evaluation_revised"),
+    Route("GET", "/v1/reports/quality", quality.get_report, "qualityReport",
+          "Evaluations per agent, queue and evaluator over a period (JSON or CSV)", _READERS,
+          (200, 400, 401, 403), action="quality_report"),
+    Route("POST", "/v1/calls", calls.post_calls, "postCallRecords",
+          "Call records from a PBX: one, or a list of up to 1,000; idempotent on (source, "
+          "call_id)", ("ingest",), (200, 400, 401, 403), "call_records",
+          action="call_records"),
+    Route("POST", "/v1/calls/freeswitch", calls.post_freeswitch_cdr, "postFreeswitchCdr",
+          "A FreeSWITCH mod_json_cdr post (JSON, a cdr= form or base64; Bearer or HTTP "
+          "Basic with the token name and token as its cred)", ("ingest",),
+          (200, 400, 401, 403), "freeswitch_cdr", action="call_records", basic=True),
+    Route("GET", "/v1/calls", calls.list_calls, "listCalls",
+          "Calls of a period and how they were recorded (status: recorded, missing, short, "
+          "partial, pending, not_expected, or unmatched: recordings no call record names)",
+          _READERS, (200, 400, 401, 403), action="calls_read"),
+    Route("GET", "/v1/coverage", calls.get_coverage, "getCoverage",
+          "How many calls of a period were recorded, missing, short, partial or unmatched, "
+          "in all and per day and source", _READERS, (200, 400, 401, 403),
+          action="coverage"),
+    Route("POST", "/v1/collections", training.post_collection, "createCollection",
+          "A training collection", _READERS, (201, 400, 401, 403), "collection",
+          action="collection_created"),
+    Route("GET", "/v1/collections", training.list_collections, "listCollections",
+          "Training collections, newest first (an agent: those shared with them)",
+          _WITH_AGENTS, (200, 400, 401, 403), action="collection_read"),
+    Route("GET", "/v1/collections/{collection_id}", training.get_collection,
+          "getCollection", "A collection's clips, each saying whether it plays now and why "
+          "not", _WITH_AGENTS, (200, 401, 403, 404), action="collection_read"),
+    Route("POST", "/v1/collections/{collection_id}/clips", training.post_clip, "addClip",
+          "Add a span of a call (purpose training; WAV recordings)", _READERS,
+          (201, 400, 401, 403, 404, 409, 410, 422), "clip", action="clip_added"),
+    Route("DELETE", "/v1/collections/{collection_id}/clips/{clip_id}",
+          training.delete_clip, "removeClip", "Remove a clip", _READERS,
+          (204, 401, 403, 404), action="clip_removed"),
+    Route("GET", "/v1/collections/{collection_id}/clips/{clip_id}/audio",
+          audio.get_clip_audio, "playClip", "The clip as a WAV of its span (purpose "
+          "training, checked at every play; Range supported within the clip)", _WITH_AGENTS,
+          (200, 206, 401, 403, 404, 410, 416, 422), action="clip_play"),
+    Route("PUT", "/v1/collections/{collection_id}/shares/{agent_id}", training.put_share,
+          "shareCollection", "Share the collection with an agent", _READERS,
+          (200, 400, 401, 403, 404), action="collection_shared"),
+    Route("DELETE", "/v1/collections/{collection_id}/shares/{agent_id}",
+          training.delete_share, "unshareCollection", "Stop sharing it with the agent",
+          _READERS, (200, 400, 401, 403, 404), action="collection_unshared"),
     Route("GET", "/v1/recordings/{recording_id}/waveform", audio.get_waveform, "getWaveform",
-          "The call's waveform (peak levels, 0-255) for a named purpose", _READERS,
+          "The call's waveform (peak levels, 0-255) for a named purpose", _WITH_AGENTS,
           (200, 400, 401, 403, 404, 410), action="waveform"),
     Route("HEAD", "/v1/recordings/{recording_id}/audio", audio.get_audio, "headAudio",
-          "The audio's headers for a named purpose", _READERS,
+          "The audio's headers for a named purpose", _WITH_AGENTS,
           (200, 206, 400, 401, 403, 404, 410, 416), action="stream"),
     Route("POST", "/v1/recordings/{recording_id}/playback-links", audio.post_playback_link,
           "createPlaybackLink", "A short-lived link that plays the audio without a token",
-          _READERS, (201, 400, 401, 403, 404, 410), "json", action="playback_link"),
+          _WITH_AGENTS, (201, 400, 401, 403, 404, 410), "json", action="playback_link"),
     Route("GET", "/v1/playback/{token}", audio.get_playback, "playback",
           "Play the audio through a playback link (Range supported)", (),
           (200, 206, 403, 404, 410, 416)),
@@ -128,6 +190,18 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/v1/recordings/{recording_id}", retention.erase, "eraseRecording",
           "Erase now (crypto-shred), or 409 saying why not and until when", _COMPLIANCE,
           (200, 400, 401, 403, 404, 409), "reason", action="erasure"),
+    Route("POST", "/v1/recordings/{recording_id}/redactions", redactions.post_redaction,
+          "redactRecording", "Replace spans of the audio for good (card data, other personal "
+          "data): a new data key, the old one destroyed, a signed receipt",
+          ("compliance", "ingest"), (201, 400, 401, 403, 404, 409, 410, 415, 422),
+          "redaction", action="redaction"),
+    Route("GET", "/v1/recordings/{recording_id}/redactions", redactions.list_redactions,
+          "listRedactions", "A recording's redactions with their signed receipts", _AUDIT,
+          (200, 401, 403, 404), action="redactions_read"),
+    Route("GET", "/v1/recordings/{recording_id}/redactions/{redaction_id}/proof",
+          redactions.get_proof, "getRedactionProof", "What shows, with the audio and the "
+          "public key, that nothing outside a redaction's spans changed", _AUDIT,
+          (200, 401, 403, 404, 410), action="redaction_proof"),
     Route("POST", "/v1/legal-holds", holds.post_hold, "placeLegalHold",
           "Place a legal hold on recordings or on every recording of a data subject",
           _COMPLIANCE, (201, 400, 401, 403, 409), "hold", action="legal_hold_placed"),

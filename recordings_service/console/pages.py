@@ -18,21 +18,24 @@ from aiohttp import web
 from recordings_service import (
     access,
     audit_reading,
+    calls,
     evaluations,
     fields,
     holds,
     listenings,
     retention,
     subjects,
+    training,
 )
 from recordings_service.api.problems import Problem
 from recordings_service.appkeys import ACTOR, SESSION, origin, services
-from recordings_service.auth import Actor
+from recordings_service.auth import Actor, is_agent_only
 from recordings_service.client_address import scheme
 from recordings_service.console import charts
 from recordings_service.errors import BadRequest
+from recordings_service.services import Services
 from recordings_service.times import parse_time
-from storage import audit_log, catalog, recording_search
+from storage import audit_log, catalog, recording_search, redaction_store
 from storage.limits import IDENTIFIER
 
 # The browser's time zone, written by the console's script (an IANA name).
@@ -79,6 +82,12 @@ def _duration(seconds: float | None) -> str:
     hours, rest = divmod(whole, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else \
         f"{rest // 60}:{rest % 60:02d}"
+
+
+def _span_time(ms: int) -> str:
+    """A position in a call as m:ss, with tenths when it falls between seconds."""
+    minutes, rest = divmod(ms, 60_000)
+    return f"{minutes}:{rest // 1000:02d}" + (f".{rest % 1000 // 100}" if rest % 1000 else "")
 
 
 def retention_words(rec: catalog.Recording, now: datetime, zone: ZoneInfo) -> str:
@@ -135,10 +144,13 @@ def _render(template: str, request: web.Request, context: dict[str, Any],
         "can_search": bool(actor and actor.roles & {"supervisor", "compliance"}),
         "can_comply": bool(actor and "compliance" in actor.roles),
         "can_audit": bool(actor and actor.roles & {"auditor", "compliance"}),
+        "can_train": bool(actor and actor.roles & {"supervisor", "compliance", "agent"}),
+        "is_agent": bool(actor and is_agent_only(actor)),
         "csrf_token": session.csrf_token if session is not None else "",
         "zone": zone.key,
         "local": lambda value: _local(value, zone),
         "duration": _duration,
+        "span_time": _span_time,
         "path": request.path,
     }
     return aiohttp_jinja2.render_template(template, request, common | context, status=status)
@@ -188,6 +200,8 @@ async def home(request: web.Request) -> web.StreamResponse:
         return _see_other("/recordings")
     if "auditor" in roles:
         return _see_other("/audit")
+    if "agent" in roles:
+        return _see_other("/my-evaluations")
     return _render("home.html", request, {})
 
 
@@ -304,14 +318,25 @@ async def recording(request: web.Request) -> web.Response:
     allowed = access.allowed_purposes(svc, actor, rec)
     scored = await evaluations.of_recording(svc, actor, origin(request), rec.id) \
         if evaluations.PURPOSE in allowed else []
+    library: list[Any] = []
+    if training.PURPOSE in allowed and rec.content_type == "audio/wav":
+        library, _ = await training.list_visible(svc, actor, None, 50)
     return _render("recording.html", request, {
+        "library": library,
         "rec": rec, "now": now, "retention": retention_words(rec, now, zone_of(request)),
         "allowed": allowed, "evaluations": scored,
         "forms": svc.config.quality_forms if evaluations.PURPOSE in allowed else {},
         "refusals": access.refusals(svc, actor, rec),
+        "legs": await access.legs_of(svc, rec),
+        "redactions": await _redactions(svc, rec.id),
         "accesses": [e for e in accesses if e["action"] != "audit_read"][-50:],
         "compliance": "compliance" in actor.roles,
     })
+
+
+async def _redactions(svc: Services, recording_id: str) -> list[dict[str, Any]]:
+    async with svc.database.read() as conn:
+        return await redaction_store.of_recording(conn, recording_id)
 
 
 async def compliance(request: web.Request) -> web.Response:
@@ -461,13 +486,18 @@ async def _audit_filter(request: web.Request, zone: ZoneInfo,
     if form["call_id"]:
         # A person knows the call by its id; the log names the recording.
         async with services(request).database.read() as conn:
-            rec = await catalog.get_by_call_id(conn, form["call_id"])
-        if rec is None or (recording_id and recording_id != rec.id):
+            of_call = [i for i, _ in await catalog.legs_of_call(conn, form["call_id"])]
+        if recording_id:
+            of_call = [i for i in of_call if i == recording_id]
+        if not of_call:
             return form, None
-        recording_id = rec.id
+        recording_ids: tuple[str, ...] | None = tuple(of_call)
+        recording_id = None
+    else:
+        recording_ids = None
     return form, audit_log.AuditFilter(
         actor=form["actor"] or None, action=form["action"] or None,
-        recording_id=recording_id, purpose=form["purpose"] or None,
+        recording_id=recording_id, recording_ids=recording_ids, purpose=form["purpose"] or None,
         outcome=form["outcome"] or None,
         since=_day_bound(form["from"], zone, "from", end=False),
         until=_day_bound(form["to"], zone, "to", end=True))
@@ -523,3 +553,81 @@ async def audit_csv(request: web.Request) -> web.StreamResponse:
         await response.write(chunk)
     await response.write_eof()
     return response
+
+
+async def my_evaluations(request: web.Request) -> web.Response:
+    """An agent's own evaluations, the newest first, each to acknowledge or dispute."""
+    svc, actor = services(request), _actor(request)
+    found, _, means = await evaluations.of_agent(svc, actor, origin(request),
+                                                 actor.agent_id or "", None, None, None,
+                                                 None, 100)
+    return _render("my_evaluations.html", request, {
+        "evaluations": found, "means": means, "forms": svc.config.quality_forms})
+
+
+async def evaluation(request: web.Request) -> web.Response:
+    """One evaluation: its answers, every version and response, and what the reader may
+    do next (the agent: acknowledge or dispute; a reviewer: revise or uphold)."""
+    svc, actor = services(request), _actor(request)
+    found, steps = await evaluations.one(svc, actor, origin(request),
+                                         request.match_info["evaluation_id"])
+    agent = is_agent_only(actor)
+    responses = [kind for kind, (_, after) in (
+        evaluations.AGENT_RESPONSES if agent else evaluations.REVIEWER_RESPONSES).items()
+        if found.status in after]
+    forms = svc.config.quality_forms
+    return _render("evaluation.html", request, {
+        "e": found, "history": steps, "responses": responses,
+        "form": forms.get(found.form), "reviewer": not agent})
+
+
+async def collections(request: web.Request) -> web.Response:
+    svc, actor = services(request), _actor(request)
+    found, _ = await training.list_visible(svc, actor, None, 200)
+    return _render("collections.html", request, {
+        "collections": found, "reviewer": not is_agent_only(actor)})
+
+
+async def collection(request: web.Request) -> web.Response:
+    """A collection's clips, each with its player or the reason it no longer plays."""
+    svc, actor = services(request), _actor(request)
+    found, clips, agents = await training.read(svc, actor, origin(request),
+                                               request.match_info["collection_id"])
+    return _render("collection.html", request, {
+        "c": found, "clips": clips, "agents": agents, "reviewer": not is_agent_only(actor)})
+
+
+COVERAGE_DAYS = 14
+COVERAGE_ROWS = 50
+_GAPS = ("missing", "partial", "short", "unmatched")
+
+
+async def coverage(request: web.Request) -> web.Response:
+    """Coverage per UTC day and PBX (a chart each), and the calls not recorded in full."""
+    svc, actor = services(request), _actor(request)
+    today = svc.clock().astimezone(UTC).date()
+    first = today - timedelta(days=COVERAGE_DAYS - 1)
+    source = request.query.get("source") or None
+    queue = request.query.get("queue") or None
+    for name, value in (("source", source), ("queue", queue)):
+        if value is not None:
+            fields.required_text(value, name, IDENTIFIER, "invalid_query")
+    where = calls.period(svc, datetime.combine(first, time(), UTC),
+                         datetime.combine(today + timedelta(days=1), time(), UTC),
+                         source, queue)
+    report = await calls.coverage(svc, where)
+    per_source: dict[str, dict[tuple[date, str], int]] = {}
+    for day in report["days"]:
+        counts = per_source.setdefault(day["source"] or "no call record", {})
+        for status in ("recorded", *_GAPS):
+            if day["counts"][status]:
+                counts[(date.fromisoformat(day["date"]), status)] = day["counts"][status]
+    gaps = {}
+    for status in _GAPS:
+        gaps[status], _ = await calls.listing(svc, actor, origin(request), where, status,
+                                              None, None, COVERAGE_ROWS)
+    return _render("coverage.html", request, {
+        "report": report, "source": source or "", "queue": queue or "",
+        "days": COVERAGE_DAYS, "gaps": gaps,
+        "charts": {name: charts.stacked_days(counts, first, COVERAGE_DAYS)
+                   for name, counts in sorted(per_source.items())}})

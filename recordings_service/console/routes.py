@@ -17,7 +17,9 @@ from recordings_service.routing import Guard, Handler, add_route
 _READERS = frozenset({"supervisor", "compliance"})
 _COMPLIANCE = frozenset({"compliance"})
 _AUDIT = frozenset({"auditor", "compliance"})
-_ANYONE = frozenset({"ingest", "supervisor", "compliance", "auditor"})
+_ANYONE = frozenset({"ingest", "supervisor", "compliance", "auditor", "agent"})
+_WITH_AGENTS = frozenset({"supervisor", "compliance", "agent"})
+_AGENT = frozenset({"agent"})
 _PUBLIC: frozenset[str] = frozenset()
 
 STATIC = Path(__file__).parent / "static"
@@ -37,6 +39,11 @@ PAGES: tuple[tuple[str, Handler, frozenset[str], str], ...] = (
     ("/purge-runs/{run_id}", pages.purge_run, _COMPLIANCE, "purge_run"),
     ("/legal-holds/{hold_id}", pages.legal_hold, _COMPLIANCE, "legal_hold_read"),
     ("/agents/{agent_id}", pages.agent, _READERS, "evaluations_read"),
+    ("/my-evaluations", pages.my_evaluations, _AGENT, "evaluations_read"),
+    ("/evaluations/{evaluation_id}", pages.evaluation, _WITH_AGENTS, "evaluation_read"),
+    ("/collections", pages.collections, _WITH_AGENTS, "collection_read"),
+    ("/collections/{collection_id}", pages.collection, _WITH_AGENTS, "collection_read"),
+    ("/coverage", pages.coverage, _READERS, "calls_read"),
     ("/audit", pages.audit, _AUDIT, "audit_read"),
     ("/audit.csv", pages.audit_csv, _AUDIT, "audit_export"),
 )

@@ -19,10 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from re import Pattern
 from typing import Any
 
-from recordings_service.uploader.names import PatternError, fields_from_name
+from recordings_service.uploader.names import NamePattern, PatternError, fields_from_name
 from storage.durable import fsync_path
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".ogg", ".opus", ".flac"})
@@ -74,7 +73,7 @@ def open_for_writing(path: Path) -> bool | None:
 
 class Spool:
     def __init__(self, directory: Path, *, purposes: Sequence[str],
-                 pattern: Pattern[str] | None, stable_seconds: float,
+                 pattern: NamePattern | None, stable_seconds: float,
                  metadata_grace_seconds: float,
                  clock: Callable[[], float] = time.time) -> None:
         self.directory = directory

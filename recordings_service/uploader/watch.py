@@ -19,7 +19,6 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from re import Pattern
 from typing import Any
 
 import aiohttp
@@ -27,6 +26,7 @@ import watchfiles
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from recordings_service.backup import sha256_file
+from recordings_service.uploader.names import NamePattern
 from recordings_service.uploader.spool import Ready, Spool
 
 log = logging.getLogger("recordings_service.uploader")
@@ -43,7 +43,7 @@ class Settings:
     url: str
     token: str
     purposes: list[str]
-    pattern: Pattern[str] | None = None
+    pattern: NamePattern | None = None
     stable_seconds: float = 5.0
     metadata_grace_seconds: float = 60.0
     keep: Path | None = None  # move delivered files here instead of deleting them

@@ -92,6 +92,7 @@ def new_service(tmp_path: Path, config_text: str = "", *roles: str,
     data, config = tmp_path / "data", tmp_path / "c.toml"
     config.write_text("[scheduler]\nenabled = false\n" + config_text)
     tokens = {role: run_cli(data, "tokens", "create", "--name", role, "--role", role,
+                            *(["--agent-id", "A-7"] if role == "agent" else []),
                             "--config", str(config), check=True).stdout.split()[-1]
               for role in roles}
     return data, config, tokens

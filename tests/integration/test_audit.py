@@ -9,11 +9,13 @@ import itertools
 import json
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select, update
 
-from recordings_service import jobs
+from recordings_service import auditing, jobs
+from recordings_service.auth import Actor
 from storage import merkle
 from storage.schema import audit_checkpoints, audit_entries, audit_head, audit_verifications
 from tests import catalog_seed as seed
@@ -323,3 +325,15 @@ async def test_a_rewritten_log_makes_a_short_report(api: Api) -> None:
     problems = report["problems"]
     assert isinstance(problems, list) and len(problems) == 101
     assert problems[-1] == "more problems follow; fix these and verify again"
+
+
+async def test_an_audit_entry_is_never_appended_inside_a_write_transaction(api: Api) -> None:
+    """On SQLite it would wait for the lock its own transaction holds (a hang found by the
+    generated requests as an agent); anywhere, the log must not commit before the change."""
+    svc = api.services
+    event = auditing.event(Actor("someone", frozenset({"supervisor"})),
+                           auditing.Origin("127.0.0.1", "req-1"), "search", "allowed")
+    async with svc.database.write():
+        with pytest.raises(RuntimeError):
+            await auditing.record(svc, event)
+    await auditing.record(svc, event)  # after it, as every handler does

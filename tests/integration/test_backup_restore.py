@@ -106,6 +106,44 @@ async def test_restore_replays_erasures_made_after_the_backup(
             if e["recording_id"] in gone]
 
 
+@pytest.mark.parametrize("backed_up_after", [0, 1])
+async def test_restore_redacts_again_what_was_redacted_after_the_backup(
+        api: Api, config: Config, clock: FrozenClock, tmp_path: Path, sqlite_only: None,
+        aiohttp_client: Any, backed_up_after: int) -> None:
+    original = wav_tone(3.0)
+    rec = await api.uploaded(original, call_id="c-card")
+    dest = tmp_path / "backup"
+    # The card number read out in the second second is redacted twice over (the second
+    # redaction starts from the audio the first left); the backup is taken before both,
+    # or between them.
+    for n, span in enumerate(({"start_ms": 1000, "end_ms": 1500},
+                              {"start_ms": 1400, "end_ms": 2000})):
+        if n == backed_up_after:
+            await backup.backup(api.services, dest)
+        status, done = await api.call("POST", f"/v1/recordings/{rec['id']}/redactions",
+                                      {"spans": [span], "reason": "pci"})
+        assert status == 201, done
+    redacted = await (await api.audio(rec["id"], "legal_protection", "compliance")).read()
+    assert redacted != original
+
+    target = restored_config(config, tmp_path)
+    report = await restore.restore(target, clock, dest, None, [config.erasure_ledger_path])
+    assert report.audit_ok and report.warnings == []
+    assert [r["outcome"] for r in report.redactions_replayed] == \
+        ["redacted"] * (2 - backed_up_after)
+    client: TestClient = await aiohttp_client(create_app(target, clock))
+    services = client.server.app[SERVICES]
+    response = await client.get(f"/v1/recordings/{rec['id']}/audio", headers=api.auth(
+        "compliance") | {"Access-Purpose": "legal_protection"})
+    assert response.status == 200 and await response.read() == redacted
+    # The restored copy keeps no blob of the audio from before the redactions.
+    assert len(await stored_blobs(services)) == 1
+    entries = await client.get("/v1/audit", params={"action": "redaction_replayed"},
+                               headers=api.auth("auditor"))
+    assert [e["recording_id"] for e in (await entries.json())["items"]] == \
+        [rec["id"]] * (2 - backed_up_after)
+
+
 async def _refused(config: Config, tmp_path: Path, clock: FrozenClock, dest: Path,
                    match: str) -> None:
     """A restore of ``dest`` is refused with ``match``, having written nothing."""

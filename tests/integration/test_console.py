@@ -24,9 +24,11 @@ from tests.conftest import Api
 PASSWORD = "plum-orchard-vinegar-42"
 
 
-async def signed_in(api: Api, name: str, roles: list[str]) -> None:
+async def signed_in(api: Api, name: str, roles: list[str], agent_id: str | None = None,
+                    ) -> None:
     """``api.client`` now carries a session cookie for a person with ``roles``."""
-    await people.create_user(api.services.database, name, roles, PASSWORD, api.clock())
+    await people.create_user(api.services.database, name, roles, PASSWORD, api.clock(),
+                             agent_id)
     response = await api.client.post("/v1/session", json={"name": name, "password": PASSWORD})
     assert response.status == 200
 
@@ -383,11 +385,11 @@ async def test_a_supervisor_pages_sorted_results_both_ways_and_finds_ids_in_any_
 
 
 async def test_every_console_page_refuses_every_role_it_does_not_name(api: Api) -> None:
-    everyone = ("ingest", "supervisor", "compliance", "auditor")
+    everyone = ("ingest", "supervisor", "compliance", "auditor", "agent")
     refused = []
     for role in everyone:
         api.client.session.cookie_jar.clear()
-        await signed_in(api, f"only-{role}", [role])
+        await signed_in(api, f"only-{role}", [role], "A-7" if role == "agent" else None)
         for path, _, roles, _ in PAGES:
             if not roles or role in roles:
                 continue
@@ -418,3 +420,74 @@ async def test_every_page_title_is_plain_words(api: Api) -> None:
         _, html = await page(api, path)
         title = re.search(r"<title>(.*?)</title>", html, re.S)
         assert title is not None and "<" not in title.group(1), (path, title)
+
+
+async def test_an_agent_answers_an_evaluation_and_plays_shared_clips_in_the_console(
+        api: Api) -> None:
+    rec = await api.uploaded(wav_tone(3), call_id="c-agent", agent_id="A-7",
+                             purposes=["quality_review", "training"])
+    _, scored = await api.call("POST", f"/v1/recordings/{rec['id']}/evaluations", {
+        "form": "standard", "answers": {"greeting": True, "identity": True, "need": 4,
+                                        "resolution": 4, "courtesy": 4,
+                                        "disclosures": True}}, role="supervisor")
+    _, made = await api.call("POST", "/v1/collections", {"name": "Openings"},
+                             role="supervisor")
+    await api.call("POST", f"/v1/collections/{made['id']}/clips", {
+        "recording_id": rec["id"], "start_seconds": 0, "end_seconds": 1, "note": "hello"},
+        role="supervisor")
+    await api.call("PUT", f"/v1/collections/{made['id']}/shares/A-7", role="supervisor")
+    await signed_in(api, "aada", ["agent"], "A-7")
+    status, _ = await page(api, "/")
+    assert status == 303
+    _, mine = await page(api, "/my-evaluations")
+    assert f'href="/evaluations/{scored["id"]}"' in mine and ">open<" in mine
+    _, one = await page(api, f"/evaluations/{scored['id']}")
+    assert 'value="dispute"' in one and 'value="acknowledge"' in one
+    assert f'href="/recordings/{rec["id"]}"' not in one  # the call's page is not theirs
+    _, library = await page(api, f"/collections/{made['id']}")
+    assert f'src="/v1/collections/{made["id"]}/clips/' in library
+    assert "Share with an agent" not in library
+    status, _ = await page(api, f"/recordings/{rec['id']}")
+    assert status == 403
+
+
+async def test_a_supervisor_sees_coverage_per_day_and_the_calls_not_recorded(
+        api: Api) -> None:
+    from recordings_service import calls
+
+    orphan = await api.uploaded(wav_tone(1), call_id="cov-orphan")
+    await api.uploaded(wav_tone(1), call_id="cov-short")
+    caller = await api.uploaded(wav_tone(30), call_id="cov-half", leg="caller")
+    day = "2026-11-24"
+    status, _ = await api.call("POST", "/v1/calls", [
+        {"call_id": f"cov-{name}", "source": "pbx-1", "started_at": f"{day}T09:00:00Z",
+         "answered_at": f"{day}T09:00:01Z", "ended_at": f"{day}T09:00:31Z"}
+        for name in ("short", "missing", "half")], role="ingest")
+    assert status == 200
+    api.clock.advance(minutes=20)
+    await calls.reconcile(api.services)
+    await signed_in(api, "saara", ["supervisor"])
+    status, html = await page(api, "/coverage")
+    assert status == 200
+    assert "pbx-1: calls per day by outcome" in html
+    missing = re.search(r'id="missing-h".*?</section>', html, re.S)
+    assert missing is not None and "cov-missing" in missing.group(0)
+    partial = re.search(r'id="partial-h".*?</section>', html, re.S)
+    assert partial is not None and "cov-half" in partial.group(0)
+    assert f'href="/recordings/{caller["id"]}">caller</a>' in partial.group(0)
+    unmatched = re.search(r'id="unmatched-h".*?</section>', html, re.S)
+    assert unmatched is not None and f'href="/recordings/{orphan["id"]}"' in unmatched.group(0)
+    status, _ = await page(api, "/coverage", params={"source": " "})
+    assert status == 400
+
+
+async def test_a_recording_page_names_the_other_legs_of_its_call(api: Api) -> None:
+    caller = await api.uploaded(wav_tone(1), call_id="two-legs", leg="caller")
+    callee = await api.uploaded(wav_tone(1, frequency=500), call_id="two-legs", leg="callee")
+    await signed_in(api, "saara", ["supervisor"])
+    status, html = await page(api, f"/recordings/{caller['id']}")
+    assert status == 200
+    legs = re.search(r"<dt>Legs of the call</dt><dd>(.*?)</dd>", html)
+    assert legs is not None
+    assert legs.group(1) == (f'<a href="/recordings/{callee["id"]}">callee</a>, '
+                             "caller (this one)")

@@ -78,9 +78,11 @@ async def looked_at(page: Page, name: str) -> None:
     assert await axe_violations(page) == [], name
 
 
-async def sign_in(api: Api, visit: Visit, name: str, roles: list[str]) -> None:
+async def sign_in(api: Api, visit: Visit, name: str, roles: list[str],
+                  agent_id: str | None = None) -> None:
     """Creates the account, then signs in by keyboard alone from the start page."""
-    await people.create_user(api.services.database, name, roles, PASSWORD, api.clock())
+    await people.create_user(api.services.database, name, roles, PASSWORD, api.clock(),
+                             agent_id)
     page = visit.page
     await page.goto(visit.base + "/")
     await expect(page).to_have_url(re.compile(r"/sign-in\?next=%2F$"))
@@ -418,7 +420,8 @@ async def test_every_page_reads_on_a_phone_without_sideways_scrolling(
     for path in ("/recordings?agent_id=a", f"/recordings/{rec['id']}", "/compliance",
                  f"/legal-holds/{hold['id']}", "/subjects/cust-4",
                  f"/subject-requests/{request['id']}", f"/purge-runs/{run['run_id']}",
-                 "/audit", "/agents/A-7", f"/recordings/{rec['id']}/listenings"):
+                 "/audit", "/agents/A-7", "/coverage",
+                 f"/recordings/{rec['id']}/listenings"):
         await page.goto(visit.base + path)
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
         sideways = await page.evaluate(
@@ -560,4 +563,137 @@ async def test_a_supervisor_scores_a_call_and_sees_the_agents_trend(
                                                           "average score of 1 evaluation"))
                  ).to_be_visible()
     await looked_at(page, "agent")
+    nothing_left_the_origin(visit)
+
+
+async def test_a_supervisor_reviews_a_call_and_shares_a_clip_the_agent_disputes_and_plays(
+        api: Api, visit: Visit) -> None:
+    """Issue 23 end to end: the supervisor listens, marks two moments, scores the agent's
+    call and clips another agent's good call into a collection shared with the agent; the
+    agent signs in, sees the score, disputes it, plays the clip and is refused the rest of
+    that call; consent for training is withdrawn and the clip says why it no longer plays."""
+    own = await api.uploaded(long_wav(40), call_id="c-review", agent_id="A-7",
+                             purposes=["quality_review", "training"])
+    example = await api.uploaded(wav_tone(8, frequency=350), call_id="c-example",
+                                 agent_id="A-3", purposes=["training", "legal_protection"])
+    await sign_in(api, visit, "sanna", ["supervisor"])
+    page = visit.page
+    await page.get_by_role("link", name="Training").click()
+    new = page.get_by_role("form", name="New collection")
+    await new.get_by_label("Name").fill("Calm openings")
+    await new.get_by_role("button", name="Create").click()
+    await expect(page.get_by_role("link", name="Calm openings")).to_be_visible()
+
+    await page.goto(visit.base + f"/recordings/{own['id']}")
+    await page.get_by_label("Purpose of this listening").select_option("training")
+    await page.get_by_role("button", name="Listen").click()
+    await until(page, "#player", "a => a.readyState >= 1")
+    await page.get_by_role("button", name="Pause").click()
+    mark = page.get_by_role("form", name="Mark a moment")
+    for at, note in ((5, "no greeting"), (20, "rushes the customer")):
+        await page.eval_on_selector("#seek", f"s => {{ s.value = {at}; "
+                                    "s.dispatchEvent(new Event('input', {bubbles: true})); }")
+        await mark.get_by_label("Note for a moment here").fill(note)
+        await mark.get_by_role("button", name="Mark moment").click()
+        await expect(page.get_by_role("button", name=f"Go to 0:{at:02d}")).to_be_visible()
+    await page.get_by_text("Score this call on “Standard call review”").click()
+    form = page.get_by_role("form", name="Score on Standard call review")
+    for question, answer in (("Greeted the customer", "No"), ("Verified the customer", "Yes"),
+                             ("Understood what the customer", "4"), ("Resolved it", "4"),
+                             ("Courteous", "2"), ("Gave the required disclosures", "Yes")):
+        await form.get_by_role("group", name=re.compile(question)).get_by_label(
+            answer, exact=True).check()
+    await form.get_by_role("button", name="Save the evaluation").click()
+    scored = page.get_by_role("table", name="This call's evaluations")
+    await expect(scored.get_by_role("row", name=re.compile("70.0"))).to_be_visible()
+
+    await page.goto(visit.base + f"/recordings/{example['id']}")
+    clip = page.get_by_role("form", name="Add a clip to a training collection")
+    await clip.get_by_label("Collection").select_option(label="Calm openings")
+    await clip.get_by_label("From (seconds)").fill("2")
+    await clip.get_by_label("To (seconds)").fill("5")
+    await clip.get_by_label("Note").fill("how A-3 opens")
+    await clip.get_by_role("button", name="Add the clip").click()
+    await expect(clip.get_by_role("button", name="Add the clip")).to_be_enabled()
+    await page.get_by_role("link", name="Training").click()
+    await page.get_by_role("link", name="Calm openings").click()
+    share = page.get_by_role("form", name="Share with an agent")
+    await share.get_by_label("Agent id").fill("A-7")
+    await share.get_by_role("button", name="Share").click()
+    await expect(page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    await expect(page.get_by_text("how A-3 opens")).to_be_visible()
+    await looked_at(page, "collection")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(re.compile(r"/sign-in$"))
+
+    await sign_in(api, visit, "aada", ["agent"], agent_id="A-7")
+    await expect(page).to_have_url(re.compile(r"/my-evaluations$"))
+    await looked_at(page, "my-evaluations")
+    await page.get_by_role("table").get_by_role("link").first.click()
+    await expect(page.get_by_role("heading", name="Evaluation: 70.0 of 100")).to_be_visible()
+    answer = page.get_by_role("form", name="Answer")
+    await answer.get_by_label("Answer").select_option("dispute")
+    await answer.get_by_label("Comment").fill("I greeted at 0:01, listen again")
+    await answer.get_by_role("button", name="Send").click()
+    await expect(page.locator("#state")).to_contain_text("disputed")
+    await looked_at(page, "evaluation-disputed")
+
+    await page.get_by_role("link", name="Training").click()
+    await page.get_by_role("link", name="Calm openings").click()
+    player = page.get_by_role("listitem").filter(has_text="how A-3 opens").locator("audio")
+    await player.evaluate("a => a.play()")
+    await until(page, "li.clip audio", "a => a.readyState >= 1 && a.currentTime > 0")
+    assert round(await player.evaluate("a => a.duration"), 1) == 3.0  # the span, no more
+    await looked_at(page, "collection-agent")
+    # The rest of that call is not the agent's to hear, by any door.
+    rest = await page.request.get(visit.base + f"/v1/recordings/{example['id']}/audio"
+                                  "?purpose=training")
+    assert rest.status == 403 and (await rest.json())["reason"] == "not_your_call"
+    src = await player.get_attribute("src")
+    past = await page.request.get(visit.base + str(src), headers={"Range": "bytes=999999-"})
+    assert past.status == 416
+
+    status, _ = await api.call("DELETE",
+                               f"/v1/recordings/{example['id']}/purposes/training",
+                               {"reason": "the customer withdrew consent"})
+    assert status == 200
+    await page.reload()
+    await expect(page.get_by_role("status")).to_contain_text(
+        "Does not play: training was withdrawn for this recording")
+    await expect(page.locator("li.clip audio")).to_have_count(0)
+    again = await page.request.get(visit.base + str(src))
+    assert again.status == 403
+    nothing_left_the_origin(visit)
+
+
+async def test_compliance_redacts_a_span_and_the_recording_says_so(
+        api: Api, visit: Visit) -> None:
+    original = wav_tone(4)
+    rec = await api.uploaded(original, call_id="c-console-redact",
+                             purposes=["training", "legal_protection"])
+    await sign_in(api, visit, "maija", ["compliance"])
+    page = visit.page
+    await page.goto(visit.base + f"/recordings/{rec['id']}")
+    form = page.get_by_role("form", name="Redact a span")
+    await form.get_by_label("Redact from").fill("0:01.5")
+    await form.get_by_label("Redact to").fill("0:02")
+    await form.get_by_label("Reason for redacting").select_option("pci")
+    await form.get_by_role("button", name="Redact").click()
+    details = page.get_by_role("region", name="Details")
+    await expect(details).to_contain_text("0:01.5\u20130:02 (pci), by maija")  # an en dash
+    await looked_at(page, "recording-redacted")
+    [done] = (await api.call("GET", f"/v1/recordings/{rec['id']}/redactions",
+                             role="auditor"))[1]["items"]
+    assert done["spans"] == [{"start_ms": 1500, "end_ms": 2000, "channel": None}]
+    # A span the call does not have is refused, in words, and nothing changes.
+    await form.get_by_label("Redact from").fill("0:03")
+    await form.get_by_label("Redact to").fill("9:00")
+    await form.get_by_role("button", name="Redact").click()
+    await expect(form.get_by_role("alert")).to_contain_text("past the recording's end")
+    await form.get_by_label("Redact to").fill("soon")
+    await form.get_by_role("button", name="Redact").click()
+    await expect(form.get_by_role("alert")).to_contain_text("Give each time as m:ss")
+    listed = (await api.call("GET", f"/v1/recordings/{rec['id']}/redactions",
+                             role="auditor"))[1]["items"]
+    assert len(listed) == 1
     nothing_left_the_origin(visit)

@@ -26,7 +26,8 @@ def sso(api: Api, oidc_provider: Provider) -> Api:  # noqa: F811
         oidc_client_secret=Secret("recordings-secret"), oidc_redirect_url=REDIRECT,
         oidc_scopes="openid email groups", oidc_roles_claim="groups",
         oidc_role_map={"callcentre-supervisors": ("supervisor",),
-                       "callcentre-compliance": ("compliance", "auditor")})
+                       "callcentre-compliance": ("compliance", "auditor"),
+                       "callcentre-agents": ("agent",)})
     return api
 
 
@@ -63,6 +64,18 @@ async def test_a_browser_lands_on_a_page_that_moves_on_to_the_console(sso: Api) 
     assert "SameSite=Strict" in landing.headers["Set-Cookie"]
     home = await sso.client.get("/", allow_redirects=False)
     assert (home.status, home.headers["Location"]) == (303, "/recordings")
+
+
+async def test_an_agent_signs_in_as_the_agent_the_provider_names(sso: Api) -> None:
+    response, _ = await sign_in_as(sso, "agt-A-7")
+    assert response.status == 200, await response.text()
+    me = await (await sso.client.get("/v1/session")).json()
+    assert (me["roles"], me["agent_id"]) == (["agent"], "A-7")
+    mine = await sso.client.get("/v1/evaluations")
+    assert mine.status == 200  # their own, without naming themselves
+    sso.client.session.cookie_jar.clear()
+    nameless, _ = await sign_in_as(sso, "agt-")
+    assert nameless.status == 403 and (await nameless.json())["reason"] == "no_agent_id"
 
 
 async def test_no_mapped_group_no_access(sso: Api) -> None:

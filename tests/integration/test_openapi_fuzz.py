@@ -19,7 +19,7 @@ from tests.audio import wav_tone
 from tests.conftest import BACKENDS, PG_URL, reset_postgres
 from tests.integration.helpers import free_port, new_service, start_serve
 
-ROLES = ("ingest", "supervisor", "compliance", "auditor")
+ROLES = ("ingest", "supervisor", "compliance", "auditor", "agent")
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_headers_conformance,response_schema_conformance,negative_data_rejection")
 

@@ -33,9 +33,8 @@ async def test_health_and_readiness(api: Api) -> None:
 async def test_readiness_fails_when_the_blob_store_is_gone(api: Api) -> None:
     config = api.services.config
     if config.blob_store == "s3":
-        await api.services.blobs.close()
-        api.services.blobs = await S3BlobStore.open("no-such-bucket", "",
-                                                    config.s3_endpoint_url)
+        await api.replace_blob_store(await S3BlobStore.open("no-such-bucket", "",
+                                                            config.s3_endpoint_url))
     else:
         blobs = config.data_dir / "blobs"
         blobs.rename(blobs.with_name("moved"))
@@ -134,7 +133,7 @@ async def test_policies_list_the_configured_purposes(api: Api) -> None:
     body = await (await api.client.get("/v1/policies", headers=api.auth("ingest"))).json()
     by_name = {p["purpose"]: p for p in body["items"]}
     assert by_name["training"] == {"purpose": "training", "legal_basis": "consent",
-                                   "retention_months": 6, "access_roles": ["supervisor"],
+                                   "retention_months": 6, "access_roles": ["agent", "supervisor"],
                                    "withdrawable": True}
     assert by_name["accounting_record"]["retention_months"] == 120
     assert by_name["accounting_record"]["withdrawable"] is False
@@ -185,9 +184,9 @@ async def test_a_revoked_token_is_refused_at_once(api: Api) -> None:
 
 async def test_an_unreachable_object_store_is_a_503_with_retry_after(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.3), call_id="before")
-    await api.services.blobs.close()
     # A bucket on a port where nothing listens: every store call fails to connect.
-    api.services.blobs = await S3BlobStore.open("bucket", "", f"http://127.0.0.1:{free_port()}")
+    await api.replace_blob_store(
+        await S3BlobStore.open("bucket", "", f"http://127.0.0.1:{free_port()}"))
     upload = await api.upload(wav_tone(0.3, frequency=600), call_id="during")
     stream = await api.audio(rec["id"], "training", "supervisor")
     for response in (upload, stream):
@@ -220,9 +219,8 @@ async def test_a_frozen_object_store_is_a_503_within_its_deadline_never_a_hang(
     held: list[asyncio.StreamWriter] = []
     hole = await _black_hole(held)
     port = hole.sockets[0].getsockname()[1]
-    await api.services.blobs.close()
-    api.services.blobs = await S3BlobStore.open("bucket", "", f"http://127.0.0.1:{port}",
-                                                call_seconds=1.0)
+    await api.replace_blob_store(await S3BlobStore.open(
+        "bucket", "", f"http://127.0.0.1:{port}", call_seconds=1.0))
     try:
         # Bounded by the deadline (and its retries), not by the 60-90 s a read timeout
         # and three attempts took: the whole exchange fits in this generous limit.

@@ -19,7 +19,9 @@ from recordings_service.services import open_services
 from storage import (
     audit_archive,
     audit_log,
+    call_store,
     catalog,
+    collection_store,
     evaluation_store,
     moment_store,
     recording_search,
@@ -33,13 +35,19 @@ from tests.conftest import FrozenClock
 SEEDED = 20_000
 # The tables that grow with calls, accesses or time.
 BIG_TABLES = ("recordings", "recording_purposes", "audit_entries", "audit_checkpoints",
-              "audit_verifications", "subject_requests", "evaluations", "moments")
+              "audit_verifications", "subject_requests", "evaluations", "moments",
+              "evaluation_history", "collections", "collection_clips", "collection_shares",
+              "call_records")
 DAY = seed.started_of(3 * seed.CALLS_PER_DAY // 2)
 DAY_START = DAY.replace(hour=0, minute=0, second=0, microsecond=0)
 NEWEST = seed.started_of(0)
 
 
 _search = recording_search.search
+
+
+def _calls_day(source: str | None = None, queue: str | None = None) -> call_store.Period:
+    return call_store.Period(DAY_START, DAY_START + timedelta(days=1), source, queue)
 
 
 def _flt(**kw: Any) -> catalog.SearchFilter:
@@ -112,7 +120,9 @@ QUERIES: list[tuple[str, Query]] = [
         c, _flt(state="active"), 1_001)),
     ("count: agents by prefix", lambda c, _: recording_search.count(
         c, _flt(agent_id="a-00", prefix=True, state="active"), 1_001)),
-    ("call id lookup", lambda c, _: catalog.get_by_call_id(c, "call-0000000042")),
+    ("call id and leg lookup (an upload's retry)",
+     lambda c, _: catalog.get_by_call_leg(c, "call-0000000042", "mixed")),
+    ("a call's legs", lambda c, _: catalog.legs_of_call(c, "call-0000000042")),
     ("one day", lambda c, _: _search(c, _day(), None, 51)),
     ("console one day", lambda c, _: _search(c, _day(state="active"), None, 26)),
     ("purged only", lambda c, _: _search(c, _flt(state="purged"), None, 51)),
@@ -162,6 +172,47 @@ QUERIES: list[tuple[str, Query]] = [
         c, evaluation_store.EvaluationFilter("A-007", NEWEST - timedelta(days=90), NEWEST))),
     ("a call's evaluations", lambda c, _: evaluation_store.of_recording(c, "rec_seed0000000007")),
     ("a call's moments", lambda c, _: moment_store.moments_of(c, ["rec_seed0000000007"])),
+    ("an evaluation's history",
+     lambda c, _: evaluation_store.history(c, "eval_seed0000000010")),
+    ("is the call evaluated as the agent's", lambda c, _: evaluation_store.exists_for(
+        c, "rec_seed0000000010", "A-010")),
+    # A report reads its period's evaluations: an hour of them here, a month in use.
+    *[(f"quality report by {by}", lambda c, _, by=by: evaluation_store.report(
+        c, by, NEWEST - timedelta(hours=2), NEWEST - timedelta(hours=1)))
+      for by in ("agent_id", "queue", "evaluator")],
+    # The training library.
+    ("collections, newest first",
+     lambda c, _: collection_store.list_collections(c, None, 51)),
+    ("collections shared with an agent",
+     lambda c, _: collection_store.list_collections(c, None, 51, "A-007")),
+    ("a collection's clips", lambda c, _: collection_store.clips_of(c, "col_seed0007", 500)),
+    ("a clip", lambda c, _: collection_store.get_clip(c, "col_seed0007", "clip_seed000007")),
+    # Call records and coverage: a day's period (a month or a year in use: its size, not
+    # the catalog's).
+    ("calls due for reconciliation",
+     lambda c, _: call_store.due(c, NEWEST - timedelta(minutes=15), 500)),
+    ("a call's records", lambda c, _: call_store.by_call_ids(c, ["call-0000000042"])),
+    ("the recordings of 500 calls", lambda c, _: call_store.audio_of(
+        c, [f"call-{i:010d}" for i in range(500)])),
+    ("coverage of a day", lambda c, _: call_store.counts(c, _calls_day())),
+    ("coverage of a day, one PBX", lambda c, _: call_store.counts(c, _calls_day("pbx-1"))),
+    ("coverage of a day, one queue",
+     lambda c, _: call_store.counts(c, _calls_day(queue="queue-03"))),
+    ("unmatched recordings of a day", lambda c, _: call_store.unmatched_days(
+        c, _calls_day(), NEWEST)),
+    ("unmatched recordings, a page", lambda c, _: call_store.unmatched_page(
+        c, _calls_day(), NEWEST, None, 51)),
+    *[(f"calls of a day: {what}", lambda c, _, kw=kw: call_store.page(
+        c, _calls_day(kw.get("source"), kw.get("queue")), kw.get("status"),
+        kw.get("call_id"), None, 51))
+      for what, kw in (("all", {}), ("missing", {"status": "missing"}),
+                       ("one PBX", {"source": "pbx-1"}), ("one queue", {"queue": "queue-03"}),
+                       ("a call id", {"call_id": "call-0000000042"}))],
+    ("calls, a deep page", lambda c, _: call_store.page(
+        c, _calls_day(), None, None, (seed.started_of(9_007), "call_seed0000009007"), 51)),
+    ("a customer's call records", lambda c, _: call_store.of_customer(c, "C-00000042")),
+    ("call records past their retention",
+     lambda c, _: call_store.delete_started_before(c, NEWEST - timedelta(days=400), 500)),
     # The request register.
     ("a subject's requests",
      lambda c, _: subject_store.list_requests(c, False, "C-00000042", None, 51)),
@@ -228,6 +279,8 @@ async def test_every_search_page_and_count_is_served_by_an_index(
     async with open_services(config, clock) as svc:
         await seed.seed_recordings(svc.database, SEEDED, clock())
         await seed.seed_audit(svc.database, 10_000, clock())
+        await seed.seed_quality(svc.database, SEEDED)
+        await seed.seed_calls(svc.database, SEEDED)
         await seed.analyze(svc.database)
         failures = []
         for name, query in QUERIES:

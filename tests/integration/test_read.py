@@ -17,7 +17,9 @@ async def test_metadata_is_audited_and_role_checked(api: Api) -> None:
     rec = await api.uploaded(wav_tone(0.1), customer_id="c-1")
     ok = await api.client.get(f"/v1/recordings/{rec['id']}", headers=api.auth("supervisor"))
     seen = await ok.json()
-    # The same recording; only what the caller may hear it for differs (see below).
+    # The same recording, with the call's legs (this one alone); only what the caller may
+    # hear it for differs (see below).
+    assert seen.pop("legs") == [{"id": rec["id"], "leg": "mixed"}]
     assert ok.status == 200 and seen | {"allowed_purposes": []} == rec
     assert seen["allowed_purposes"] == ["training"]
     for role in ("ingest", "auditor"):
@@ -208,7 +210,7 @@ async def test_serve_schedules_its_jobs(aiohttp_client: Any, config: Config,
     scheduler = client.server.app[jobs.SCHEDULER_KEY]
     assert {job.id for job in scheduler.get_jobs()} == {
         "checkpoint", "checkpoint_when_due", "rewrap", "purge", "orphan_sweep", "session_sweep",
-        "audit_archive"}
+        "audit_archive", "reconcile"}
     assert scheduler.running
 
 

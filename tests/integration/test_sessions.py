@@ -296,7 +296,7 @@ async def test_a_link_made_in_a_session_acts_as_the_person_not_a_token_of_that_n
 
 async def test_a_bearer_token_still_works_and_whoami_names_it(api: Api) -> None:
     me = await api.client.get("/v1/session", headers=api.auth("auditor"))
-    assert (await me.json()) == {"name": "auditor", "roles": ["auditor"],
+    assert (await me.json()) == {"name": "auditor", "roles": ["auditor"], "agent_id": None,
                                  "expires_at": None, "csrf_token": None}
 
 

@@ -5,9 +5,11 @@ The uploader and the service are killed and restarted the way real ones are."""
 from __future__ import annotations
 
 import asyncio
+import calendar
 import io
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -20,15 +22,25 @@ import aiohttp
 import pytest
 
 from tests.audio import long_wav
-from tests.integration.helpers import free_port, new_service, service_env, start_serve
+from tests.integration.helpers import (
+    free_port,
+    new_service,
+    run_cli,
+    service_env,
+    start_serve,
+)
 from tests.telephony import Recorder, recorder  # noqa: F401 (a fixture)
 
-BARESIP_NAMES = "dump-{started_at}-{ignore}.wav"  # dump-2026-11-26-07-27-53-dec.wav
+# dump-2026-11-26-07-27-53-dec.wav: baresip answers and writes what it heard (the
+# caller's side, -dec) and what it said (-enc) for each call.
+BARESIP_NAMES = ("--pattern", "dump-{started_at}-{leg}.wav",
+                 "--leg-names", "dec=caller,enc=callee")
 
 
 class Service:
-    def __init__(self, tmp_path: Path) -> None:
-        self.data, self.config, self.tokens = new_service(tmp_path, "", "ingest", "supervisor")
+    def __init__(self, tmp_path: Path, config_text: str = "",
+                 roles: tuple[str, ...] = ("ingest", "supervisor")) -> None:
+        self.data, self.config, self.tokens = new_service(tmp_path, config_text, *roles)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token_file = tmp_path / "ingest.token"
@@ -50,6 +62,14 @@ class Service:
                 headers={"Authorization": f"Bearer {self.tokens['supervisor']}"}) as r:
             assert r.status == 200
             return (await r.json())["items"]  # type: ignore[no-any-return]
+
+    async def request(self, method: str, path: str, role: str, body: Any = None,
+                      expect: int = 200, **query: str) -> Any:
+        async with aiohttp.ClientSession() as session, session.request(
+                method, f"{self.url}{path}", json=body, params=query,
+                headers={"Authorization": f"Bearer {self.tokens[role]}"}) as r:
+            assert r.status == expect, await r.text()
+            return await r.json() if r.content_type.endswith("json") else await r.read()
 
     async def audio(self, recording_id: str) -> bytes:
         async with aiohttp.ClientSession() as session, session.get(
@@ -131,20 +151,22 @@ async def test_a_real_sip_call_lands_encrypted_with_its_duration_and_leaves_the_
         tmp_path: Path) -> None:
     sip, spool = recorder
     await service.start()
-    uploader = UploadWatch(service, spool, tmp_path / "uploader.log", "--pattern", BARESIP_NAMES)
+    uploader = UploadWatch(service, spool, tmp_path / "uploader.log", *BARESIP_NAMES)
     await uploader.start()
     try:
         summary = await sip.call()
         assert "Successful call" in summary
         await until(spool_is_empty(spool), 60, "both call legs left the spool")
         stored = await service.recordings()
-        assert len(stored) == 2  # what the caller sent, and what the recorder answered
+        # One call, two legs: what the caller sent, and what the recorder answered.
+        assert len(stored) == 2 and len({r["call_id"] for r in stored}) == 1
+        assert sorted(r["leg"] for r in stored) == ["callee", "caller"]
         for rec in stored:
             audio = await service.audio(rec["id"])
             assert len(audio) == rec["size_bytes"]
             assert rec["duration_seconds"] == pytest.approx(wav_seconds(audio), abs=0.01)
             assert rec["started_at"].startswith(time.strftime("%Y-%m-%d", time.gmtime()))
-        received = next(r for r in stored if r["call_id"].endswith("-dec"))
+        received = next(r for r in stored if r["leg"] == "caller")
         # The capture sipp plays is about seven seconds of speech: all of it arrived, not
         # the part written when the uploader first saw the file.
         assert 5.0 < received["duration_seconds"] < 12.0
@@ -162,7 +184,7 @@ async def test_the_service_down_when_the_call_ends_is_retried_until_it_is_back(
         recorder: tuple[Recorder, Path], service: Service,  # noqa: F811
         tmp_path: Path) -> None:
     sip, spool = recorder
-    uploader = UploadWatch(service, spool, tmp_path / "uploader.log", "--pattern", BARESIP_NAMES)
+    uploader = UploadWatch(service, spool, tmp_path / "uploader.log", *BARESIP_NAMES)
     await uploader.start()
     try:
         await sip.call()
@@ -176,6 +198,132 @@ async def test_the_service_down_when_the_call_ends_is_retried_until_it_is_back(
         assert len(await service.recordings()) == 2
     finally:
         await uploader.stop()
+
+
+def _cut(path: Path, share: float) -> None:
+    """Keeps the first ``share`` of a WAV's audio, as a recorder that stopped early."""
+    with wave.open(str(path)) as w:
+        params, frames = w.getparams(), w.readframes(w.getnframes())
+    keep = int(len(frames) * share) // params.sampwidth * params.sampwidth
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames[:keep])
+
+
+def _calls_of(spool: Path) -> dict[str, dict[str, Path]]:
+    """Per call id (the file name without its leg): each leg's file."""
+    found: dict[str, dict[str, Path]] = {}
+    for path in sorted(spool.glob("dump-*.wav")):
+        call_id, leg = path.stem.rsplit("-", 1)
+        found.setdefault(call_id, {})[leg] = path
+    return found
+
+
+def _record(call_id: str, started: str, seconds: float) -> dict[str, Any]:
+    """The PBX's call record: answered at once, talked for ``seconds``."""
+    start = time.strptime(started, "%Y-%m-%d-%H-%M-%S")
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", start)
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(calendar.timegm(start) + seconds))
+    return {"call_id": call_id, "source": "sip", "started_at": at, "answered_at": at,
+            "ended_at": end}
+
+
+async def test_coverage_of_real_calls_finds_the_missing_the_partial_and_the_short(
+        recorder: tuple[Recorder, Path], tmp_path: Path) -> None:  # noqa: F811
+    sip, spool = recorder
+    service = Service(tmp_path, "[coverage]\ngrace_minutes = 0\n")
+    await service.start()
+    try:
+        for _ in range(3):
+            assert "Successful call" in await sip.call()
+            await asyncio.sleep(1.1)  # each call's files are named by the second it began
+        made = _calls_of(spool)
+        assert len(made) == 3 and all(set(legs) == {"dec", "enc"} for legs in made.values())
+        whole, one_sided, cut = sorted(made)
+        # Talked as long as both legs of a whole call hold (they differ by a few frames).
+        seconds = min(wav_seconds(p.read_bytes()) for p in made[whole].values())
+        # The PBX reports a fourth call whose recording never reached the spool.
+        late_id = "dump-" + time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(time.time() - 3600))
+        held_back = tmp_path / "held-back"
+        held_back.mkdir()
+        for leg, path in made[whole].items():
+            shutil.copy(path, held_back / f"{late_id}-{leg}.wav")
+        made[one_sided]["enc"].unlink()  # one leg lost before upload
+        for path in made[cut].values():
+            _cut(path, 0.4)  # the recorder stopped early
+        await service.request("POST", "/v1/calls", "ingest", [
+            _record(call_id, call_id.removeprefix("dump-"), seconds)
+            for call_id in (whole, one_sided, cut, late_id)])
+        uploader = UploadWatch(service, spool, tmp_path / "uploader.log", *BARESIP_NAMES)
+        await uploader.start()
+        try:
+            await until(spool_is_empty(spool), 60, "the calls' files left the spool")
+            decided = run_cli(service.data, "reconcile", "--config", str(service.config),
+                              check=True)
+            assert json.loads(decided.stdout) == {
+                "recorded": 1, "missing": 1, "short": 1, "partial": 1}
+            period = {"from": time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() - 86400)),
+                      "to": time.strftime("%Y-%m-%dT23:59:59Z", time.gmtime(time.time() + 86400))}
+            report = await service.request("GET", "/v1/coverage", "supervisor", **period)
+            assert {k: report["counts"][k] for k in ("recorded", "missing", "short", "partial")} \
+                == {"recorded": 1, "missing": 1, "short": 1, "partial": 1}
+            calls = {c["call_id"]: c for c in (await service.request(
+                "GET", "/v1/calls", "supervisor", **period))["items"]}
+            assert [calls[i]["status"] for i in (whole, one_sided, cut, late_id)] == [
+                "recorded", "partial", "short", "missing"]
+            assert [leg["leg"] for leg in calls[one_sided]["legs"]] == ["caller"]
+
+            # The missing call's files turn up in the spool late: recorded on arrival.
+            for path in held_back.iterdir():
+                shutil.move(path, spool / path.name)
+            await until(spool_is_empty(spool), 60, "the late files left the spool")
+            late = (await service.request("GET", "/v1/calls", "supervisor", call_id=late_id,
+                                          **period))["items"]
+            assert late[0]["status"] == "recorded"
+            assert sorted(leg["leg"] for leg in late[0]["legs"]) == ["callee", "caller"]
+        finally:
+            await uploader.stop()
+    finally:
+        await service.stop()
+
+
+async def test_a_real_call_is_redacted_and_the_proof_checks_offline(
+        recorder: tuple[Recorder, Path], tmp_path: Path) -> None:  # noqa: F811
+    sip, spool = recorder
+    service = Service(tmp_path, roles=("ingest", "supervisor", "compliance", "auditor"))
+    await service.start()
+    try:
+        assert "Successful call" in await sip.call()
+        uploader = UploadWatch(service, spool, tmp_path / "uploader.log", *BARESIP_NAMES,
+                               "--purpose", "legal_protection")
+        await uploader.start()
+        try:
+            await until(spool_is_empty(spool), 60, "both call legs left the spool")
+        finally:
+            await uploader.stop()
+        caller = next(r for r in await service.recordings() if r["leg"] == "caller")
+        path = f"/v1/recordings/{caller['id']}"
+        done = await service.request("POST", f"{path}/redactions", "compliance", {
+            "spans": [{"start_ms": 2000, "end_ms": 3500}], "reason": "pci"}, expect=201)
+        proof = await service.request("GET", f"{path}/redactions/{done['id']}/proof",
+                                      "auditor")
+        key = await service.request("GET", "/v1/audit/public-key", "auditor")
+        async with aiohttp.ClientSession() as session, session.get(
+                f"{service.url}{path}/audio",
+                headers={"Authorization": f"Bearer {service.tokens['compliance']}",
+                         "Access-Purpose": "legal_protection"}) as r:
+            assert r.status == 200
+            audio = await r.read()
+        files = {"receipt": json.dumps(done["receipt"]).encode(),
+                 "proof": json.dumps(proof).encode(), "audio": audio, "public-key": key}
+        for name, data in files.items():
+            (tmp_path / name).write_bytes(data)
+        checked = run_cli(tmp_path / "nowhere", "verify-redaction", *[
+            arg for name in files for arg in (f"--{name}", str(tmp_path / name))])
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert json.loads(checked.stdout) == {"ok": True, "problems": []}
+    finally:
+        await service.stop()
 
 
 async def test_the_uploader_killed_mid_upload_delivers_exactly_once_after_restart(

@@ -130,6 +130,8 @@ async def test_audio_as_pbxs_write_it_lands_with_its_true_duration(
         [rec] = await stored(api, name)
         assert rec["content_type"] == "audio/wav"
         assert rec["duration_seconds"] == pytest.approx(3.5, abs=0.03), name
+        # Decoded, GSM 6.10 included: a tone on every channel is heard on every channel.
+        assert rec["audio_check"] == "ok", name
 
 
 async def test_a_file_still_being_written_is_never_sent(api: Api, spool: Path) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from recordings_service import waveform_backfill
 from recordings_service.auth import Actor
-from storage.schema import recording_waveforms
+from storage.schema import recording_waveforms, recordings
 from tests.audio import fixture, riff_wav
 from tests.conftest import Api
 from tests.integration.helpers import run_cli
@@ -79,8 +79,10 @@ async def test_recordings_from_before_waveforms_get_theirs_from_the_backfill(
     rec = await api.uploaded(quiet_then_loud(), call_id="wave-old")
     mp3 = await api.uploaded(fixture("tone.mp3"), call_id="wave-old-mp3")
     _, drawn = await _waveform(api, rec["id"], "training")
+    assert rec["audio_check"] == "ok"
     async with api.services.database.write() as conn:  # as uploaded before this version
         await conn.execute(delete(recording_waveforms))
+        await conn.execute(update(recordings).values(audio_check=None))
     status, _ = await _waveform(api, rec["id"], "training")
     assert status == 404
 
@@ -88,6 +90,8 @@ async def test_recordings_from_before_waveforms_get_theirs_from_the_backfill(
     assert made == 1  # the MP3 has none to make
     status, again = await _waveform(api, rec["id"], "training")
     assert status == 200 and again["levels"] == drawn["levels"]
+    _, measured = await api.call("GET", f"/v1/recordings/{rec['id']}")
+    assert measured["audio_check"] == "ok"  # the silence check, measured with it
     built = await api.audit(action="waveforms_built")
     assert [e["detail"]["recording_ids"] for e in built] == [[rec["id"]]]
     assert await waveform_backfill.backfill(api.services, Actor("x", frozenset())) == 0

@@ -16,7 +16,7 @@ def test_shipped_defaults_hold_the_purposes_of_the_register() -> None:
                                     "quality_review", "fraud_prevention", "security",
                                     "accounting_record"}
     assert config.purposes["accounting_record"].retention_months == 120
-    assert config.purposes["training"].access_roles == {"supervisor"}
+    assert config.purposes["training"].access_roles == {"supervisor", "agent"}
     assert config.port == 8080 and config.host == "127.0.0.1"
     assert config.max_upload_bytes == 2 * 1024**3
     assert config.workers == 1

@@ -12,6 +12,7 @@ from recordings_service.uploader.names import (
     PatternError,
     compile_pattern,
     fields_from_name,
+    parse_leg_names,
     parse_time,
 )
 
@@ -27,6 +28,34 @@ from recordings_service.uploader.names import (
 ])
 def test_names_give_their_fields(pattern: str, name: str, fields: dict[str, str]) -> None:
     assert fields_from_name(compile_pattern(pattern), name) == fields
+
+
+BARESIP_LEGS = {"dec": "caller", "enc": "callee"}  # what the answering side heard, said
+
+
+@pytest.mark.parametrize(("pattern", "name", "fields"), [
+    # Both files of one call name one call: the call id is the name without the leg.
+    ("dump-{started_at}-{leg}.wav", "dump-2026-11-26-07-27-53-dec.wav",
+     {"started_at": "2026-11-26T07:27:53Z", "leg": "caller",
+      "call_id": "dump-2026-11-26-07-27-53"}),
+    ("dump-{started_at}-{leg}.wav", "dump-2026-11-26-07-27-53-enc.wav",
+     {"started_at": "2026-11-26T07:27:53Z", "leg": "callee",
+      "call_id": "dump-2026-11-26-07-27-53"}),
+    ("{leg}_{ignore}.wav", "dec_1764000000.42.wav", {"leg": "caller", "call_id": "1764000000.42"}),
+    ("{call_id}-{leg}.wav", "abc-mixed.wav", {"call_id": "abc", "leg": "mixed"}),
+])
+def test_a_leg_in_the_name_names_its_side_of_one_call(pattern: str, name: str,
+                                                      fields: dict[str, str]) -> None:
+    assert fields_from_name(compile_pattern(pattern, BARESIP_LEGS), name) == fields
+
+
+def test_a_leg_no_name_maps_is_refused_and_leg_names_are_checked() -> None:
+    with pytest.raises(PatternError):
+        fields_from_name(compile_pattern("{call_id}-{leg}.wav", BARESIP_LEGS), "abc-left.wav")
+    for bad in ("dec", "dec=left", "=caller"):
+        with pytest.raises(PatternError):
+            parse_leg_names(bad)
+    assert parse_leg_names("r=caller, t=callee") == {"r": "caller", "t": "callee"}
 
 
 def test_a_name_that_does_not_match_gives_nothing() -> None:

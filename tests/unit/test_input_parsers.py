@@ -109,3 +109,60 @@ def test_absurd_digit_strings_in_a_range_are_answered(digits: str) -> None:
         assert parse_range(f"bytes={digits}-", 100) is None
     except RangeNotSatisfiable:
         assert digits == "1" * 5000  # a start far past the end
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                max_size=5),
+    max_leaves=20)
+_record_values = st.fixed_dictionaries({}, optional={
+    "call_id": st.text(max_size=300), "started_at": st.text(max_size=40) | aware_times.map(
+        datetime.isoformat), "answered_at": st.none() | aware_times.map(datetime.isoformat),
+    "ended_at": aware_times.map(datetime.isoformat) | _json, "direction": _json,
+    "expect_recording": _json, "source": _json, "phone_number": st.text(max_size=70),
+    "queue": _json})
+
+
+@settings(max_examples=300)
+@given(st.one_of(_json, _record_values, st.lists(_record_values, max_size=5)))
+def test_a_call_record_batch_is_taken_whole_or_refused_with_a_400(body: object) -> None:
+    from recordings_service import calls
+
+    try:
+        records = calls.parse_batch(body)
+    except BadRequest as refused:
+        assert refused.reason == "invalid_call_record"
+        return
+    for record in records:
+        assert record["call_id"] and record["source"]
+        assert record["started_at"] <= record["ended_at"]
+        assert record["answered_at"] is None or (
+            record["started_at"] <= record["answered_at"] <= record["ended_at"])
+
+
+_variables = st.dictionaries(
+    st.sampled_from(["uuid", "direction", "start_uepoch", "start_epoch", "answer_uepoch",
+                     "end_uepoch", "end_epoch", "caller_id_number", "cc_agent", "cc_queue"]),
+    st.text(max_size=24) | st.sampled_from(["0", "1795510800", "1795510800250000", "%zz"])
+    | _json, max_size=10)
+
+
+@settings(max_examples=300)
+@given(st.one_of(_json, st.fixed_dictionaries({"variables": _variables},
+                                              optional={"switchname": _json})),
+       st.binary(max_size=40), st.sampled_from(["application/json",
+                                               "application/x-www-form-urlencoded", ""]))
+def test_a_freeswitch_cdr_is_a_call_record_or_a_400(cdr: object, raw: bytes,
+                                                    content_type: str) -> None:
+    from recordings_service import freeswitch_cdr
+
+    for body in (raw, b"cdr=" + raw):
+        with contextlib.suppress(BadRequest):
+            freeswitch_cdr.decode_body(body, content_type)
+    try:
+        record = freeswitch_cdr.to_record(cdr, "uuid", "cc_agent", "cc_queue", None)
+    except BadRequest as refused:
+        assert refused.reason == "invalid_call_record"
+        return
+    assert record["call_id"] and record["started_at"] <= record["ended_at"]

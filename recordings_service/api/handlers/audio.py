@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from recordings_service import access
+from recordings_service import access, clip_audio, training
 from recordings_service.api.handlers.common import caller, json_body, json_response
 from recordings_service.appkeys import SESSION, origin, services
 from recordings_service.auth import Actor
@@ -45,17 +47,29 @@ async def _send_audited(request: web.Request, svc: Services, rec: Recording, act
         await access.record_cut(svc, actor, origin(request), rec, purpose, start, end, sent)
 
     try:
-        return await _send(request, svc, rec, failed, cut)
+        return await _send(request, svc, Source(rec, rec.size_bytes, f'"{rec.sha256}"',
+                                                rec.content_type, access.open_reader(svc, rec)),
+                           failed, cut)
     except StorageError as exc:  # before the first byte: answered as a 500 problem
         await failed(exc)
         raise
 
 
-async def _send(request: web.Request, svc: Services, rec: Recording,
+@dataclass(frozen=True)
+class Source:
+    """What is sent: the recording's audio, or a clip's file cut from it."""
+
+    rec: Recording
+    size: int
+    etag: str
+    content_type: str
+    reader: AbstractAsyncContextManager[clip_audio.RangeReader]
+
+
+async def _send(request: web.Request, svc: Services, source: Source,
                 failed: Callable[[StorageError], Awaitable[None]],
                 cut: Callable[[int, int, int], Awaitable[None]]) -> web.StreamResponse:
-    size = rec.size_bytes
-    etag = f'"{rec.sha256}"'
+    rec, size, etag = source.rec, source.size, source.etag
     range_header = request.headers.get("Range")
     if_range = request.headers.get("If-Range")
     if if_range is not None and if_range.strip() != etag:
@@ -63,10 +77,10 @@ async def _send(request: web.Request, svc: Services, rec: Recording,
     byte_range = parse_range(range_header, size)
     start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
 
-    async with access.open_reader(svc, rec) as reader:
+    async with source.reader as reader:
         response = web.StreamResponse(status=206 if byte_range else 200, headers={
             "Accept-Ranges": "bytes", "ETag": etag, "Cache-Control": "no-store",
-            "Content-Type": rec.content_type,
+            "Content-Type": source.content_type,
         })
         if byte_range:
             response.headers["Content-Range"] = byte_range.content_range(size)
@@ -155,3 +169,41 @@ async def get_playback(request: web.Request) -> web.StreamResponse:
     rec, actor, purpose = await access.resolve_link(svc, request.match_info["token"],
                                                     origin(request), detail)
     return await _send_audited(request, svc, rec, actor, purpose, detail)
+
+
+@asynccontextmanager
+async def _clip_reader(svc: Services, rec: Recording, clip: clip_audio.ClipFile,
+                       ) -> AsyncIterator[clip_audio.RangeReader]:
+    async with access.open_reader(svc, rec) as reader:
+        yield clip_audio.ClipReader(reader, clip)
+
+
+async def get_clip_audio(request: web.Request) -> web.StreamResponse:
+    """A training clip as a WAV of its own span: nothing outside it can be asked for."""
+    actor = caller(request)
+    svc = services(request)
+    detail = _detail(request)
+    rec, layout, clip = await training.open_clip(
+        svc, actor, origin(request), request.match_info["collection_id"],
+        request.match_info["clip_id"], detail)
+    cut_from = clip_audio.clip_file(layout, clip.start_seconds, clip.end_seconds)
+
+    async def failed(exc: StorageError) -> None:
+        await access.record_failure(svc, actor, origin(request), "clip_play", rec,
+                                    training.PURPOSE, exc, detail)
+
+    async def cut(start: int, end: int, sent: int) -> None:
+        # Said in the recording's bytes, as for any stream (who heard which part).
+        header = len(cut_from.header)
+        audio_sent = max(0, sent - max(0, header - start))
+        first = cut_from.first + max(0, start - header)
+        await access.record_cut(svc, actor, origin(request), rec, training.PURPOSE, first,
+                                cut_from.first + max(0, end - header), audio_sent)
+
+    source = Source(rec, cut_from.size, f'"{rec.sha256}-{clip.id}"', "audio/wav",
+                    _clip_reader(svc, rec, cut_from))
+    try:
+        return await _send(request, svc, source, failed, cut)
+    except StorageError as exc:
+        await failed(exc)
+        raise

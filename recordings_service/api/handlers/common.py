@@ -55,12 +55,18 @@ def _storable(value: Any) -> bool:
 
 def parse_json_object(raw: bytes, reason: str, what: str) -> dict[str, Any]:
     """``raw`` as a JSON object of storable values, or 400 with ``reason``."""
+    body = parse_json(raw, reason, what)
+    if not isinstance(body, dict):
+        raise BadRequest(reason, f"{what} must be a JSON object")
+    return body
+
+
+def parse_json(raw: bytes, reason: str, what: str) -> Any:
+    """``raw`` as JSON of storable values, or 400 with ``reason``."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest(reason, f"{what} is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest(reason, f"{what} must be a JSON object")
     if not _storable(body):
         raise BadRequest(reason, f"{what} holds a value that cannot be stored: nesting "
                                  f"deeper than {MAX_JSON_DEPTH}, a NUL character or an "
@@ -77,19 +83,25 @@ def watched(request: web.Request) -> AbstractAsyncContextManager[BodyWatch]:
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+    raw = await raw_body(request, MAX_JSON_BODY)
+    if not raw.strip():
+        return {}
+    return parse_json_object(raw, "invalid_json", "the body")
+
+
+async def raw_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, at most ``limit`` bytes (400 ``invalid_json`` past it)."""
+    if request.content_length is not None and request.content_length > limit:
         raise BadRequest("invalid_json", "the JSON body is too large")
     # read(n) returns what has arrived so far, not n bytes: read until the end.
     raw = b""
     async with watched(request) as watch:
-        while chunk := await request.content.read(MAX_JSON_BODY + 1 - len(raw)):
+        while chunk := await request.content.read(limit + 1 - len(raw)):
             watch.progress(len(chunk))
             raw += chunk
-            if len(raw) > MAX_JSON_BODY:
+            if len(raw) > limit:
                 raise BadRequest("invalid_json", "the JSON body is too large")
-    if not raw.strip():
-        return {}
-    return parse_json_object(raw, "invalid_json", "the body")
+    return raw
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:

@@ -170,7 +170,7 @@ async def put_recording(request: web.Request) -> web.Response:
 
 
 _QUERY_FIELDS = ("started_at", "ended_at", "direction", "agent_id", "customer_id",
-                 "phone_number", "queue", "sha256")
+                 "phone_number", "queue", "sha256", "leg")
 METADATA_HEADER = "Recording-Metadata"
 
 
@@ -213,7 +213,11 @@ async def get_recording(request: web.Request) -> web.Response:
     svc = services(request)
     rec = await access.view_metadata(svc, actor, origin(request),
                                      request.match_info["recording_id"])
-    return json_response(recording_for_caller(request, rec))
+    body = recording_for_caller(request, rec)
+    if rec.call_id is not None:
+        # The call's recordings side by side: each of its legs, this one included.
+        body["legs"] = [{"id": i, "leg": leg} for i, leg in await access.legs_of(svc, rec)]
+    return json_response(body)
 
 
 async def list_recordings(request: web.Request) -> web.Response:

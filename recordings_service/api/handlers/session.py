@@ -19,6 +19,7 @@ def _secure(request: web.Request) -> bool:
 
 def _session_json(request: web.Request, session: SessionRow) -> dict[str, object]:
     return {"name": session.user_name, "roles": sorted(session.roles),
+            "agent_id": session.agent_id,
             "expires_at": rfc3339(sessions.expires_at(services(request), session)),
             "csrf_token": session.csrf_token}
 
@@ -86,7 +87,7 @@ async def get_session(request: web.Request) -> web.StreamResponse:
         return json_response(_session_json(request, session))
     actor = request[ACTOR]  # a bearer token: who it is, no session
     return json_response({"name": actor.name, "roles": sorted(actor.roles),
-                          "expires_at": None, "csrf_token": None})
+                          "agent_id": actor.agent_id, "expires_at": None, "csrf_token": None})
 
 
 async def delete_session(request: web.Request) -> web.StreamResponse:

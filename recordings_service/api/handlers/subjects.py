@@ -85,8 +85,11 @@ async def _subject_action(request: web.Request, type_: str) -> web.Response:
     reference = fields.request_reference(body)
     await subjects.request_for(svc, type_, customer_id, reference)  # 409 before acting
     where = origin(request)
+    extra: dict[str, int] = {}
     if type_ == "erasure":
         results = await subjects.erase(svc, actor, where, customer_id, reason, reference)
+        extra["call_records_erased"] = await subjects.erase_call_records(
+            svc, actor, where, customer_id, reference)
     elif type_ == "restriction":
         results = await subjects.restrict(svc, actor, where, customer_id, reason)
     else:
@@ -96,8 +99,8 @@ async def _subject_action(request: web.Request, type_: str) -> web.Response:
         outcomes[result["outcome"]] = outcomes.get(result["outcome"], 0) + 1
     done = await subjects.complete(svc, actor, where, type_, customer_id, reference,
                                    {"recordings": len(results), "outcomes": outcomes,
-                                    "results": results})
-    return json_response({"results": results,
+                                    "results": results, **extra})
+    return json_response({"results": results, **extra,
                           "subject_request": subjects.request_json(done, svc.clock())})
 
 

@@ -43,9 +43,26 @@ function formBody(form) {
     }
     if (!field.name || field.value.trim() === "") continue;
     body[field.name] = field.hasAttribute("data-list")
-      ? field.value.split(/[\s,]+/).filter(Boolean) : field.value.trim();
+      ? field.value.split(/[\s,]+/).filter(Boolean)
+      : field.type === "number" ? Number(field.value) : field.value.trim();
   }
   return body;
+}
+
+// "1:32", "92" or "1:32.5" as milliseconds (NaN when it is none of those).
+function millisecondsOf(text) {
+  const parts = String(text || "").trim().split(":");
+  if (parts.length > 3 || parts.some((p) => !/^\d+(\.\d+)?$/.test(p))) return NaN;
+  return Math.round(parts.map(Number).reduce((sum, p) => sum * 60 + p, 0) * 1000);
+}
+
+// A redaction's form is one span: the API takes a list of them. Null when a time is not
+// one a person writes.
+function redactionBody(body) {
+  const span = {start_ms: millisecondsOf(body.start), end_ms: millisecondsOf(body.end)};
+  if (Number.isNaN(span.start_ms) || Number.isNaN(span.end_ms)) return null;
+  if (body.channel !== undefined) span.channel = Number(body.channel);
+  return {spans: [span], reason: body.reason, fill: body.fill};
 }
 
 async function download(response) {
@@ -63,11 +80,19 @@ for (const form of document.querySelectorAll("form[data-method]")) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
-    const body = formBody(form);
+    let body = formBody(form);
+    if (form.dataset.shape === "redaction") {
+      body = redactionBody(body);
+      if (!body) { say(form, "give each time as m:ss, such as 1:32 or 1:32.5"); return; }
+    }
     let path = form.dataset.api;
     if (form.dataset.apiTemplate) {
-      path = form.dataset.apiTemplate.replace("{purpose}", encodeURIComponent(body.purpose));
-      delete body.purpose;
+      // Fields named in the path go there, not in the body.
+      path = form.dataset.apiTemplate.replace(/\{(\w+)\}/g, (_, name) => {
+        const value = encodeURIComponent(body[name] || "");
+        delete body[name];
+        return value;
+      });
     }
     say(form, "");
     const response = await api(form.dataset.method, path, body);
@@ -324,7 +349,8 @@ for (const form of document.querySelectorAll("form.evaluation")) {
       }
     }
     const comment = form.elements.comment.value.trim();
-    const response = await api("POST", "/v1/recordings/" + form.dataset.recording + "/evaluations",
+    // A first scoring names its form; a revision scores again on the evaluation's own.
+    const response = await api("POST", form.dataset.target,
                                {form: form.dataset.form, answers, ...(comment ? {comment} : {})});
     if (!response.ok) { say(form, await problemText(response)); return; }
     location.reload();
