@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import time
 from typing import Any
 
 import pytest
@@ -28,10 +29,10 @@ async def api(aiohttp_client: Any, config: Config, clock: FrozenClock) -> Api:
     return api
 
 
-async def _stall(api: Api, call_id: str, body_sent: int = 1_500_000,
+async def _stall(api: Api, call_id: str, body_sent: int = 1_500_000, size: int = 2_000_000,
                  ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A PUT that declares 2 MB, sends ``body_sent`` bytes and then nothing."""
-    audio = wav_noise(2_000_000)
+    """A PUT that declares ``size`` bytes, sends ``body_sent`` of them and then nothing."""
+    audio = wav_noise(size)
     reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
     writer.write((f"PUT /v1/calls/{call_id}/recording?started_at=2026-11-24T09:00:00Z"
                   f"&purpose=training HTTP/1.1\r\nHost: x\r\n"
@@ -103,6 +104,36 @@ async def test_a_slow_but_steady_upload_is_not_cut(api: Api) -> None:
         "started_at": "2026-11-24T09:00:00Z", "purpose": "training"},
         headers=api.auth("ingest"))
     assert response.status == 201
+
+
+async def test_the_services_own_slowness_before_reading_the_audio_is_not_the_clients(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A catalog or store that takes longer than a rate window and the idle limit before
+    # the service reads the first audio byte once answered a 1 kB upload 408.
+    monkeypatch.setattr(body_watch, "RATE_WINDOW_SECONDS", 1.0)
+    opened = api.services.blobs.open_writer
+
+    async def slow_open(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(2.5)
+        return await opened(*args, **kwargs)
+
+    monkeypatch.setattr(api.services.blobs, "open_writer", slow_open)
+    response = await api.client.put("/v1/calls/waited/recording", data=wav_noise(1_000),
+                                    params={"started_at": "2026-11-24T09:00:00Z",
+                                            "purpose": "training"},
+                                    headers=api.auth("ingest"))
+    assert response.status == 201, await response.text()
+
+
+async def test_time_the_event_loop_was_held_is_not_the_clients_silence(api: Api) -> None:
+    audio = wav_noise(200_000)
+    reader, writer = await _stall(api, "held", body_sent=100_000, size=200_000)
+    await asyncio.sleep(0.2)  # the service has read the first half and waits for more
+    time.sleep(2.0)  # noqa: ASYNC251 - the point: the loop is held past the 0.5 s idle limit
+    writer.write(audio[100_000:])  # sent the moment the loop is free
+    status, body, _ = await _answer(reader)
+    assert status == 201, body
+    writer.close()
 
 
 async def test_a_stalled_json_body_is_answered_408(api: Api) -> None:

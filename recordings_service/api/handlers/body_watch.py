@@ -10,17 +10,22 @@ waiting read and surfaces as 408 ``body_timeout``).
 Silence alone is not enough: a client that sends one byte every 20 s is never silent for
 30 s, and held an upload slot for as long as it liked. So the body must also arrive at
 ``limits.body_min_bytes_per_second`` or faster, measured over windows of
-``RATE_WINDOW_SECONDS``. Time the service spends on a chunk it was handed (sealing it,
-sending a part to the object store) is not the client's: while the body's reader is
-``away``, the watch neither counts silence nor measures the rate, so a stalled store is
-answered as one (503), never as the client's 408. Once the body has been read, the watch
-stops: a slow commit afterwards is not the client's doing either.
+``RATE_WINDOW_SECONDS``.
+
+Only the time the service spends *waiting for the client* (inside ``reading()``) is held
+against it. Everything else is the service's: looking the call up and opening the blob
+before the first audio byte is read, sealing a chunk, sending a part to the object store,
+the commit after the last byte. A PostgreSQL catalog that took 10 s to answer before the
+audio was read once turned a 1 kB upload into a 408 ``body_too_slow``; a stalled store
+must be answered as one (503), never as the client's fault. Likewise when the event loop
+itself was held (the timer fires late): the client's bytes were waiting in the socket
+while nobody read them, so the watch starts afresh instead of judging.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from recordings_service.errors import RequestTimeout
@@ -28,37 +33,58 @@ from recordings_service.errors import RequestTimeout
 # Long enough for a TCP window or two on a slow link, short enough that a trickler holds
 # its slot for seconds, not forever.
 RATE_WINDOW_SECONDS = 10.0
+# A timer this late means the loop was busy elsewhere, not that the client was slow.
+LOOP_HELD_SECONDS = 1.0
 
 
 class BodyWatch:
-    def __init__(self, idle: float) -> None:
-        self._idle = idle
+    def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._last = self._loop.time()
+        self._last = self._loop.time()  # the client's silence, while reading, runs from here
+        self._reading_since: float | None = None
+        self._counted_from = 0.0
         self._done = False
         self.received = 0
-        self._away_since: float | None = None
-        self.away_seconds = 0.0  # in the current rate window
+        self.read_seconds = 0.0  # spent waiting for the client in the current rate window
 
     def progress(self, size: int = 0) -> None:
         self._last = self._loop.time()
         self.received += size
 
     @property
-    def is_away(self) -> bool:
-        return self._away_since is not None
+    def is_reading(self) -> bool:
+        return self._reading_since is not None
 
     @contextmanager
-    def away(self) -> Iterator[None]:
-        """While the service works on what it read (around a generator's ``yield``)."""
-        self._away_since = self._loop.time()
+    def reading(self) -> Iterator[None]:
+        """Around each wait for the client's bytes."""
+        now = self._loop.time()
+        self._reading_since = self._counted_from = self._last = now
         try:
             yield
         finally:
             now = self._loop.time()
-            self.away_seconds += now - self._away_since
-            self._away_since = None
-            self._last = now  # the client's silence, if any, starts now
+            self.read_seconds += now - self._counted_from
+            self._reading_since = None
+            self._last = now
+
+    async def read(self, pending: Awaitable[bytes]) -> bytes:
+        with self.reading():
+            chunk = await pending
+        self.progress(len(chunk))
+        return chunk
+
+    def waited(self, now: float) -> float:
+        return self.read_seconds + (now - self._counted_from if self.is_reading else 0.0)
+
+    def new_window(self, now: float) -> None:
+        self.read_seconds = 0.0
+        self._counted_from = now
+
+    def forgive(self, now: float) -> None:
+        """The loop was held: what looked like the client's silence was ours."""
+        self.new_window(now)
+        self._last = now
 
     def finished(self) -> None:
         self._done = True
@@ -67,49 +93,54 @@ class BodyWatch:
 @asynccontextmanager
 async def watched_body(idle: float, min_rate: float = 0.0,
                        window: float = RATE_WINDOW_SECONDS) -> AsyncIterator[BodyWatch]:
-    watch = BodyWatch(idle)
+    watch = BodyWatch()
     loop = asyncio.get_running_loop()
     handle: asyncio.TimerHandle | None = None
     window_end = loop.time() + window
     window_start_bytes = 0
     too_slow = False
+    due_at = 0.0  # when the armed timer should fire
     try:
         async with asyncio.timeout(None) as deadline:
 
             def expire() -> None:
                 deadline.reschedule(loop.time())  # expire now: cancels the read
 
+            def arm(now: float) -> None:
+                nonlocal handle, due_at
+                due = watch._last + idle if watch.is_reading else now + idle
+                due_at = min(due, window_end) if min_rate else due
+                handle = loop.call_at(due_at, check)
+
             def check() -> None:
-                nonlocal handle, window_end, window_start_bytes, too_slow
+                nonlocal window_end, window_start_bytes, too_slow
                 if watch._done:
                     return
                 now = loop.time()
-                if watch.is_away:
-                    # Not waiting for the client: nothing to hold against it.
+                if now - due_at > LOOP_HELD_SECONDS:
+                    watch.forgive(now)
                     window_end, window_start_bytes = now + window, watch.received
-                    watch.away_seconds = 0.0
-                    handle = loop.call_at(now + min(idle, window), check)
+                    arm(now)
                     return
-                if now >= watch._last + idle:
+                if watch.is_reading and now >= watch._last + idle:
                     expire()
                     return
                 if min_rate and now >= window_end:
-                    waited = window - watch.away_seconds
+                    waited = watch.waited(now)
                     if waited >= window / 2 and \
                             watch.received - window_start_bytes < min_rate * waited:
                         too_slow = True
                         expire()
                         return
                     window_end, window_start_bytes = now + window, watch.received
-                    watch.away_seconds = 0.0
-                due = watch._last + idle
-                handle = loop.call_at(min(due, window_end) if min_rate else due, check)
+                    watch.new_window(now)
+                arm(now)
 
-            first = watch._last + idle
-            handle = loop.call_at(min(first, window_end) if min_rate else first, check)
+            arm(loop.time())
             try:
                 yield watch
             finally:
+                assert handle is not None
                 handle.cancel()
     except TimeoutError:
         if not deadline.expired():

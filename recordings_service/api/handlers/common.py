@@ -96,8 +96,7 @@ async def raw_body(request: web.Request, limit: int) -> bytes:
     # read(n) returns what has arrived so far, not n bytes: read until the end.
     raw = b""
     async with watched(request) as watch:
-        while chunk := await request.content.read(limit + 1 - len(raw)):
-            watch.progress(len(chunk))
+        while chunk := await watch.read(request.content.read(limit + 1 - len(raw))):
             raw += chunk
             if len(raw) > limit:
                 raise BadRequest("invalid_json", "the JSON body is too large")

@@ -57,10 +57,8 @@ async def _part_chunks(watch: BodyWatch, part: BodyPartReader) -> AsyncIterator[
     """A part's bytes; raises unless the part ended at its boundary (a body cut short
     must never pass for a complete, shorter recording)."""
     try:
-        while chunk := await part.read_chunk(CHUNK):
-            watch.progress(len(chunk))
-            with watch.away():
-                yield chunk
+        while chunk := await watch.read(part.read_chunk(CHUNK)):
+            yield chunk
     except ValueError:
         raise _cut_short() from None
     if not part.at_eof():
@@ -69,7 +67,8 @@ async def _part_chunks(watch: BodyWatch, part: BodyPartReader) -> AsyncIterator[
 
 async def _next_part(watch: BodyWatch, reader: MultipartReader) -> BodyPartReader | None:
     try:
-        part = await reader.next()
+        with watch.reading():
+            part = await reader.next()
         watch.progress()
     except (ValueError, AssertionError, KeyError, HttpProcessingError):
         raise BadRequest("invalid_multipart", "the multipart body cannot be parsed") from None
@@ -200,10 +199,8 @@ async def _put_recording(request: web.Request, watch: BodyWatch) -> web.Response
 
 
 async def _raw_chunks(watch: BodyWatch, request: web.Request) -> AsyncIterator[bytes]:
-    while chunk := await request.content.read(CHUNK):
-        watch.progress(len(chunk))
-        with watch.away():
-            yield chunk
+    while chunk := await watch.read(request.content.read(CHUNK)):
+        yield chunk
     watch.finished()
 
 
