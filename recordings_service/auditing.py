@@ -44,6 +44,15 @@ async def append(services: Services, conn: Conn,
     return written
 
 
+async def append_placed(services: Services, conn: Conn, entry: audit_log.AuditEvent,
+                        ) -> tuple[dict[str, Any], list[bytes]]:
+    """Like ``append``, with the log's frontier just before the entry (what proves the
+    entry's inclusion in a later checkpoint)."""
+    written, before = await audit_log.append_placed(conn, entry, services.clock())
+    services.metrics.audit_appends.labels(entry.action, entry.outcome).inc()
+    return written, before
+
+
 async def append_many(services: Services, conn: Conn,
                       entries: list[audit_log.AuditEvent]) -> None:
     if not entries:

@@ -253,13 +253,6 @@ async def upload(
 
         async def insert_row(conn: Conn) -> catalog.Recording | None:
             inserted = await catalog.insert_recording(conn, values, purposes, sealed)
-            if committed is not None:
-                await catalog.insert_commitment(conn, recording_id, {
-                    "root": committed.root.hex(), "chunks": committed.chunks,
-                    "audio_offset": committed.audio_offset,
-                    "chunk_bytes": committed.chunk_bytes,
-                    "sealed_salt_key": commitment.seal_salt_key(dek, recording_id,
-                                                                measure.salt_key)})
             await calls.recording_arrived(services, conn, meta.call_id)
             held = []
             if meta.customer_id is not None:
@@ -269,9 +262,18 @@ async def upload(
                     await retention_store.link_hold(conn, hold_id, [recording_id])
                 if held:
                     await worm.hold(services, inserted, True)
-            await auditing.append(services, conn, auditing.event(
+            entry, log_before = await auditing.append_placed(services, conn, auditing.event(
                 actor, origin, "upload", "allowed", recording_id=recording_id,
                 detail=detail))
+            if committed is not None:
+                await catalog.insert_commitment(conn, recording_id, {
+                    "root": committed.root.hex(), "chunks": committed.chunks,
+                    "audio_offset": committed.audio_offset,
+                    "chunk_bytes": committed.chunk_bytes,
+                    "sealed_salt_key": commitment.seal_salt_key(dek, recording_id,
+                                                                measure.salt_key),
+                    "log_seq": entry["seq"],
+                    "log_frontier": ",".join(node.hex() for node in log_before)})
             # Read back only when a hold changed it: three reads fewer in a transaction that
             # concurrent uploads wait on.
             return await catalog.get_recording(conn, recording_id) if held else inserted

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recordings_service import access, auditing, commitment, waveform, worm
+from recordings_service import access, auditing, commitment, jobs, waveform, worm
 from recordings_service.auditing import SYSTEM_ORIGIN, Origin
 from recordings_service.auth import Actor
 from recordings_service.errors import BadRequest, Gone, NotFound, Refused, Unprocessable
@@ -42,7 +42,6 @@ from recordings_service.services import Services
 from recordings_service.times import rfc3339
 from storage import audit_log, catalog, erasure_ledger, redaction_store, retention_store
 from storage.blobstore.base import new_blob_name
-from storage.database import Conn
 from storage.encrypted_blob import EncryptingWriter
 from storage.errors import BlobLockedError, StorageError
 from storage.keyring import new_dek
@@ -391,12 +390,12 @@ async def proof(services: Services, actor: Actor, origin: Origin, recording_id: 
                 redaction_id: str) -> dict[str, Any]:
     """What ``verify-redaction`` needs besides the audio and the public key: the salts of
     the pieces the redaction left as they were, the committed leaves of those it changed,
-    and the upload's audit entry that holds the root."""
+    the upload's audit entry that holds the root, and that entry's inclusion in a signed
+    checkpoint of the log."""
     async with services.database.read() as conn:
         rec = await catalog.get_recording(conn, recording_id)
         row = await redaction_store.get(conn, recording_id, redaction_id)
         committed = await catalog.commitment_of(conn, recording_id)
-        upload = await _upload_entry(conn, recording_id)
     if rec is None or row is None:
         raise NotFound()
     if rec.state != "active" or committed is None or rec.wrapped_dek is None \
@@ -404,6 +403,7 @@ async def proof(services: Services, actor: Actor, origin: Origin, recording_id: 
         raise Gone("purged", "the recording has been purged: its salts went with its key")
     dek = await services.keyring.unwrap_fresh(rec.wrapped_dek, rec.key_version, rec.id)
     salt_key = commitment.open_salt_key(dek, rec.id, committed["sealed_salt_key"])
+    upload, inclusion = await _upload_inclusion(services, committed)
     changed = set(row["changed_pieces"])
     leaves = row["original_leaves"]
     await auditing.record(services, auditing.event(
@@ -418,12 +418,23 @@ async def proof(services: Services, actor: Actor, origin: Origin, recording_id: 
         "salts": {str(i): commitment.chunk_salt(salt_key, i).hex()
                   for i in range(committed["chunks"]) if i not in changed},
         "upload_entry": upload,
+        "inclusion": inclusion,
         "receipt": row["receipt"],
     }
 
 
-async def _upload_entry(conn: Conn, recording_id: str) -> dict[str, Any] | None:
-    """The upload's audit entry as the log serves it (None once archived off the catalog)."""
-    found = await audit_log.list_entries(
-        conn, audit_log.AuditFilter(recording_id=recording_id, action="upload"), 0, 1)
-    return found[0] if found else None
+async def _upload_inclusion(services: Services, committed: Mapping[str, Any],
+                            ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The upload entry and the path from it to the first signed checkpoint that holds it;
+    when none does yet (the entry is seconds old), a checkpoint is signed now, as the
+    scheduler would within ``checkpoint_max_delay_seconds``."""
+    seq = int(committed["log_seq"])
+    async with services.database.read() as conn:
+        checkpoint = await audit_log.first_checkpoint_covering(conn, seq)
+    if checkpoint is None:
+        checkpoint = await jobs.checkpoint(services)
+    frontier = [bytes.fromhex(node) for node in committed["log_frontier"].split(",") if node]
+    entry, path = await audit_log.prove_inclusion(services.database, services.tiles, seq,
+                                                  frontier, checkpoint)
+    return entry, {"leaf_index": seq - 1, "tree_size": checkpoint.size,
+                   "checkpoint": checkpoint.note, "path": [node.hex() for node in path]}

@@ -7,7 +7,9 @@ after it, and the service's public key (``recordings-service verify-redaction``)
    at upload (docs/at-rest-format.md); the pieces given as changed are only those the
    receipt's spans reach, so no other change can hide among them; and the committed leaves
    give the original root the receipt names;
-4. the proof's upload audit entry commits to that root for that recording.
+4. the proof's upload audit entry commits to that root for that recording;
+5. that entry is in the audit log the service signed: an RFC 9162 inclusion path leads
+   from it to the root of a checkpoint signed by the same key (docs/audit-format.md).
 Each failure names the check and, for a piece, its index and its time.
 """
 
@@ -22,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from recordings_service import commitment
 from recordings_service.receipts import REDACTION_RECEIPT_TYPE, verify_receipt
 from recordings_service.redaction_audio import Span, audio_end_of, byte_ranges, layout_of
-from storage.audit_log import canonical_json
-from storage.merkle import frontier_append, frontier_root, leaf_hash
+from storage.audit_log import canonical_json, parse_checkpoint_text
+from storage.merkle import frontier_append, frontier_root, leaf_hash, root_from_inclusion
+from storage.signing import open_note
 
 
 def verify(receipt: Mapping[str, Any], proof: Mapping[str, Any], audio: bytes,
@@ -89,6 +92,34 @@ def verify(receipt: Mapping[str, Any], proof: Mapping[str, Any], audio: bytes,
         problems.append("upload entry: does not commit this recording to the original root")
     elif not _links_to_its_hash(entry):
         problems.append("upload entry: not the entry its hash in the log's chain names")
+    if entry is not None:
+        problems.extend(_inclusion_problems(entry, proof.get("inclusion"), public_key))
+    return problems
+
+
+def _inclusion_problems(entry: Mapping[str, Any], inclusion: Any,
+                        public_key: Ed25519PublicKey) -> list[str]:
+    if not isinstance(inclusion, Mapping):
+        return ["upload entry inclusion: not in the proof"]
+    try:
+        note = str(inclusion["checkpoint"])
+        text = open_note(note, note.split("\n", 1)[0], public_key)
+        if text is None:
+            return ["checkpoint: not signed by this key, or changed"]
+        _, size, root, _ = parse_checkpoint_text(text)
+        index, path = int(inclusion["leaf_index"]), [bytes.fromhex(str(node))
+                                                     for node in inclusion["path"]]
+    except (KeyError, TypeError, ValueError):
+        return ["upload entry inclusion: malformed"]
+    problems = []
+    if inclusion.get("tree_size") != size:
+        problems.append("upload entry inclusion: its tree size is not the checkpoint's")
+    if entry.get("seq") != index + 1:
+        problems.append("upload entry inclusion: its leaf index is not the entry's seq")
+    content = {k: v for k, v in entry.items() if k not in ("prev_hash", "hash")}
+    if root_from_inclusion(index, size, leaf_hash(canonical_json(content)), path) != root:
+        problems.append("upload entry inclusion: the path does not lead from the entry to "
+                        "the signed checkpoint's root")
     return problems
 
 

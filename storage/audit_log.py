@@ -96,18 +96,33 @@ async def append(conn: Conn, event: AuditEvent, now: datetime) -> dict[str, Any]
     return (await append_many(conn, [(event, now)]))[0]
 
 
+async def append_placed(conn: Conn, event: AuditEvent, now: datetime,
+                        ) -> tuple[dict[str, Any], list[bytes]]:
+    """Appends like ``append``; also returns the log's frontier just before the entry, from
+    which (with the entries after it) its inclusion in any later checkpoint is proven
+    without reading the log before it (``merkle.inclusion_path``)."""
+    served, before = await _append(conn, [(event, now)])
+    return served[0], before[0]
+
+
 async def append_many(conn: Conn,
                       events: list[tuple[AuditEvent, datetime]]) -> list[dict[str, Any]]:
     """Appends several entries with one read and one update of the head (group commit)."""
+    return (await _append(conn, events))[0]
+
+
+async def _append(conn: Conn, events: list[tuple[AuditEvent, datetime]],
+                  ) -> tuple[list[dict[str, Any]], list[list[bytes]]]:
     head = (await conn.execute(_HEAD_FOR_UPDATE)).one_or_none()
     if head is None:
         raise AuditChainError("audit head row is missing")
     size, chain = head.size, head.chain_hash
     frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
-    rows, served = [], []
+    rows, served, before = [], [], []
     for event, now in events:
         content, entry, leaf = _entry(size + 1, event, now)
         new_chain = merkle.chain_hash(chain, leaf)
+        before.append(frontier)
         frontier = merkle.frontier_append(frontier, size, leaf)
         rows.append({
             "seq": size + 1, "at": now, "entry": entry, "leaf_hash": leaf, "prev_hash": chain,
@@ -118,7 +133,7 @@ async def append_many(conn: Conn,
     await conn.execute(_INSERT_ENTRIES, rows)
     await conn.execute(_UPDATE_HEAD, {"size": size, "chain_hash": chain,
                                       "frontier": json.dumps([h.hex() for h in frontier])})
-    return served
+    return served, before
 
 
 def _entry(seq: int, event: AuditEvent, now: datetime) -> tuple[dict[str, Any], bytes, bytes]:
@@ -339,6 +354,38 @@ async def count_accesses_per_day(conn: Conn, dialect: str, since: datetime,
         counts[(when if isinstance(when, date) else date.fromisoformat(when),
                 purpose or "")] = count
     return counts
+
+
+async def first_checkpoint_covering(conn: Conn, seq: int) -> Checkpoint | None:
+    """The earliest signed checkpoint that holds entry ``seq`` (a seek on the size index):
+    the one with the fewest entries after it to read for a proof of inclusion."""
+    row = (await conn.execute(
+        select(audit_checkpoints).where(audit_checkpoints.c.size >= seq)
+        .order_by(audit_checkpoints.c.size, audit_checkpoints.c.id).limit(1))).first()
+    return Checkpoint(row.size, row.root_hash, row.signed_at, row.note) if row else None
+
+
+async def prove_inclusion(database: Database, tiles: TileStore | None, seq: int,
+                          frontier_before: list[bytes], checkpoint: Checkpoint,
+                          ) -> tuple[dict[str, Any], list[bytes]]:
+    """Entry ``seq`` as served and its inclusion path in ``checkpoint``'s tree, from the
+    frontier just before it and the leaf hashes from it to the checkpoint's size (read a
+    batch at a time, off the catalog or, once archived, the tiles): the cost grows with
+    the entries between the entry and its checkpoint, never with the log."""
+    problems: list[tuple[int, str]] = []
+    entry: dict[str, Any] | None = None
+    leaves: list[bytes] = []
+    async for rows in _entries(database, tiles, seq - 1, checkpoint.size,
+                               lambda at, problem: problems.append((at, problem))):
+        for row in rows:
+            if entry is None:
+                entry = _served(row, json.loads(row.entry))
+            leaves.append(row.leaf_hash)
+    if problems or entry is None or len(leaves) != checkpoint.size - seq + 1:
+        at = problems[0][0] if problems else seq
+        raise AuditChainError(f"audit entries {seq}..{checkpoint.size} cannot be read whole "
+                              f"(first at {at})")
+    return entry, merkle.inclusion_path(seq - 1, checkpoint.size, frontier_before, leaves[1:])
 
 
 async def list_checkpoints(conn: Conn, limit: int = 100) -> list[Checkpoint]:

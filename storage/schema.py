@@ -147,6 +147,10 @@ recording_commitments = Table(
     Column("audio_offset", Integer, nullable=False),
     Column("chunk_bytes", Integer, nullable=False),
     Column("sealed_salt_key", LargeBinary, nullable=False),
+    # The upload's audit entry and the log's frontier just before it: with the entries up
+    # to a checkpoint, they prove the entry is in the signed log (merkle.inclusion_path).
+    Column("log_seq", BigInteger, nullable=False),
+    Column("log_frontier", Text, nullable=False),
 )
 
 # Redactions (recordings_service/redaction.py): what was replaced, why, and the signed

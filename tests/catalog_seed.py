@@ -17,7 +17,7 @@ from sqlalchemy import insert
 
 from storage import audit_log
 from storage.database import Database
-from storage.schema import recording_purposes, recordings
+from storage.schema import audit_checkpoints, recording_purposes, recordings
 
 # Calls per day, whatever the size: agent + day finds ~10 calls at 20,000 and at 10,000,000.
 CALLS_PER_DAY = 5_000
@@ -104,14 +104,21 @@ def _event(i: int) -> audit_log.AuditEvent:
 
 
 async def seed_audit(database: Database, count: int, now: datetime,
-                     batch: int = 2_000) -> None:
-    """``count`` chained entries, as appends make them, spread over the days before now."""
+                     batch: int = 2_000, checkpoint_every: int = 0) -> None:
+    """``count`` chained entries, as appends make them, spread over the days before now;
+    with ``checkpoint_every``, rows of checkpoints that often (unsigned placeholders: for
+    the shape of the table, not for verification)."""
     done = 0
     while done < count:
         n = min(batch, count - done)
         at = now - timedelta(seconds=(count - done) * ENTRY_SPACING)
         async with database.write() as conn:
             await audit_log.append_many(conn, [(_event(done + k), at) for k in range(n)])
+            if checkpoint_every:
+                await conn.execute(insert(audit_checkpoints), [
+                    {"size": size, "root_hash": bytes(32), "signed_at": at, "note": "seed"}
+                    for size in range(done + checkpoint_every, done + n + 1,
+                                      checkpoint_every)])
         done += n
 
 

@@ -14,3 +14,15 @@ def reference_root(leaves: list[bytes]) -> bytes:
     while k * 2 < len(leaves):
         k *= 2
     return merkle.node_hash(reference_root(leaves[:k]), reference_root(leaves[k:]))
+
+
+def reference_path(index: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 6962 section 2.1.1 PATH(m, D[n]), straight from the RFC."""
+    if len(leaves) == 1:
+        return []
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    if index < k:
+        return [*reference_path(index, leaves[:k]), reference_root(leaves[k:])]
+    return [*reference_path(index - k, leaves[k:]), reference_root(leaves[:k])]

@@ -161,6 +161,8 @@ QUERIES: list[tuple[str, Query]] = [
     ("accesses per day",
      lambda c, dialect: audit_log.count_accesses_per_day(c, dialect, NEWEST - timedelta(days=1))),
     ("entries since the checkpoint", lambda c, _: audit_log.entries_since_checkpoint(c)),
+    ("the first checkpoint holding an entry (a redaction's proof)",
+     lambda c, _: audit_log.first_checkpoint_covering(c, 5_003)),
     ("verification state", lambda c, _: audit_log.verification_state(c)),
     ("archive: the last entry older than a day",
      lambda c, _: audit_archive.last_entry_before(c, NEWEST - timedelta(days=1), 0, 10_000)),
@@ -278,7 +280,7 @@ async def test_every_search_page_and_count_is_served_by_an_index(
         config: Config, clock: FrozenClock) -> None:
     async with open_services(config, clock) as svc:
         await seed.seed_recordings(svc.database, SEEDED, clock())
-        await seed.seed_audit(svc.database, 10_000, clock())
+        await seed.seed_audit(svc.database, 10_000, clock(), checkpoint_every=10)
         await seed.seed_quality(svc.database, SEEDED)
         await seed.seed_calls(svc.database, SEEDED)
         await seed.analyze(svc.database)

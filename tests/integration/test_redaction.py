@@ -4,6 +4,7 @@ with `recordings-service verify-redaction` (which fails naming what is wrong).""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import struct
@@ -15,8 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from recordings_service import jobs, receipts, redaction
+from storage.audit_log import canonical_json
+from storage.merkle import leaf_hash
 from storage.schema import recordings
 from storage.signing import load_public_key
+from tests import catalog_seed as seed
 from tests.audio import fixture, riff_wav, wav_tone
 from tests.conftest import Api
 from tests.integration.helpers import run_cli, stored_blobs
@@ -327,7 +331,61 @@ async def test_the_proof_checks_offline_and_fails_naming_what_was_changed(
     other.write_text(json.dumps({**proof, "upload_entry": entry}))
     code, report = verify(tmp_path, {**files, "proof": other})
     assert code == 1 and report["problems"] == [
-        "upload entry: not the entry its hash in the log's chain names"]
+        "upload entry: not the entry its hash in the log's chain names", NOT_INCLUDED]
+    # Rewritten with its hash recomputed, as someone with the database could: the chain
+    # check alone passes; the signed checkpoint does not hold it.
+    content = {k: v for k, v in entry.items() if k not in ("prev_hash", "hash")}
+    entry["hash"] = hashlib.sha256(bytes.fromhex(entry["prev_hash"]) + leaf_hash(
+        canonical_json(content))).hexdigest()
+    other.write_text(json.dumps({**proof, "upload_entry": entry}))
+    code, report = verify(tmp_path, {**files, "proof": other})
+    assert code == 1 and report["problems"] == [NOT_INCLUDED]
+    # A checkpoint with another root, or a path with a node changed or missing.
+    inclusion = proof["inclusion"]
+    lines = inclusion["checkpoint"].split("\n")
+    lines[2] = base64.b64encode(bytes(32)).decode()
+    for changed, problem in (
+            ({**inclusion, "checkpoint": "\n".join(lines)},
+             "checkpoint: not signed by this key, or changed"),
+            ({**inclusion, "path": ["33" * 32, *inclusion["path"][1:]]}, NOT_INCLUDED),
+            ({**inclusion, "path": inclusion["path"][:-1]}, NOT_INCLUDED),
+            ({**inclusion, "leaf_index": inclusion["leaf_index"] + 1},
+             "upload entry inclusion: its leaf index is not the entry's seq"),
+            ({**inclusion, "path": "not a list of hashes"}, "upload entry inclusion: malformed"),
+            (None, "upload entry inclusion: not in the proof")):
+        other.write_text(json.dumps({**proof, "inclusion": changed}))
+        code, report = verify(tmp_path, {**files, "proof": other})
+        assert code == 1 and problem in report["problems"], (changed, report)
+
+
+NOT_INCLUDED = ("upload entry inclusion: the path does not lead from the entry to the "
+                "signed checkpoint's root")
+
+
+async def test_the_upload_entry_is_proven_in_the_signed_log_also_once_archived(
+        api: Api, tmp_path: Path) -> None:
+    # Entries before the upload and after it, a checkpoint between, so that the path has
+    # siblings on both sides; then the old part of the log moves to the tiles.
+    await seed.seed_audit(api.services.database, 300, api.clock())
+    await jobs.checkpoint(api.services)
+    rec = await api.uploaded(wav_tone(3.0), call_id="c-archived")
+    await seed.seed_audit(api.services.database, 300, api.clock())
+    await jobs.checkpoint(api.services)
+    status, done = await redact(api, rec, [{"start_ms": 1000, "end_ms": 1500}])
+    assert status == 201
+    files = await _files_for_verification(api, tmp_path, rec, done)
+    proof = json.loads(files["proof"].read_text())
+    seq = proof["upload_entry"]["seq"]
+    assert proof["inclusion"]["leaf_index"] == seq - 1
+    assert seq < proof["inclusion"]["tree_size"] <= seq + 300 + 10
+    assert verify(tmp_path, files) == (0, {"ok": True, "problems": []})
+
+    api.clock.advance(days=30)
+    await jobs.checkpoint(api.services)
+    assert (await jobs.archive_audit(api.services, after_days=10))["moved"] >= seq
+    files = await _files_for_verification(api, tmp_path, rec, done)
+    assert json.loads(files["proof"].read_text())["inclusion"] == proof["inclusion"]
+    assert verify(tmp_path, files) == (0, {"ok": True, "problems": []})
 
 
 async def test_after_a_purge_the_redaction_stays_recorded_and_its_proof_is_gone(

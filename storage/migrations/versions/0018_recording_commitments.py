@@ -1,5 +1,6 @@
-"""each recording's commitment to its audio: the root of its salted pieces and the
-sealed key of their salts; redactions with their receipts
+"""each recording's commitment to its audio: the root of its salted pieces, the sealed
+key of their salts, and where its upload entry sits in the audit log; redactions with
+their receipts
 
 Revision ID: 0018
 Revises: 0017
@@ -22,6 +23,8 @@ def upgrade() -> None:
         sa.Column("audio_offset", sa.Integer(), nullable=False),
         sa.Column("chunk_bytes", sa.Integer(), nullable=False),
         sa.Column("sealed_salt_key", sa.LargeBinary(), nullable=False),
+        sa.Column("log_seq", sa.BigInteger(), nullable=False),
+        sa.Column("log_frontier", sa.Text(), nullable=False),
     )
     op.create_table(
         "redactions",
