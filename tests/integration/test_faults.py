@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -229,3 +231,108 @@ async def test_a_restart_of_the_first_process_spares_a_draining_workers_uploads(
     print(f"\nrestart under a draining worker: {len(acknowledged)} of {UPLOADS} acknowledged,"
           f" all intact; answers {sorted(answers)}")
 
+
+
+async def test_a_redaction_killed_at_any_moment_leaves_one_whole_recording(
+        tmp_path: Path) -> None:
+    """kill -9 at moments spread over a redaction's run (reading and rewriting the audio,
+    committing, deleting the old blob): afterwards each recording plays either as it was or
+    as redacted, never anything else; the catalog says which; the old data key is in no
+    row once the redacted audio is what plays; nothing is left half-written."""
+    data, config, tokens = new_service(tmp_path, "", "ingest", "compliance")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    compliance = {"Authorization": f"Bearer {tokens['compliance']}"}
+    audio = wav_noise(24_000_000)  # 25 minutes of 8 kHz PCM: a rewrite that takes a while
+    spans = {"spans": [{"start_ms": 60_000, "end_ms": 75_000}], "reason": "pci"}
+
+    async def upload(session: aiohttp.ClientSession, call_id: str) -> str:
+        async with session.put(f"{url}/v1/calls/{call_id}/recording",
+                               data=io.BytesIO(audio), params={
+                "started_at": "2026-11-24T09:00:00Z", "purpose": "legal_protection"},
+                headers={"Authorization": f"Bearer {tokens['ingest']}"}) as r:
+            assert r.status == 201, await r.text()
+            return str((await r.json())["id"])
+
+    def redact(session: aiohttp.ClientSession, recording_id: str) -> Any:
+        return session.post(f"{url}/v1/recordings/{recording_id}/redactions", json=spans,
+                            headers=compliance)
+
+    process = await start_serve(data, config, port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            first = await upload(session, "warm-up")
+            started = time.perf_counter()
+            async with redact(session, first) as r:
+                assert r.status == 201, await r.text()
+                redacted_sha = (await r.json())["sha256"]
+            takes = time.perf_counter() - started
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+
+    # Denser where the commit and the old blob's deletion fall, late in the run.
+    trials = 10
+    cases: dict[str, bytes] = {}
+    answered = 0
+    db = sqlite3.connect(data / "catalog.sqlite3")
+    try:
+        for k in range(trials):
+            process = await start_serve(data, config, port)
+            async with aiohttp.ClientSession() as session:
+                recording_id = await upload(session, f"killed-{k}")
+                cases[recording_id] = db.execute(
+                    "SELECT wrapped_dek FROM recordings WHERE id = ?", (recording_id,)
+                ).fetchone()[0]
+
+                async def run(recording_id: str = recording_id) -> int:
+                    async with redact(session, recording_id) as r:
+                        return r.status
+
+                request = asyncio.ensure_future(run())
+                await asyncio.sleep(takes * (0.2 + 0.9 * k / (trials - 1)))
+                os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+                with contextlib.suppress(aiohttp.ClientError):
+                    answered += await request == 201
+        process = await start_serve(data, config, port)
+        try:
+            async with aiohttp.ClientSession() as session:
+                outcomes = []
+                for recording_id, old_key in cases.items():
+                    async with session.get(f"{url}/v1/recordings/{recording_id}/audio",
+                                           headers={**compliance,
+                                                    "Access-Purpose": "legal_protection"}
+                                           ) as r:
+                        assert r.status == 200, recording_id
+                        served = hashlib.sha256(await r.read()).hexdigest()
+                    async with session.get(f"{url}/v1/recordings/{recording_id}/redactions",
+                                           headers=compliance) as r:
+                        listed = (await r.json())["items"]
+                    if served == redacted_sha:
+                        assert [x["sha256"] for x in listed] == [redacted_sha]
+                        assert db.execute("SELECT count(*) FROM recordings WHERE "
+                                          "wrapped_dek = ?", (old_key,)).fetchone()[0] == 0
+                        outcomes.append("redacted")
+                    else:
+                        assert served == hashlib.sha256(audio).hexdigest(), recording_id
+                        assert listed == []
+                        outcomes.append("as it was")
+                # The blobs a kill left without a row go in the sweep after start.
+                count = db.execute("SELECT count(*) FROM recordings").fetchone()[0]
+                for _ in range(100):
+                    if len(_files(data / "blobs")) == count:
+                        break
+                    await asyncio.sleep(0.1)
+                assert len(_files(data / "blobs")) == count
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 60) == 0
+    finally:
+        db.close()
+    assert _files(data / "tmp", ".partial") == []
+    assert json.loads(run_cli(data, "audit", "verify", check=True).stdout)["ok"]
+    # The kills fell both before and after commits.
+    assert set(outcomes) == {"redacted", "as it was"}, outcomes
+    print(f"\nredaction killed at {trials} moments over its {takes:.2f} s: {outcomes} "
+          f"({answered} answered before the kill)")
