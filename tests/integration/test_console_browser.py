@@ -678,7 +678,7 @@ async def test_compliance_redacts_a_span_and_the_recording_says_so(
     await form.get_by_label("Redact from").fill("0:01.5")
     await form.get_by_label("Redact to").fill("0:02")
     await form.get_by_label("Reason for redacting").select_option("pci")
-    await form.get_by_role("button", name="Redact").click()
+    await form.get_by_role("button", name="Redact", exact=True).click()
     details = page.get_by_role("region", name="Details")
     await expect(details).to_contain_text("0:01.5\u20130:02 (pci), by maija")  # an en dash
     await looked_at(page, "recording-redacted")
@@ -688,12 +688,98 @@ async def test_compliance_redacts_a_span_and_the_recording_says_so(
     # A span the call does not have is refused, in words, and nothing changes.
     await form.get_by_label("Redact from").fill("0:03")
     await form.get_by_label("Redact to").fill("9:00")
-    await form.get_by_role("button", name="Redact").click()
+    await form.get_by_role("button", name="Redact", exact=True).click()
     await expect(form.get_by_role("alert")).to_contain_text("past the recording's end")
     await form.get_by_label("Redact to").fill("soon")
-    await form.get_by_role("button", name="Redact").click()
+    await form.get_by_role("button", name="Redact", exact=True).click()
     await expect(form.get_by_role("alert")).to_contain_text("Give each time as m:ss")
     listed = (await api.call("GET", f"/v1/recordings/{rec['id']}/redactions",
                              role="auditor"))[1]["items"]
     assert len(listed) == 1
+    nothing_left_the_origin(visit)
+
+
+async def _seek(page: Page, seconds: float) -> None:
+    await page.eval_on_selector("#seek", f"s => {{ s.value = {seconds}; "
+                                "s.dispatchEvent(new Event('input', {bubbles: true})); }")
+
+
+async def _red_columns(page: Page) -> list[int]:
+    """The waveform's columns where the span to redact is drawn (red over the bars)."""
+    return list(await page.eval_on_selector("#wave", """c => {
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        const columns = [];
+        for (let x = 0; x < c.width; x++) {
+            const i = (2 * c.width + x) * 4;  // a row near the top, above the bars
+            if (d[i] > 150 && d[i + 1] < 120 && d[i + 3] > 0) columns.push(x);
+        }
+        return columns; }"""))
+
+
+async def test_compliance_chooses_a_span_on_the_waveform_hears_it_redacted_then_redacts(
+        api: Api, visit: Visit) -> None:
+    rec = await api.uploaded(long_wav(60), call_id="c-span",
+                             purposes=["legal_protection"])
+    await sign_in(api, visit, "maija", ["compliance"])
+    page = visit.page
+    await page.goto(visit.base + f"/recordings/{rec['id']}")
+    form = page.get_by_role("form", name="Redact a span")
+    await expect(form.get_by_role("button", name="Span starts here")).to_be_hidden()
+    await page.get_by_role("button", name="Listen").click()
+    await until(page, "#player", "a => a.readyState >= 1")
+    await page.get_by_role("button", name="Pause").click()
+
+    # At the player's position: 0:12 to 0:15, drawn in red across those columns.
+    await _seek(page, 12)
+    await form.get_by_role("button", name="Span starts here").click()
+    await _seek(page, 15)
+    await form.get_by_role("button", name="Span ends here").click()
+    await expect(form.get_by_label("Redact from")).to_have_value("0:12.0")
+    await expect(form.get_by_label("Redact to")).to_have_value("0:15.0")
+    red = await _red_columns(page)
+    assert red and abs(red[0] - 800 * 12 / 60) <= 2 and abs(red[-1] - 800 * 15 / 60) <= 3
+
+    # Shift and a drag across the waveform, from a quarter to a half: 0:15 to 0:30; the
+    # player stays where it was.
+    await page.locator(".timeline").scroll_into_view_if_needed()
+    box = await page.locator(".timeline").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    await page.keyboard.down("Shift")
+    await page.mouse.move(box["x"] + box["width"] * 0.25, y)
+    await page.mouse.down()
+    await page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=8)
+    await page.mouse.up()
+    await page.keyboard.up("Shift")
+    start = await form.get_by_label("Redact from").input_value()
+    end = await form.get_by_label("Redact to").input_value()
+    assert re.fullmatch(r"0:1[45]\.\d", start) and re.fullmatch(r"0:(29|30)\.\d", end), (
+        start, end)
+    assert abs(await page.eval_on_selector("#player", "a => a.currentTime") - 15) < 0.5
+    await expect(form.get_by_role("status")).to_contain_text(f"Span {start}\u2013{end} chosen")
+
+    # Typed back to a short span, heard in place: the call before it, the fill, the call
+    # after it, then the preview stops by itself.
+    await form.get_by_label("Redact from").fill("0:12")
+    await form.get_by_label("Redact to").fill("0:14")
+    await form.get_by_label("Replace with").select_option("tone")
+    await form.get_by_role("button", name="Preview the redaction").click()
+    status = form.get_by_role("status")
+    await expect(status).to_have_text("Preview: the call before the span")
+    assert 9.5 <= await page.eval_on_selector("#player", "a => a.currentTime") < 12
+    await expect(status).to_have_text("Preview: a tone in place of 0:12.0\u20130:14.0")
+    assert 12 <= await page.eval_on_selector("#player", "a => a.currentTime") < 14.5
+    await looked_at(page, "redaction-preview")
+    await expect(status).to_have_text("Preview: the call after the span")
+    await expect(status).to_contain_text("Preview ended", timeout=10_000)
+    assert await page.eval_on_selector("#player", "a => a.paused")
+    assert 16 <= await page.eval_on_selector("#player", "a => a.currentTime") < 17
+
+    await form.get_by_role("button", name="Redact", exact=True).click()
+    details = page.get_by_role("region", name="Details")
+    await expect(details).to_contain_text("0:12\u20130:14 (pci, a tone), by maija")
+    [done] = (await api.call("GET", f"/v1/recordings/{rec['id']}/redactions",
+                             role="auditor"))[1]["items"]
+    assert done["spans"] == [{"start_ms": 12_000, "end_ms": 14_000, "channel": None}]
+    assert done["fill"] == "tone"
     nothing_left_the_origin(visit)

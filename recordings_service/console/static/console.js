@@ -159,6 +159,15 @@ if (listen) {
   let intended = 0;  // where the listener is, or asked to go: a failed seek forgets it
 
   let marks = [];  // the moments the reader may see, in order
+  // The span a redaction form holds, in seconds, when it is one.
+  const redact = document.querySelector('form[data-shape="redaction"]');
+  const chosen = () => {
+    if (!redact) return null;
+    const from = millisecondsOf(redact.elements.start.value);
+    const to = millisecondsOf(redact.elements.end.value);
+    return Number.isNaN(from) || Number.isNaN(to) || to <= from ? null
+      : {from: from / 1000, to: to / 1000};
+  };
   const draw = () => {
     const context = wave.getContext("2d");
     const width = wave.width, height = wave.height;
@@ -180,6 +189,15 @@ if (listen) {
     });
     context.fillStyle = "#8250df";
     for (const m of marks) context.fillRect(m.at_seconds / length * width - 1, 0, 2, height);
+    const span = chosen();
+    if (span) {  // the span to redact, over everything: red, edged
+      const x = span.from / length * width, w = Math.max(2, (span.to - span.from) / length * width);
+      context.fillStyle = "rgba(207, 34, 46, 0.35)";
+      context.fillRect(x, 0, w, height);
+      context.fillStyle = "#cf222e";
+      context.fillRect(x, 0, 2, height);
+      context.fillRect(x + w - 2, 0, 2, height);
+    }
   };
   const show = () => {
     if (!player.seeking && resumeAt === null) intended = player.currentTime;
@@ -283,6 +301,158 @@ if (listen) {
     loadMoments();
   });
 
+  // Redaction: the span is chosen while listening (at the player's position, or by a
+  // Shift+drag across the waveform), drawn over it, and previewed in place: the call
+  // around it as it is, the span as the chosen fill would leave it (Web Audio gains
+  // scheduled on the audio clock, so the edges fall where the service will cut).
+  const tools = document.getElementById("span-tools");
+  const spanStatus = document.getElementById("span-status");
+  const stamp = (s) => Math.floor(s / 60) + ":" + (s % 60).toFixed(1).padStart(4, "0");
+  const setSpan = (from, to) => {
+    redact.elements.start.value = stamp(from);
+    redact.elements.end.value = stamp(to);
+    draw();
+  };
+  let graph = null;
+  let preview = null;  // {from, to, fill, until, phase}
+  function audioGraph() {
+    if (graph) return graph;
+    const context = new AudioContext();
+    const whole = context.createGain();
+    // Mono calls come out on both sides; stereo ones keep their two.
+    whole.channelCount = 2;
+    whole.channelCountMode = "explicit";
+    whole.channelInterpretation = "speakers";
+    const splitter = context.createChannelSplitter(2);
+    const merger = context.createChannelMerger(2);
+    context.createMediaElementSource(player).connect(whole);
+    whole.connect(splitter);
+    const sides = [0, 1].map((i) => {
+      const gain = context.createGain();
+      splitter.connect(gain, i);
+      gain.connect(merger, 0, i);
+      return gain;
+    });
+    const tone = context.createOscillator();
+    tone.frequency.value = 1000;
+    const tones = [0, 1].map((i) => {
+      const gain = context.createGain();
+      gain.gain.value = 0;
+      tone.connect(gain);
+      gain.connect(merger, 0, i);
+      return gain;
+    });
+    tone.start();
+    merger.connect(context.destination);
+    graph = {context, whole, sides, tones};
+    return graph;
+  }
+  function endPreview(words) {
+    if (!preview) return;
+    preview = null;
+    for (const node of [graph.whole, ...graph.sides, ...graph.tones]) {
+      node.gain.cancelScheduledValues(0);
+    }
+    [graph.whole, ...graph.sides].forEach((node) => { node.gain.value = 1; });
+    graph.tones.forEach((node) => { node.gain.value = 0; });
+    spanStatus.textContent = words;
+  }
+  function previewPhase() {
+    if (!preview) return;
+    const t = player.currentTime;
+    if (t >= preview.until) {
+      player.pause();
+      endPreview("Preview ended. Redact to make it so, or choose another span.");
+      return;
+    }
+    const phase = t < preview.from ? "before" : t < preview.to ? "span" : "after";
+    if (phase === preview.phase) return;
+    preview.phase = phase;
+    spanStatus.textContent = phase === "span"
+      ? "Preview: " + (preview.fill === "tone" ? "a tone" : "silence") + " in place of " +
+        stamp(preview.from) + "–" + stamp(preview.to)
+      : "Preview: the call " + phase + " the span";
+  }
+  async function startPreview() {
+    const span = chosen();
+    if (!span) { spanStatus.textContent = "Choose a span first: its start before its end."; return; }
+    const {context, whole, sides, tones} = audioGraph();
+    await context.resume();
+    endPreview("");
+    const channel = redact.elements.channel.value;
+    const fill = redact.elements.fill.value;
+    const begin = Math.max(0, span.from - 2);
+    goTo(begin);
+    player.playbackRate = 1;
+    speed.value = "1";
+    await play();
+    // Media time to audio-clock time, from where the player is now.
+    const at = (t) => context.currentTime + Math.max(0, t - player.currentTime);
+    const cut = channel === "" ? [whole] : [sides[Number(channel)]];
+    const sound = channel === "" ? tones : [tones[Number(channel)]];
+    for (const node of cut) {
+      node.gain.setValueAtTime(0, at(span.from));
+      node.gain.setValueAtTime(1, at(span.to));
+    }
+    if (fill === "tone") {
+      for (const node of sound) {
+        node.gain.setValueAtTime(0.1, at(span.from));  // -20 dBFS, as the service writes it
+        node.gain.setValueAtTime(0, at(span.to));
+      }
+    }
+    preview = {from: span.from, to: span.to, fill,
+               until: Math.min(Number(seek.max) || player.duration, span.to + 2), phase: null};
+    previewPhase();
+  }
+  if (redact && tools) {
+    document.getElementById("span-start").addEventListener("click", () => {
+      const span = chosen();
+      setSpan(player.currentTime, span && span.to > player.currentTime ? span.to : player.currentTime + 1);
+    });
+    document.getElementById("span-end").addEventListener("click", () => {
+      const span = chosen();
+      setSpan(span && span.from < player.currentTime ? span.from : Math.max(0, player.currentTime - 1),
+              player.currentTime);
+    });
+    document.getElementById("span-preview").addEventListener("click", startPreview);
+    for (const field of [redact.elements.start, redact.elements.end]) {
+      field.addEventListener("input", draw);
+    }
+    player.addEventListener("timeupdate", previewPhase);
+    player.addEventListener("pause", () => endPreview(preview ? "Preview stopped." : ""));
+    player.addEventListener("seeking", () => {
+      if (preview && Math.abs(player.currentTime - intended) > 0.5) endPreview("Preview stopped.");
+    });
+    // Shift+drag across the waveform: caught before the position slider sees it.
+    const timeline = wave.parentElement;
+    const timeAt = (x) => {
+      const box = timeline.getBoundingClientRect();
+      return Math.max(0, Math.min(1, (x - box.left) / box.width)) * (Number(seek.max) || 0);
+    };
+    let dragFrom = null;
+    timeline.addEventListener("pointerdown", (event) => {
+      if (!event.shiftKey || !link) return;
+      event.preventDefault();
+      event.stopPropagation();
+      dragFrom = timeAt(event.clientX);
+      timeline.setPointerCapture(event.pointerId);
+    }, true);
+    timeline.addEventListener("pointermove", (event) => {
+      if (dragFrom === null) return;
+      event.preventDefault();
+      event.stopPropagation();
+      const t = timeAt(event.clientX);
+      setSpan(Math.min(dragFrom, t), Math.max(dragFrom, t));
+    }, true);
+    timeline.addEventListener("pointerup", (event) => {
+      if (dragFrom === null) return;
+      event.stopPropagation();
+      dragFrom = null;
+      const span = chosen();
+      if (span) spanStatus.textContent = "Span " + stamp(span.from) + "–" + stamp(span.to) + " chosen.";
+    }, true);
+  }
+
   listen.addEventListener("submit", async (event) => {
     event.preventDefault();
     say(listen, "");
@@ -291,6 +461,7 @@ if (listen) {
     player.src = link.url;
     player.playbackRate = Number(speed.value);
     controls.forEach((c) => { c.disabled = false; });
+    if (tools) tools.hidden = false;
     loadWaveform(purpose);
     loadMoments();
     play();
