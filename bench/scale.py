@@ -36,6 +36,7 @@ from recordings_service.auth import create_token
 from recordings_service.config import load_config
 from recordings_service.services import open_services
 from tests import catalog_seed as seed
+from tests.audio import wav_tone
 
 SMALL = 20_000
 PASSWORD = "plum-orchard-vinegar-42"
@@ -89,7 +90,7 @@ async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]
     async with open_services(config, clock) as svc:
         await retention.apply_configured_retention(svc)  # as a first start does
         tokens = {role: await create_token(svc.database, role, [role], clock())
-                  for role in ("supervisor", "compliance", "auditor")}
+                  for role in ("supervisor", "compliance", "auditor", "ingest")}
         await people.create_user(svc.database, "maria", ["supervisor", "compliance",
                                                          "auditor"], PASSWORD, clock())
         await seed.seed_recordings(svc.database, size, NOW)
@@ -178,6 +179,22 @@ async def measure(size: int, root: Path, pg_url: str | None) -> dict[str, float]
         async def reconcile(_: int) -> None:
             await calls.reconcile(svc)
         figures["reconcile, a day's gauges"] = await median_ms(reconcile, rounds=5)
+
+        # A redaction's proof reads the entries between the upload and the first
+        # checkpoint after it, whatever the log holds before.
+        uploaded = await _ok(await client.put(
+            "/v1/calls/bench-redaction/recording", data=wav_tone(30.0),
+            params={"started_at": f"{day}T10:00:00Z", "purpose": "legal_protection"},
+            headers=bearer("ingest")))
+        path = f"/v1/recordings/{uploaded['id']}/redactions"
+        redacted = await _ok(await client.post(path, json={
+            "spans": [{"start_ms": 5_000, "end_ms": 9_000}], "reason": "pci"},
+            headers=bearer("compliance")))
+
+        async def redaction_proof(_: int) -> None:
+            await _ok(await client.get(f"{path}/{redacted['id']}/proof",
+                                       headers=bearer("auditor")))
+        figures["API redaction proof"] = await median_ms(redaction_proof)
 
         async def dry_run(_: int) -> None:
             await _ok(await client.post("/v1/purge-runs", json={"dry_run": True},
@@ -307,6 +324,7 @@ RATIO_TARGETS = {
     "audit verify after 1,000 new entries": 1.5,
     "API coverage of a day": 1.5, "API calls missing, a day": 1.5,
     "API calls unmatched, a day": 1.5, "reconcile, a day's gauges": 1.5,
+    "API redaction proof": 1.5,
 }
 
 

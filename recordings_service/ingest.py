@@ -31,7 +31,7 @@ from storage import catalog, retention_store
 from storage.blobstore.base import new_blob_name
 from storage.database import Conn
 from storage.encrypted_blob import EncryptingWriter
-from storage.errors import BlobLockedError, DuplicateCallIdError
+from storage.errors import BlobLockedError, DuplicateCallIdError, StorageError
 from storage.keyring import new_dek
 from storage.limits import IDENTIFIER, PHONE_NUMBER
 
@@ -182,13 +182,17 @@ async def _existing(services: Services, meta: UploadMetadata) -> catalog.Recordi
         return await catalog.get_by_call_leg(conn, meta.call_id, meta.leg)
 
 
-async def _discard(services: Services, blob_name: str) -> None:
-    """Deletes a blob no row will name. A write-once store keeps it until its lock lapses:
-    noise by then (its data key was never stored), deleted by the orphan sweep."""
+async def discard(services: Services, blob_name: str) -> None:
+    """Deletes a blob no row will name (an upload or a redaction that did not commit).
+    A write-once store keeps it until its lock lapses, a store that fails now keeps it
+    too: noise either way (its data key was never stored), deleted by the orphan sweep.
+    Never raises, so the error that made the blob unwanted is the one the caller sees."""
     try:
         await services.blobs.delete(blob_name)
     except BlobLockedError:
-        log.info("a discarded upload's blob is kept by the store's lock until it lapses")
+        log.info("a discarded blob is kept by the store's lock until it lapses")
+    except (StorageError, OSError):
+        log.warning("a discarded blob could not be deleted now; the orphan sweep will")
 
 
 async def upload(
@@ -285,7 +289,7 @@ async def upload(
         stored = await asyncio.shield(services.group_commit.run(insert_row))
     except DuplicateCallIdError:
         # A concurrent upload of the same call won the race; answer as a retry would.
-        await _discard(services, blob_name)
+        await discard(services, blob_name)
         existing = await _existing(services, meta)
         if existing is None:
             raise
@@ -295,7 +299,7 @@ async def upload(
     except Exception:
         # Whatever failed after the blob was committed (building the row, the insert, the
         # audit entry), nothing refers to the blob: remove it now, not at the next start.
-        await _discard(services, blob_name)
+        await discard(services, blob_name)
         raise
     assert stored is not None
     services.metrics.upload_bytes.inc(measure.size)

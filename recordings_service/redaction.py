@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recordings_service import access, auditing, commitment, jobs, waveform, worm
+from recordings_service import access, auditing, commitment, ingest, jobs, waveform, worm
 from recordings_service.auditing import SYSTEM_ORIGIN, Origin
 from recordings_service.auth import Actor
 from recordings_service.errors import BadRequest, Gone, NotFound, Refused, Unprocessable
@@ -314,7 +314,7 @@ async def _swap(services: Services, actor: Actor, origin: Origin, rec: catalog.R
                                      body)}
             await redaction_store.insert_redaction(conn, row)
     if not swapped:
-        await _discard(services, new.recording["blob_name"])
+        await ingest.discard(services, new.recording["blob_name"])
         raise Refused("recording_changed", "the recording changed while it was rewritten "
                                            "(another redaction, or a purge): try again", None)
     if new.held:
@@ -351,13 +351,6 @@ async def replay(services: Services, actor: Actor, entries: list[dict[str, Any]]
         done.append({**outcome, "outcome": "redacted" if row["sha256"] == entry["sha256"]
                      else "redacted_differently"})
     return done
-
-
-async def _discard(services: Services, blob_name: str) -> None:
-    try:
-        await services.blobs.delete(blob_name)
-    except (StorageError, OSError):
-        log.info("a redaction's unused blob is left to the orphan sweep")
 
 
 async def _delete_old_blob(services: Services, rec: catalog.Recording) -> None:
