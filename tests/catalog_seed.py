@@ -197,7 +197,7 @@ async def seed_calls(database: Database, count: int) -> None:
                 "agent_id": agent_of(i), "queue": f"queue-{i % QUEUES:02d}",
                 "customer_id": customer_of(i), "phone_number": None,
                 "expect_recording": True,
-                "status": ("pending" if i < 20 else "not_expected" if unanswered
+                "status": ("not_expected" if unanswered else "pending" if i < 20
                            else "missing" if missing else statuses[i % 4]),
                 "recorded_seconds": None, "checked_at": None,
                 "created_at": started + timedelta(seconds=190)})
