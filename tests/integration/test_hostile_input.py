@@ -166,7 +166,7 @@ async def test_a_failure_after_the_audio_was_written_removes_the_blob(
     async def failing_append(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the catalog refused the entry")
 
-    monkeypatch.setattr(auditing, "append", failing_append)
+    monkeypatch.setattr(auditing, "append_placed", failing_append)  # the upload's entry
     response = await api.upload(wav_tone(0.3))
     assert response.status == 500
     await assert_nothing_stored(api)
